@@ -1,0 +1,5 @@
+"""Entry point for `python -m taskq`."""
+
+from taskq.cli import main
+
+main()

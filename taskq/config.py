@@ -1,0 +1,175 @@
+"""Loads config/celery.yaml and TASKQ_* overrides into frozen, validated settings."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskq.errors import ConfigError
+
+BUILTIN_TYPES = {
+    "data_processing": ("data", "taskq.work.data:process"),
+    "email_sending": ("email", "taskq.work.email:send"),
+    "file_processing": ("file", "taskq.work.files:process"),
+}
+PARAM_KINDS = ("string", "integer", "number", "boolean", "list", "object")
+ENV_OVERRIDES = {
+    "TASKQ_HOME": ("home",),
+    "TASKQ_BROKER_URL": ("broker_url",),
+    "TASKQ_RESULT_BACKEND": ("result_backend",),
+    "TASKQ_SMTP_URL": ("smtp", "url"),
+    "TASKQ_FILES_ROOT": ("files", "root"),
+    "TASKQ_KEY_PREFIX": ("key_prefix",),
+    "TASKQ_LOG_FORMAT": ("logging", "format"),
+}
+_SECRET = re.compile(r"(?<=://)([^:/@]*):([^@/]*)@")
+
+
+def mask_url(url: str | None) -> str | None:
+    """Return `url` with any password replaced by ***."""
+    return _SECRET.sub(r"\1:***@", url) if url else url
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a custom task type."""
+
+    kind: str
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    alias: str | None
+    function: str
+    retry: RetryPolicy
+    time_limit: float | None
+    soft_time_limit: float | None
+    rate_limit: str | None
+    parameters: Mapping[str, ParamSpec] | None = None  # None: a built-in schema
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_TYPES
+
+
+@dataclass(frozen=True)
+class WorkerProfile:
+    name: str
+    types: tuple[str, ...]
+    priorities: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    url: str | None
+    sender: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration; built once by load() and passed to whatever needs it."""
+
+    source: str
+    home: Path
+    broker_url: str | None
+    result_backend: str | None
+    key_prefix: str
+    record_ttl: int
+    priorities: tuple[str, ...]
+    default_priority: str
+    task_types: Mapping[str, TaskType]
+    workers: Mapping[str, WorkerProfile]
+    smtp: SmtpSettings
+    files_root: Path
+    output_dir: str
+    log_format: str
+    log_level: str
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker_url is None
+
+    def resolve_type(self, name: str) -> TaskType:
+        """Return the task type called `name` or by its alias; KeyError if there is none."""
+        return self.task_types[self.aliases.get(name, name)]
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data with every password masked (for `config show`)."""
+        from taskq.config_view import settings_to_dict
+
+        return settings_to_dict(self)
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    state = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "taskq"
+
+
+def find_config(env: Mapping[str, str]) -> Path:
+    """TASKQ_CONFIG, else ./config/celery.yaml, else the copy shipped with taskq."""
+    if env.get("TASKQ_CONFIG"):
+        return Path(env["TASKQ_CONFIG"])
+    for candidate in (
+        Path.cwd() / "config" / "celery.yaml",
+        Path(__file__).resolve().parent.parent / "config" / "celery.yaml",
+        Path(__file__).resolve().parent / "defaults" / "celery.yaml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("(no file)", ["no config/celery.yaml found; set TASKQ_CONFIG"])
+
+
+def load(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Read, override from the environment, validate and freeze the configuration."""
+    env = os.environ if env is None else env
+    path = path or find_config(env)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}".splitlines()[0]]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["top level: must be a mapping"])
+    _apply_env(raw, env)
+    from taskq.config_schema import build
+
+    return build(raw, str(path), env)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, keys in ENV_OVERRIDES.items():
+        if var not in env:
+            continue
+        node = raw
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[keys[-1]] = env[var] or None
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,252 @@
+"""Validates the raw config mapping, collecting every problem with its path, and builds Settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taskq.config import (
+    BUILTIN_TYPES,
+    PARAM_KINDS,
+    ParamSpec,
+    RetryPolicy,
+    Settings,
+    SmtpSettings,
+    TaskType,
+    WorkerProfile,
+    default_home,
+    did_you_mean,
+)
+from taskq.errors import ConfigError
+
+TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
+            "task_types", "workers", "smtp", "files", "logging")
+TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
+             "rate_limit")
+RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
+BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss", "redis+socket")
+BACKEND_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_RATE = re.compile(r"^\d+(\.\d+)?/[smh]$")
+
+
+class _Checker:
+    """Reads values out of the raw mapping, noting every problem instead of stopping."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def section(self, raw: Any, path: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
+        """Return the mapping at `path`; with `allowed`, every other key is a problem."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(path, "must be a mapping")
+            return {}
+        for key in raw:
+            if allowed is not None and key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, "unknown key" + did_you_mean(str(key), list(allowed)))
+        return raw
+
+    def typed(self, raw: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...],
+              default: Any, *, minimum: float | None = None) -> Any:
+        value = raw.get(key, default)
+        where = f"{path}.{key}" if path else key
+        if value is None:
+            return default
+        if isinstance(value, bool) and kind is not bool:
+            self.fail(where, f"must be {_kind_name(kind)}, not a boolean")
+            return default
+        if not isinstance(value, kind):
+            self.fail(where, f"must be {_kind_name(kind)}, got {value!r}")
+            return default
+        if minimum is not None and value < minimum:
+            self.fail(where, f"must be ≥ {minimum:g}")
+            return default
+        return value
+
+    def url(self, value: Any, path: str, schemes: tuple[str, ...]) -> str | None:
+        if value is None:
+            return None
+        scheme = str(value).split("://", 1)[0] if "://" in str(value) else ""
+        if scheme not in schemes:
+            self.fail(path, f"URL scheme must be one of {', '.join(schemes)}")
+            return None
+        return str(value)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return "a number"
+    names = {int: "an integer", str: "a string", bool: "true or false", list: "a list"}
+    return names.get(kind, kind.__name__)
+
+
+def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Validate `raw` (already overridden from env) and return Settings, or raise ConfigError."""
+    c = _Checker()
+    c.section(raw, "", TOP_KEYS)
+    home_raw = c.typed(raw, "home", "", str, None)
+    home = Path(home_raw).expanduser() if home_raw else default_home(env)
+    broker = c.url(raw.get("broker_url"), "broker_url", BROKER_SCHEMES)
+    backend = c.url(raw.get("result_backend"), "result_backend", BACKEND_SCHEMES)
+    if raw.get("broker_url") and not raw.get("result_backend"):
+        c.fail("result_backend", "required when broker_url is set (a redis:// URL)")
+    prefix = c.typed(raw, "key_prefix", "", str, "taskq")
+    if not re.match(r"^[A-Za-z0-9_.:-]+$", prefix):
+        c.fail("key_prefix", "only letters, digits and _ . : - are allowed")
+    priorities, default_priority = _queues(c, raw.get("queues"))
+    types = _task_types(c, raw.get("task_types"))
+    workers = _workers(c, raw.get("workers"), types, priorities)
+    smtp = _smtp(c, raw.get("smtp"))
+    files = c.section(raw.get("files"), "files", ("root", "output_dir"))
+    log = c.section(raw.get("logging"), "logging", ("format", "level"))
+    log_format = c.typed(log, "format", "logging", str, "text")
+    if log_format not in ("text", "json"):
+        c.fail("logging.format", "must be text or json")
+    log_level = str(c.typed(log, "level", "logging", str, "INFO")).upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        c.fail("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+    root = c.typed(files, "root", "files", str, None)
+    if c.problems:
+        raise ConfigError(source, c.problems)
+    return Settings(
+        source=source, home=home, broker_url=broker, result_backend=backend,
+        key_prefix=prefix, record_ttl=c.typed(raw, "record_ttl", "", int, 604800, minimum=60),
+        priorities=priorities, default_priority=default_priority, task_types=types,
+        workers=workers, smtp=smtp,
+        files_root=Path(root).expanduser() if root else home / "files",
+        output_dir=c.typed(files, "output_dir", "files", str, "out"),
+        log_format=log_format, log_level=log_level,
+        aliases={t.alias: t.name for t in types.values() if t.alias},
+    )
+
+
+def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:
+    section = c.section(raw, "queues", ("priorities", "default_priority"))
+    priorities = c.typed(section, "priorities", "queues", list, ["high", "normal", "low"])
+    names = tuple(str(p) for p in priorities)
+    for i, name in enumerate(names):
+        if not _NAME.match(name):
+            c.fail(f"queues.priorities[{i}]", "must be a lower-case name")
+    if len(set(names)) != len(names) or not names:
+        c.fail("queues.priorities", "must be a non-empty list of distinct names")
+    default = c.typed(section, "default_priority", "queues", str, "normal")
+    if names and default not in names:
+        c.fail("queues.default_priority", f"must be one of {', '.join(names)}"
+               + did_you_mean(default, list(names)))
+    return names, default
+
+
+def _task_types(c: _Checker, raw: Any) -> dict[str, TaskType]:
+    section = c.section(raw, "task_types", None)
+    types: dict[str, TaskType] = {}
+    aliases: dict[str, str] = {}
+    for name, body in section.items():
+        path = f"task_types.{name}"
+        if not _NAME.match(str(name)):
+            c.fail(path, "type names are lower-case letters, digits and _")
+            continue
+        spec = _task_type(c, str(name), c.section(body, path, TYPE_KEYS), path)
+        if spec.alias:
+            if spec.alias in aliases or spec.alias in section:
+                c.fail(f"{path}.alias", f"{spec.alias!r} is already used")
+            aliases[spec.alias] = spec.name
+        types[spec.name] = spec
+    if not types:
+        c.fail("task_types", "declare at least one task type")
+    return types
+
+
+def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskType:
+    builtin = BUILTIN_TYPES.get(name)
+    function = c.typed(body, "function", path, str, builtin[1] if builtin else None)
+    if function is None:
+        c.fail(f"{path}.function", "required for a custom type (module:function)")
+    elif not re.match(r"^[\w.]+:\w+$", function):
+        c.fail(f"{path}.function", "must look like module.path:function")
+    params = None
+    if not builtin or "parameters" in body:
+        if builtin:
+            c.fail(f"{path}.parameters", "built-in types have a fixed schema")
+        params = _parameters(c, body.get("parameters"), f"{path}.parameters")
+    retry = c.section(body.get("retry"), f"{path}.retry", RETRY_KEYS)
+    rpath = f"{path}.retry"
+    policy = RetryPolicy(
+        max_retries=c.typed(retry, "max_retries", rpath, int, 3, minimum=0),
+        backoff=float(c.typed(retry, "backoff", rpath, (int, float), 1.0, minimum=0)),
+        backoff_max=float(c.typed(retry, "backoff_max", rpath, (int, float), 60.0, minimum=0)),
+        jitter=c.typed(retry, "jitter", rpath, bool, True),
+    )
+    rate = c.typed(body, "rate_limit", path, str, None)
+    if rate is not None and not _RATE.match(rate):
+        c.fail(f"{path}.rate_limit", "must look like 10/s, 100/m or 1000/h")
+    return TaskType(
+        name=name, alias=c.typed(body, "alias", path, str, builtin[0] if builtin else None),
+        function=function or "", retry=policy,
+        time_limit=c.typed(body, "time_limit", path, (int, float), None, minimum=1),
+        soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1),
+        rate_limit=rate, parameters=params,
+    )
+
+
+def _parameters(c: _Checker, raw: Any, path: str) -> dict[str, ParamSpec]:
+    specs: dict[str, ParamSpec] = {}
+    for pname, body in c.section(raw, path, None).items():
+        ppath = f"{path}.{pname}"
+        spec = c.section(body, ppath, ("kind", "required", "default"))
+        kind = c.typed(spec, "kind", ppath, str, "string")
+        if kind not in PARAM_KINDS:
+            c.fail(f"{ppath}.kind", f"must be one of {', '.join(PARAM_KINDS)}"
+                   + did_you_mean(kind, list(PARAM_KINDS)))
+        specs[str(pname)] = ParamSpec(kind=kind,
+                                      required=c.typed(spec, "required", ppath, bool, False),
+                                      default=spec.get("default"))
+    return specs
+
+
+def _workers(c: _Checker, raw: Any, types: Mapping[str, TaskType],
+             priorities: tuple[str, ...]) -> dict[str, WorkerProfile]:
+    section = c.section(raw, "workers", None)
+    profiles: dict[str, WorkerProfile] = {}
+    for name, body in section.items():
+        path = f"workers.{name}"
+        spec = c.section(body, path, ("types", "priorities", "concurrency"))
+        wanted = spec.get("types", "all")
+        if wanted == "all":
+            wanted = list(types)
+        elif not isinstance(wanted, list) or not wanted:
+            c.fail(f"{path}.types", "must be \"all\" or a non-empty list of task types")
+            wanted = []
+        aliases = {t.alias: t.name for t in types.values() if t.alias}
+        resolved = []
+        for i, t in enumerate(wanted):
+            full = aliases.get(str(t), str(t))
+            if full not in types:
+                c.fail(f"{path}.types[{i}]", f"unknown task type {t!r}"
+                       + did_you_mean(str(t), list(types)))
+            resolved.append(full)
+        prios = c.typed(spec, "priorities", path, list, list(priorities))
+        for i, p in enumerate(prios):
+            if p not in priorities:
+                c.fail(f"{path}.priorities[{i}]", f"unknown queue priority {p!r}"
+                       + did_you_mean(str(p), list(priorities)))
+        profiles[str(name)] = WorkerProfile(
+            name=str(name), types=tuple(resolved),
+            priorities=tuple(p for p in priorities if p in prios),
+            concurrency=c.typed(spec, "concurrency", path, int, 1, minimum=1))
+    return profiles
+
+
+def _smtp(c: _Checker, raw: Any) -> SmtpSettings:
+    section = c.section(raw, "smtp", ("url", "sender", "timeout"))
+    url = c.url(section.get("url"), "smtp.url", ("smtp", "smtps"))
+    return SmtpSettings(url=url, sender=c.typed(section, "sender", "smtp", str, "taskq@localhost"),
+                        timeout=float(c.typed(section, "timeout", "smtp", (int, float), 10,
+                                              minimum=0.1)))
