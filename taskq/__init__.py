@@ -1,3 +1,3 @@
-"""taskq: background work on Celery with typed tasks, strict priorities and records you can trust."""
+"""taskq: background work on Celery with typed tasks, strict priorities and honest records."""
 
 __version__ = "0.1.0"

@@ -1,0 +1,202 @@
+"""The taskq command line: thin commands (parse, call, render) behind one error boundary."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from taskq.errors import ExitCode, TaskqError
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+app = typer.Typer(
+    name="taskq", no_args_is_help=True, add_completion=False,
+    help="Background work on Celery: typed tasks, strict priorities, retries and status.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Check or show the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until the task is final.")]
+TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer needs Optional
+    "--timeout", help="Seconds to wait with --wait (default: no limit).")]
+
+_state = {"traceback": False}
+
+
+@app.callback()
+def _options(
+    traceback: Annotated[bool, typer.Option(
+        "--traceback", envvar="TASKQ_TRACEBACK",
+        help="Show the full traceback of an error (for debugging).")] = False,
+) -> None:
+    _state["traceback"] = traceback
+
+
+def runtime() -> Runtime:
+    from taskq import config
+    from taskq.runtime import Runtime
+
+    return Runtime(config.load())
+
+
+@app.command()
+def submit(
+    type_: Annotated[str, typer.Option("--type", "-t", help="Task type or alias.")],
+    priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--priority", "-p", help="high, normal or low (default: normal).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--param", help="key=value (value parsed as JSON when it parses); repeatable.")] = None,
+    params: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--params", help="All parameters as one JSON object.")] = None,
+    delay: Annotated[float, typer.Option("--delay", help="Run after this many seconds.")] = 0.0,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Submit a task; prints its id."""
+    from taskq import render, request
+    from taskq import submit as submitting
+
+    rt = runtime()
+    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
+    if wait:
+        _finish_wait(rt, record.id, timeout, json_)
+    elif json_:
+        render.print_json(render.record_json(record))
+    else:
+        render.console(stderr=True).print(render.submitted_line(record))
+        print(record.id)
+
+
+@app.command()
+def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
+           json_: JsonOpt = False) -> None:
+    """Show a task's state, result and error."""
+    from taskq import render
+
+    rt = runtime()
+    if wait:
+        _finish_wait(rt, task_id, timeout, json_)
+        return
+    record = rt.store.get(task_id)
+    if json_:
+        render.print_json(render.record_json(record))
+    else:
+        render.console().print(render.record_panel(record))
+
+
+def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
+    from taskq import render
+    from taskq.errors import TaskFailed
+
+    record = rt.store.wait(task_id, timeout)
+    if json_:
+        render.print_json(render.record_json(record))
+    else:
+        render.console().print(render.record_panel(record))
+    if record.state != "SUCCESS":
+        raise TaskFailed(record.id, record.state, record.error)
+
+
+@app.command()
+def worker(
+    profile: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--profile", help="A worker profile from the config.")] = None,
+    queues: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--queues", "-Q", help="Priorities to serve, highest first: e.g. high,normal.")] = None,
+    type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--type", "-t", help="Task types to serve, comma-separated (aliases allowed).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--concurrency", "-c", help="Worker processes.")] = None,
+    loglevel: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+) -> None:
+    """Run a worker in the foreground (Ctrl-C or SIGTERM: finish running tasks, then stop)."""
+    from taskq import worker as workers
+
+    rt = runtime()
+    chosen = workers.plan(rt.settings, profile, _split(queues), _split(type_), concurrency)
+    workers.run(rt, chosen, loglevel.upper() if loglevel else None)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command()
+def up() -> None:
+    """Run the local stack in the foreground: the embedded broker and one worker per profile."""
+    from taskq import stack
+
+    stack.run_foreground(runtime())
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded broker if one is running."""
+    from taskq import stack
+
+    stack.stop_broker(runtime())
+
+
+@app.command()
+def demo() -> None:
+    """Start broker and workers, submit every type at every priority, show it finish, stop."""
+    from taskq import demo as demos
+
+    demos.run(runtime())
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration; lists every problem and exits 3 if there is one."""
+    from taskq import config, render
+
+    settings = config.load()
+    render.console(stderr=True).print(f"configuration OK: {settings.source}")
+
+
+@config_app.command("show")
+def config_show(json_: JsonOpt = False) -> None:
+    """Print the effective configuration (passwords masked)."""
+    from taskq import config, render
+
+    data = config.load().public_dict()
+    if json_:
+        render.print_json(data)
+    else:
+        import yaml
+
+        render.console().print(yaml.safe_dump(data, sort_keys=False), markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The error boundary: a user's mistake is one line on stderr and a documented exit code."""
+    sys.exit(_run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
+    import click
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="taskq", standalone_mode=False)
+    except TaskqError as exc:
+        if _state["traceback"]:
+            raise
+        sys.stderr.write(f"error: {exc.message}\n")
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        sys.stderr.write("interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.OK)

@@ -1,0 +1,73 @@
+"""Workers announce themselves in Redis and keep a heartbeat; readers tell online from gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from celery import bootsteps
+
+if TYPE_CHECKING:
+    from taskq.store import TaskStore
+
+INTERVAL = 2.0  # seconds between heartbeats; a worker silent for 2 intervals is gone
+KEEP_GONE = 24 * 3600  # how long a stopped or gone worker stays listed
+
+
+def worker_key(store: TaskStore, hostname: str) -> str:
+    return f"{store.prefix}:worker:{hostname}"
+
+
+def workers_set(store: TaskStore) -> str:
+    return f"{store.prefix}:workers"
+
+
+class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer step: registers the worker once it consumes, then beats every INTERVAL."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        app = parent.app
+        store: TaskStore = app.taskq_runtime.store
+        key = worker_key(store, parent.hostname)
+        plan = app.taskq_plan
+        store.client.hset(key, mapping={
+            "hostname": parent.hostname, "host": socket.gethostname(), "pid": os.getpid(),
+            "profile": plan.name, "queues": json.dumps(plan.queues),
+            "concurrency": plan.concurrency, "started_at": time.time(),
+            "heartbeat_at": time.time(), "state": "online"})
+        store.client.sadd(workers_set(store), parent.hostname)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, args=(store, key), daemon=True,
+                                        name="taskq-heartbeat")
+        self._thread.start()
+
+    def _beat(self, store: TaskStore, key: str) -> None:
+        while not self._stop.wait(INTERVAL):
+            try:
+                store.client.hset(key, "heartbeat_at", time.time())
+            except Exception:  # noqa: BLE001 - a missed beat is retried on the next tick
+                continue
+
+    def stop(self, parent: Any) -> None:
+        self._stop.set()
+
+    def shutdown(self, parent: Any) -> None:
+        self._stop.set()
+        store: TaskStore = parent.app.taskq_runtime.store
+        key = worker_key(store, parent.hostname)
+        try:
+            store.client.hset(key, mapping={"state": "stopped", "stopped_at": time.time()})
+            store.client.expire(key, KEEP_GONE)
+        except Exception:  # noqa: BLE001 - the broker may be gone at shutdown; nothing to do
+            pass

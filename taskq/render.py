@@ -1,0 +1,81 @@
+"""Output for people (rich tables on stderr/stdout) and for programs (plain JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from taskq.records import TaskRecord
+
+STATE_STYLES = {"QUEUED": "cyan", "SCHEDULED": "blue", "STARTED": "yellow",
+                "RETRY": "magenta", "SUCCESS": "green", "FAILURE": "red", "REVOKED": "dim"}
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout: no colour, nothing else on the line."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def record_json(record: TaskRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    for name in ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at"):
+        data[name] = _iso(data[name])
+    for entry in data["attempt_errors"]:
+        entry["at"] = _iso(entry.get("at"))
+    return data
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def state_text(state: str) -> str:
+    return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def record_panel(record: TaskRecord) -> Any:
+    """The human view of one task: a two-column table of what is known."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, Any]] = [
+        ("id", record.id), ("state", state_text(record.state)), ("type", record.type),
+        ("priority", record.priority), ("queue", record.queue),
+        ("attempts", str(record.attempts)), ("submitted", _iso(record.submitted_at)),
+        ("scheduled for", _iso(record.eta)), ("started", _iso(record.started_at)),
+        ("finished", _iso(record.finished_at)), ("worker", record.worker),
+        ("next attempt", _iso(record.next_attempt_at)), ("retry of", record.retry_of),
+        ("retried as", record.retried_as),
+    ]
+    if record.progress and not record.final:
+        rows.append(("progress", f"{record.progress['done']}/{record.progress['total']}"))
+    if record.state == "SUCCESS":
+        rows.append(("result", json.dumps(record.result, indent=2, default=str)))
+    if record.error:
+        rows.append(("error", f"[red]{record.exc_type}: {record.error}[/]"))
+    for name, value in rows:
+        if value not in (None, ""):
+            table.add_row(name, value)
+    return table
+
+
+def submitted_line(record: TaskRecord) -> str:
+    when = f" for {_iso(record.eta)}" if record.eta else ""
+    return (f"submitted {record.id} ({record.type}, {record.priority}) to {record.queue}: "
+            f"{record.state}{when}")

@@ -1,0 +1,72 @@
+"""Connects settings to running things: broker URL, record store and Celery app, made lazily."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from taskq.config import Settings, mask_url
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from taskq.embedded import EmbeddedBroker
+    from taskq.store import TaskStore
+
+# Seconds to wait for a connection or a reply before calling a server unreachable.
+CONNECT_TIMEOUT = 3.0
+REPLY_TIMEOUT = 5.0
+
+
+class Runtime:
+    """One deployment as seen by a process; nothing connects until first asked for."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def embedded(self) -> EmbeddedBroker | None:
+        if not self.settings.embedded:
+            return None
+        from taskq.embedded import EmbeddedBroker
+
+        return EmbeddedBroker(self.settings.home)
+
+    @cached_property
+    def broker_url(self) -> str:
+        """The broker URL; starts the embedded broker on first use."""
+        if self.embedded is not None:
+            self.embedded.ensure_running()
+            return self.embedded.broker_url
+        assert self.settings.broker_url is not None
+        return self.settings.broker_url
+
+    @cached_property
+    def backend_url(self) -> str:
+        if self.settings.result_backend:
+            return self.settings.result_backend
+        self.broker_url  # noqa: B018 - starts the embedded broker
+        assert self.embedded is not None
+        return self.embedded.redis_url
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        import redis
+
+        url = self.backend_url.replace("redis+socket://", "unix://")
+        return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                    socket_timeout=REPLY_TIMEOUT, health_check_interval=30)
+
+    @cached_property
+    def store(self) -> TaskStore:
+        from taskq.store import TaskStore
+
+        return TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
+                         mask_url(self.backend_url) or "")
+
+    @cached_property
+    def celery(self) -> Celery:
+        from taskq.app import create_app
+
+        return create_app(self.settings, self.broker_url, runtime=self)

@@ -1,0 +1,147 @@
+"""The local stack: the embedded broker plus worker subprocesses, started and stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from taskq.errors import TaskqError
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+READY_TIMEOUT = 30.0  # seconds a worker may take to start consuming
+STOP_TIMEOUT = 60.0  # seconds running tasks get to finish after a warm shutdown
+
+
+@dataclass
+class WorkerProcess:
+    profile: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.profile}.{self.process.pid}@{socket.gethostname()}"
+
+
+def start_workers(rt: Runtime, profiles: list[str], extra: list[str] | None = None,
+                  env: dict[str, str] | None = None) -> list[WorkerProcess]:
+    """Start `taskq worker --profile P` for each profile, logging to <home>/logs/P.log."""
+    log_dir = rt.settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = []
+    for profile in profiles:
+        log_path = log_dir / f"{profile}.log"
+        log_file = log_path.open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taskq", "worker", "--profile", profile, *(extra or [])],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env)
+        started.append(WorkerProcess(profile, proc, log_path, log_file))
+    return started
+
+
+def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY_TIMEOUT) -> None:
+    """Block until every worker has registered its heartbeat; raise if one dies first."""
+    from taskq.heartbeat import worker_key
+
+    deadline = time.monotonic() + timeout
+    pending = list(workers)
+    while pending:
+        w = pending[0]
+        if w.process.poll() is not None:
+            raise TaskqError(f"worker {w.profile} exited with code {w.process.returncode}; "
+                             f"see {w.log_path}")
+        if rt.store.client.hget(worker_key(rt.store, w.hostname), "state") == b"online":
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise TaskqError(f"worker {w.profile} not ready after {timeout:g} s; "
+                             f"see {w.log_path}")
+        time.sleep(0.05)  # polling for readiness, not standing in for work
+
+
+def stop_workers(workers: list[WorkerProcess], timeout: float = STOP_TIMEOUT) -> None:
+    """Warm shutdown: SIGTERM lets running tasks finish; SIGKILL only after `timeout`."""
+    for w in workers:
+        if w.process.poll() is None:
+            w.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        try:
+            w.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(w.process.pid, signal.SIGKILL)
+            w.process.wait()
+        w.log_file.close()
+
+
+def run_foreground(rt: Runtime) -> None:
+    """`taskq up`: run until Ctrl-C, then stop workers warmly and the broker it started."""
+    from taskq import render
+
+    out = render.console(stderr=True)
+    started_broker = rt.embedded.ensure_running() if rt.embedded else False
+    profiles = list(rt.settings.workers)
+    workers = start_workers(rt, profiles)
+    try:
+        wait_ready(rt, workers)
+        out.print(f"taskq up: broker {_broker_name(rt)}; workers "
+                  + ", ".join(f"{w.profile} (pid {w.process.pid})" for w in workers))
+        out.print(f"logs: {rt.settings.home / 'logs'}/<profile>.log; Ctrl-C stops everything")
+        _supervise(workers)
+    except KeyboardInterrupt:
+        out.print("stopping: running tasks finish first (Ctrl-C again is ignored)")
+    finally:
+        with _ignoring_sigint():
+            stop_workers(workers)
+            if started_broker and rt.embedded:
+                rt.embedded.stop()
+    out.print("stopped")
+
+
+def _supervise(workers: list[WorkerProcess]) -> None:
+    while True:
+        for w in workers:
+            if w.process.poll() is not None:
+                raise TaskqError(f"worker {w.profile} exited with code "
+                                 f"{w.process.returncode}; see {w.log_path}")
+        time.sleep(0.5)  # supervision poll interval
+
+
+class _ignoring_sigint:
+    def __enter__(self) -> None:
+        self._old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def _broker_name(rt: Runtime) -> str:
+    from taskq.config import mask_url
+
+    if rt.embedded:
+        return f"embedded ({rt.embedded.socket_path})"
+    return mask_url(rt.broker_url) or ""
+
+
+def stop_broker(rt: Runtime) -> None:
+    """`taskq down`: stop the embedded broker; says so when there is none."""
+    from taskq import render
+
+    out = render.console(stderr=True)
+    if rt.embedded is None:
+        out.print("the broker is external (broker_url is set); nothing to stop")
+    elif rt.embedded.stop():
+        out.print(f"stopped the embedded broker ({rt.embedded.socket_path})")
+    else:
+        out.print("no embedded broker was running")

@@ -1,0 +1,88 @@
+"""Submitting a task: validate, record it, then publish it to its queue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from taskq import params as param_schema
+from taskq import records, topology
+from taskq.config import Settings, TaskType, did_you_mean, mask_url
+from taskq.errors import BrokerUnavailable, InvalidParameters, UsageError
+from taskq.records import TaskRecord
+from taskq.request import SubmitRequest
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+# Longest allowed --delay: a week. Delayed tasks wait in a worker's memory until due.
+MAX_DELAY = 7 * 24 * 3600.0
+
+
+def resolve_type(settings: Settings, name: str) -> TaskType:
+    try:
+        return settings.resolve_type(name)
+    except KeyError:
+        names = sorted(settings.task_types) + sorted(settings.aliases)
+        raise UsageError(f"unknown task type {name!r}{did_you_mean(name, names)}; "
+                         f"known: {', '.join(sorted(settings.task_types))}") from None
+
+
+def resolve_priority(settings: Settings, priority: str | None) -> str:
+    if priority is None:
+        return settings.default_priority
+    if priority not in settings.priorities:
+        raise UsageError(f"unknown priority {priority!r}; use one of "
+                         f"{', '.join(settings.priorities)}")
+    return priority
+
+
+def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
+    """Validate a request completely and build its record; touches no server."""
+    task_type = resolve_type(settings, request.type)
+    priority = resolve_priority(settings, request.priority)
+    if not 0 <= request.delay <= MAX_DELAY:
+        raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:g} seconds"])
+    clean = param_schema.validate(task_type, request.params)
+    now = time.time()
+    return TaskRecord(
+        id=str(uuid.uuid4()), type=task_type.name, priority=priority,
+        queue=topology.queue_name(settings, task_type.name, priority),
+        state=records.SCHEDULED if request.delay else records.QUEUED, params=clean,
+        submitted_at=now, eta=now + request.delay if request.delay else None,
+    )
+
+
+def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None) -> TaskRecord:
+    """Record then publish; if publishing fails the record is removed, so none claims QUEUED."""
+    record = prepare(runtime.settings, request)
+    record.retry_of = retry_of
+    runtime.store.create(record)
+    try:
+        publish(runtime, record, request.delay)
+    except BaseException as exc:
+        runtime.store.delete(record.id)
+        if isinstance(exc, Exception) and _is_connection_error(exc):
+            raise BrokerUnavailable("broker", mask_url(runtime.broker_url) or "",
+                                    _reason(exc)) from None
+        raise
+    return record
+
+
+def publish(runtime: Runtime, record: TaskRecord, delay: float) -> None:
+    runtime.celery.send_task(
+        topology.task_name(record.type), kwargs=record.params, task_id=record.id,
+        queue=record.queue, routing_key=record.queue, countdown=delay or None,
+    )
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    from kombu.exceptions import OperationalError
+
+    return isinstance(exc, OperationalError | OSError | ConnectionError)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return mask_url(text) or text

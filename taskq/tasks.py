@@ -1,0 +1,101 @@
+"""Registers one Celery task per task type; bodies are thin and the records are kept here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery, Task
+
+from taskq import records, retry, topology, work
+from taskq.config import RetryPolicy, Settings, TaskType
+from taskq.errors import TransientError
+from taskq.work import WorkContext
+
+if TYPE_CHECKING:
+    from taskq.store import TaskStore
+
+# Errors worth another attempt; anything else fails the task at once.
+TRANSIENT = (TransientError, ConnectionError, TimeoutError)
+
+
+class TaskqTask(Task):  # type: ignore[misc]
+    """Base of every taskq task: keeps the record in step with each attempt."""
+
+    abstract = True
+    retry_policy: RetryPolicy = RetryPolicy()
+    type_name: str = ""
+
+    @property
+    def store(self) -> TaskStore:
+        return self.app.taskq_runtime.store  # type: ignore[no-any-return]
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        self.store.update(task_id, records.STARTED, started_at=time.time(),
+                          attempts=self.request.retries + 1, worker=self.request.hostname,
+                          next_attempt_at=None)
+
+    def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
+        """Retry with the declared policy's backoff; record the failed attempt first."""
+        done = self.request.retries
+        if exc is not None and not retry.exhausted(self.retry_policy, done):
+            delay = options.setdefault("countdown", retry.backoff_delay(self.retry_policy, done))
+            self.store.record_attempt_error(self.request.id, done + 1, str(exc),
+                                            type(exc).__name__, time.time() + delay)
+        return super().retry(*args, exc=exc, max_retries=self.retry_policy.max_retries,
+                             **options)
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        self.store.update(task_id, records.SUCCESS, final=True, result=retval,
+                          finished_at=time.time(), error=None, exc_type=None)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        record = self.store.get(task_id)
+        history = record.attempt_errors + [{"attempt": self.request.retries + 1,
+                                            "error": str(exc), "exc_type": type(exc).__name__,
+                                            "at": time.time()}]
+        self.store.update(task_id, records.FAILURE, final=True, finished_at=time.time(),
+                          error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
+                          traceback=str(einfo.traceback) if einfo else None,
+                          attempt_errors=history, next_attempt_at=None)
+
+
+def work_context(settings: Settings) -> WorkContext:
+    return WorkContext(smtp=settings.smtp, outbox=settings.home / "outbox",
+                       files_root=settings.files_root, output_dir=settings.output_dir)
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Declare one task per type, with its retry policy, time limits and rate limit."""
+    ctx = work_context(settings)
+    for task_type in settings.task_types.values():
+        _register(app, task_type, ctx)
+
+
+def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
+    def body(self: TaskqTask, **params: Any) -> Any:
+        progress = _progress_reporter(self.store, self.request.id)
+        return work.run(task_type.function, task_type.builtin, params,
+                        replace(ctx, progress=progress))
+
+    app.task(
+        body, bind=True, base=TaskqTask, name=topology.task_name(task_type.name),
+        autoretry_for=TRANSIENT, retry_policy=task_type.retry, type_name=task_type.name,
+        max_retries=task_type.retry.max_retries, time_limit=task_type.time_limit,
+        soft_time_limit=task_type.soft_time_limit, rate_limit=task_type.rate_limit,
+        acks_late=True, reject_on_worker_lost=True,
+    )
+
+
+def _progress_reporter(store: TaskStore, task_id: str) -> Any:
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or done >= total:  # at most two writes a second
+            last[0] = now
+            store.update(task_id, records.STARTED, progress={"done": done, "total": total})
+
+    return report

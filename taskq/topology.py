@@ -1,0 +1,44 @@
+"""Queue topology: one queue per task type and priority, consumed highest priority first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from taskq.config import Settings
+
+
+def queue_name(settings: Settings, type_name: str, priority: str) -> str:
+    return f"{settings.key_prefix}.{type_name}.{priority}"
+
+
+def task_name(type_name: str) -> str:
+    """The Celery task name of a task type (what Flower and `celery inspect` show)."""
+    return f"taskq.{type_name}"
+
+
+def all_queues(settings: Settings) -> list[str]:
+    return consumed_queues(settings, settings.task_types, settings.priorities)
+
+
+def consumed_queues(settings: Settings, types: Iterable[str],
+                    priorities: Iterable[str]) -> list[str]:
+    """Queues a worker reads, priority-major: every high queue before any normal one.
+
+    The order is what makes priority strict on Redis: kombu's `priority` queue order
+    strategy issues one BRPOP over the keys in this order, and Redis pops the first
+    non-empty one.
+    """
+    types = list(types)
+    wanted = set(priorities)
+    return [queue_name(settings, t, p) for p in settings.priorities if p in wanted for t in types]
+
+
+def parse_queue(settings: Settings, name: str) -> tuple[str, str] | None:
+    """(type, priority) of one of our queue names, or None."""
+    prefix = settings.key_prefix + "."
+    if not name.startswith(prefix):
+        return None
+    type_name, _, priority = name[len(prefix):].rpartition(".")
+    if type_name in settings.task_types and priority in settings.priorities:
+        return type_name, priority
+    return None

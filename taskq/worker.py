@@ -1,0 +1,84 @@
+"""Runs a Celery worker for a profile, or for chosen priorities and task types."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from taskq import topology
+from taskq.config import Settings, did_you_mean
+from taskq.errors import TaskqError, UsageError
+from taskq.submit import resolve_type
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What one worker consumes: its queues in the order it reads them."""
+
+    name: str
+    types: tuple[str, ...]
+    priorities: tuple[str, ...]
+    queues: list[str]
+    concurrency: int
+
+
+def plan(settings: Settings, profile: str | None = None, priorities: list[str] | None = None,
+         types: list[str] | None = None, concurrency: int | None = None) -> WorkerPlan:
+    """A profile's layout, with --queues/--type/--concurrency overriding it."""
+    name, chosen_types, chosen_prios, conc = "worker", list(settings.task_types), \
+        list(settings.priorities), 2
+    if profile is not None:
+        if profile not in settings.workers:
+            raise UsageError(f"unknown worker profile {profile!r}"
+                             f"{did_you_mean(profile, list(settings.workers))}; "
+                             f"known: {', '.join(settings.workers)}")
+        p = settings.workers[profile]
+        name, chosen_types, chosen_prios, conc = p.name, list(p.types), list(p.priorities), \
+            p.concurrency
+    if priorities:
+        chosen_prios = [_priority(settings, q) for q in priorities]
+    if types:
+        chosen_types = [resolve_type(settings, t).name for t in types]
+    if concurrency is not None and concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    ordered = tuple(p for p in settings.priorities if p in chosen_prios)
+    return WorkerPlan(name=name, types=tuple(chosen_types), priorities=ordered,
+                      queues=topology.consumed_queues(settings, chosen_types, ordered),
+                      concurrency=concurrency or conc)
+
+
+def _priority(settings: Settings, name: str) -> str:
+    if name not in settings.priorities:
+        raise UsageError(f"unknown queue {name!r} in --queues"
+                         f"{did_you_mean(name, list(settings.priorities))}; "
+                         f"use {', '.join(settings.priorities)}")
+    return name
+
+
+def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None) -> None:
+    """Run the worker in this process until it is stopped (SIGTERM: warm shutdown)."""
+    from celery import signals
+
+    from taskq import logs
+    from taskq.heartbeat import Heartbeat
+
+    settings = runtime.settings
+    signals.setup_logging.connect(
+        lambda **_: logs.configure(settings, loglevel), weak=False)
+    app = runtime.celery
+    app.taskq_plan = worker_plan  # type: ignore[attr-defined]
+    app.steps["consumer"].add(Heartbeat)
+    worker = app.Worker(
+        hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
+        queues=worker_plan.queues, concurrency=worker_plan.concurrency, pool="prefork",
+        optimization="fair", without_mingle=True, without_gossip=True,
+        loglevel=loglevel or settings.log_level, quiet=True,
+    )
+    worker.start()
+    if worker.exitcode:
+        raise TaskqError(f"worker {worker_plan.name} stopped with exit code {worker.exitcode}")
