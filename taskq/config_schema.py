@@ -66,7 +66,7 @@ class _Checker:
         if not isinstance(value, kind):
             self.fail(where, f"must be {_kind_name(kind)}, got {value!r}")
             return default
-        if minimum is not None and float(value) < minimum:
+        if minimum is not None and value < minimum:  # type: ignore[operator]
             self.fail(where, f"must be ≥ {minimum:g}")
             return default
         return value

@@ -29,7 +29,8 @@ def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json
         try:
             loaded = json.loads(params_json)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"--params is not valid JSON: {exc.msg} at column {exc.colno}") from None
+            raise UsageError(f"--params is not valid JSON: {exc.msg} "
+                             f"at column {exc.colno}") from None
         if not isinstance(loaded, dict):
             raise UsageError("--params must be a JSON object")
         params.update(loaded)
