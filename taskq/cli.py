@@ -175,6 +175,17 @@ def config_show(json_: JsonOpt = False) -> None:
         render.console().print(yaml.safe_dump(data, sort_keys=False), markup=False)
 
 
+def _register_command_groups() -> None:
+    # Each group lives in its own module (cli_<group>.py) and adds its commands here.
+    from taskq import cli_bench, cli_ops, cli_serve
+
+    for group in (cli_ops, cli_serve, cli_bench):
+        group.register(app)
+
+
+_register_command_groups()
+
+
 def main(argv: list[str] | None = None) -> None:
     """The error boundary: a user's mistake is one line on stderr and a documented exit code."""
     sys.exit(_run(argv))

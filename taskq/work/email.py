@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from taskq.config import SmtpSettings, mask_url
+from taskq.config import SmtpSettings
 from taskq.errors import PermanentError, TransientError
 from taskq.work import WorkContext
 from taskq.work.atomic import atomic_write
@@ -87,7 +87,7 @@ def write_outbox(outbox: Path, message: EmailMessage) -> Path:
 
 def parse_url(url: str) -> SmtpTarget:
     """smtp://[user:pass@]host[:port][?starttls=require] or smtps://...; PermanentError if not."""
-    shown = mask_url(url)
+    shown = _shown(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -105,6 +105,12 @@ def parse_url(url: str) -> SmtpTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def _shown(url: str) -> str:
+    """The URL without its user and password, even when they are not URL-encoded."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + ("***@" + rest.rpartition("@")[2] if "@" in rest else rest)
 
 
 def deliver(settings: SmtpSettings, message: EmailMessage) -> dict[str, Any]:
@@ -167,6 +173,8 @@ def classify(exc: OSError, where: str, timeout: float) -> Exception:
         kind = TransientError if 400 <= exc.smtp_code < 500 else PermanentError
         return kind(f"SMTP {exc.smtp_code} from {where}: {_decode(exc.smtp_error)}")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if isinstance(exc.__context__, TimeoutError):  # smtplib reports a timeout this way
+            return TransientError(f"no reply from SMTP server {where} within {timeout:g} s")
         return TransientError(f"SMTP server {where} closed the connection: {exc}")
     if isinstance(exc, smtplib.SMTPException):  # SMTPNotSupportedError and the like
         return PermanentError(f"SMTP server {where}: {exc}")

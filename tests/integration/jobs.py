@@ -1,0 +1,39 @@
+"""Custom task types used by the integration tests: real CPU work, no sleeping."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+
+def spin(ms: float) -> dict[str, float]:
+    """Hash in a loop for about `ms` milliseconds of CPU time: a stand-in for real work
+    whose length the test controls, without sleeping."""
+    digest = b"taskq"
+    start = time.process_time()
+    rounds = 0
+    while (time.process_time() - start) * 1000 < ms:
+        for _ in range(200):
+            digest = hashlib.sha256(digest).digest()
+        rounds += 200
+    return {"rounds": rounds}
+
+
+def flaky(marker_dir: str, failures: int) -> dict[str, int]:
+    """Fail with a transient error the first `failures` times it runs for a marker dir."""
+    from taskq.errors import TransientError
+
+    path = Path(marker_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    runs = len(list(path.iterdir())) + 1
+    (path / f"run-{runs}-{os.getpid()}").touch()
+    if runs <= failures:
+        raise TransientError(f"failing on purpose, run {runs} of {failures}")
+    return {"runs": runs}
+
+
+def crash(code: int) -> None:
+    """Fail permanently with a plain exception (no retry)."""
+    raise ValueError(f"bad input {code}")

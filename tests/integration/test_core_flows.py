@@ -1,0 +1,130 @@
+"""The core flows on the embedded broker, driven through the CLI with real workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_built_in_type_succeeds_with_its_result(deployment, smtp_server):
+    # Given a worker serving every type, and a file to process
+    deployment.start_worker("--concurrency", "2")
+    files = deployment.home / "files"
+    files.mkdir()
+    (files / "notes.txt").write_text("one\ntwo\nthree\n")
+    cases = [
+        (["--type", "data", "--params", '{"data": [1, 2, 3, 4]}'], "mean", 2.5),
+        (["--type", "data", "--param", "data=test data"], "words", 2),
+        (["--type", "email", "--param", "to=a@example.com"], "delivered", "smtp"),
+        (["--type", "file", "--param", "filename=notes.txt"], "lines", 3),
+    ]
+    for args, key, expected in cases:
+        # When each is submitted and waited for
+        result = deployment.cli("submit", *args, "--wait", "--timeout", "30", "--json")
+        # Then it exits 0 and the record holds the work's result
+        assert result.returncode == 0, result.stderr
+        record = json.loads(result.stdout)
+        assert record["state"] == "SUCCESS"
+        assert record["result"][key] == expected
+    assert [m.message["To"] for m in smtp_server.messages] == ["a@example.com"]
+
+
+def test_submit_json_names_id_type_priority_queue_and_state(deployment):
+    result = deployment.cli("submit", "--type", "email", "--priority", "high",
+                            "--param", "to=a@example.com", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["type"] == "email_sending"
+    assert record["priority"] == "high"
+    assert record["queue"].endswith(".email_sending.high")
+    assert record["state"] == "QUEUED"
+    assert len(record["id"]) == 36
+
+
+def test_status_json_has_every_documented_field(deployment):
+    deployment.start_worker()
+    record = deployment.submit("data", data="a b c")
+    deployment.wait(record.id)
+    result = deployment.cli("status", record.id, "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    for key in ("id", "type", "priority", "queue", "state", "attempts", "result", "error",
+                "traceback", "submitted_at", "started_at", "finished_at", "worker"):
+        assert key in status
+    assert status["state"] == "SUCCESS"
+    assert status["attempts"] == 1
+    assert status["worker"].startswith("worker.")
+
+
+def test_status_of_unknown_id_exits_4_and_says_unknown(deployment):
+    result = deployment.cli("status", "00000000-0000-0000-0000-000000000000")
+    assert result.returncode == 4
+    assert "unknown" in result.stderr
+    assert "PENDING" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_queued_task_is_reported_queued_not_unknown(deployment):
+    record = deployment.submit("data", data=[1, 2])
+    result = deployment.cli("status", record.id, "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["state"] == "QUEUED"
+
+
+def test_bad_parameters_are_refused_with_exit_2_and_nothing_queued(deployment):
+    # Given an email with a newline in its subject (header injection)
+    result = deployment.cli("submit", "--type", "email", "--params",
+                            '{"to": "a@example.com", "subject": "hi\\nBcc: x@evil.test"}')
+    # Then it is refused at submit, with a one-line error and no traceback
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid parameters")
+    assert "subject" in result.stderr
+    assert "Traceback" not in result.stderr
+    # And nothing reached a queue or the records
+    client = deployment.runtime.store.client
+    prefix = deployment.runtime.settings.key_prefix
+    assert client.zcard(f"{prefix}:tasks") == 0
+    assert not [k for k in client.keys("*") if k.startswith(prefix.encode() + b".")]
+
+
+def test_unknown_type_and_priority_are_usage_errors(deployment):
+    bad_type = deployment.cli("submit", "--type", "emial", "--param", "to=a@example.com")
+    assert bad_type.returncode == 2
+    assert "did you mean 'email'" in bad_type.stderr
+    bad_priority = deployment.cli("submit", "--type", "email", "--priority", "urgent",
+                                  "--param", "to=a@example.com")
+    assert bad_priority.returncode == 2
+    assert "urgent" in bad_priority.stderr
+
+
+def test_failed_task_keeps_error_type_and_traceback_and_wait_exits_5(deployment):
+    deployment.start_worker()
+    result = deployment.cli("submit", "--type", "crash", "--param", "code=7", "--wait",
+                            "--timeout", "30", "--json")
+    assert result.returncode == 5
+    record = json.loads(result.stdout)
+    assert record["state"] == "FAILURE"
+    assert record["error"] == "bad input 7"
+    assert record["exc_type"] == "ValueError"
+    assert "raise ValueError" in record["traceback"]
+    # a plain exception is permanent: exactly one attempt
+    assert record["attempts"] == 1
+
+
+def test_wait_timeout_exits_6(deployment):
+    record = deployment.submit("data", data=[1])  # no worker is running
+    result = deployment.cli("status", record.id, "--wait", "--timeout", "0.5")
+    assert result.returncode == 6
+    assert "timed out" in result.stderr
+
+
+def test_delayed_task_is_scheduled_then_runs(deployment):
+    deployment.start_worker()
+    record = deployment.submit("data", delay=1.0, data=[1, 2, 3])
+    assert deployment.cli_json("status", record.id)["state"] == "SCHEDULED"
+    done = deployment.wait(record.id, timeout=30)
+    assert done.state == "SUCCESS"
+    assert done.started_at >= record.eta - 0.05
