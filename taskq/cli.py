@@ -192,8 +192,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None) -> int:
-    import click
-
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="taskq", standalone_mode=False)
@@ -202,12 +200,16 @@ def _run(argv: list[str] | None) -> int:
             raise
         sys.stderr.write(f"error: {exc.message}\n")
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except typer.TyperException as exc:  # bad usage: typer prints it with the usage line
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"error: {exc.message}\n")
+        return int(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.OK)

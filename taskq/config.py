@@ -29,7 +29,9 @@ ENV_OVERRIDES = {
     "TASKQ_KEY_PREFIX": ("key_prefix",),
     "TASKQ_LOG_FORMAT": ("logging", "format"),
 }
-_SECRET = re.compile(r"(?<=://)([^:/@]*):([^@/]*)@")
+# user:password@ right after a scheme; the password may hold anything but @ and spaces
+# (a raw "/" included), so that a careless URL is still masked.
+_SECRET = re.compile(r"(?<=://)([^:/@\s]*):([^@\s]*)@")
 
 
 def mask_url(url: str | None) -> str | None:

@@ -114,15 +114,17 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         c.fail("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
     root = c.typed(files, "root", "files", str, None)
+    output_dir = c.typed(files, "output_dir", "files", str, "out")
+    record_ttl = c.typed(raw, "record_ttl", "", int, 604800, minimum=60)
     if c.problems:
         raise ConfigError(source, c.problems)
     return Settings(
         source=source, home=home, broker_url=broker, result_backend=backend,
-        key_prefix=prefix, record_ttl=c.typed(raw, "record_ttl", "", int, 604800, minimum=60),
+        key_prefix=prefix, record_ttl=record_ttl,
         priorities=priorities, default_priority=default_priority, task_types=types,
         workers=workers, smtp=smtp,
         files_root=Path(root).expanduser() if root else home / "files",
-        output_dir=c.typed(files, "output_dir", "files", str, "out"),
+        output_dir=output_dir,
         log_format=log_format, log_level=log_level,
         aliases={t.alias: t.name for t in types.values() if t.alias},
     )
