@@ -28,6 +28,7 @@ ENV_OVERRIDES = {
     "TASKQ_FILES_ROOT": ("files", "root"),
     "TASKQ_KEY_PREFIX": ("key_prefix",),
     "TASKQ_LOG_FORMAT": ("logging", "format"),
+    "TASKQ_API_TOKEN": ("api", "token"),
 }
 # user:password@ right after a scheme; the password may hold anything but @ and spaces
 # (a raw "/" included), so that a careless URL is still masked.
@@ -88,6 +89,25 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The REST sidecar (`taskq api`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    token: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class FlowerSettings:
+    """Flower (`taskq flower`); basic_auth is "user:password" or None."""
+
+    port: int = 5555
+    basic_auth: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration; built once by load() and passed to whatever needs it."""
 
@@ -107,6 +127,8 @@ class Settings:
     log_format: str
     log_level: str
     aliases: Mapping[str, str] = field(default_factory=dict)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    flower: FlowerSettings = field(default_factory=FlowerSettings)
 
     @property
     def embedded(self) -> bool:

@@ -10,6 +10,8 @@ from typing import Any
 from taskq.config import (
     BUILTIN_TYPES,
     PARAM_KINDS,
+    ApiSettings,
+    FlowerSettings,
     ParamSpec,
     RetryPolicy,
     Settings,
@@ -22,7 +24,7 @@ from taskq.config import (
 from taskq.errors import ConfigError
 
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
-            "task_types", "workers", "smtp", "files", "logging")
+            "task_types", "workers", "smtp", "files", "logging", "api", "flower")
 TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
              "rate_limit")
 RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
@@ -116,6 +118,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     root = c.typed(files, "root", "files", str, None)
     output_dir = c.typed(files, "output_dir", "files", str, "out")
     record_ttl = c.typed(raw, "record_ttl", "", int, 604800, minimum=60)
+    api, flower = _api(c, raw.get("api")), _flower(c, raw.get("flower"))
     if c.problems:
         raise ConfigError(source, c.problems)
     return Settings(
@@ -127,6 +130,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
         output_dir=output_dir,
         log_format=log_format, log_level=log_level,
         aliases={t.alias: t.name for t in types.values() if t.alias},
+        api=api, flower=flower,
     )
 
 
@@ -252,3 +256,36 @@ def _smtp(c: _Checker, raw: Any) -> SmtpSettings:
     return SmtpSettings(url=url, sender=c.typed(section, "sender", "smtp", str, "taskq@localhost"),
                         timeout=float(c.typed(section, "timeout", "smtp", (int, float), 10,
                                               minimum=0.1)))
+
+
+_ORIGIN = re.compile(r"^(\*|https?://[^/\s]+)$")
+
+
+def _api(c: _Checker, raw: Any) -> ApiSettings:
+    section = c.section(raw, "api", ("host", "port", "token", "cors_origins", "max_body_bytes"))
+    default = ApiSettings()
+    port = c.typed(section, "port", "api", int, default.port, minimum=1)
+    if port > 65535:
+        c.fail("api.port", "must be ≤ 65535")
+    origins = c.typed(section, "cors_origins", "api", list, [])
+    for i, origin in enumerate(origins):
+        if not isinstance(origin, str) or not _ORIGIN.match(origin):
+            c.fail(f"api.cors_origins[{i}]", "must be \"*\" or an origin like "
+                   "https://app.example.com (scheme and host, no path)")
+    token = c.typed(section, "token", "api", str, None)
+    return ApiSettings(
+        host=c.typed(section, "host", "api", str, default.host), port=port,
+        token=token or None, cors_origins=tuple(str(o) for o in origins),
+        max_body_bytes=c.typed(section, "max_body_bytes", "api", int, default.max_body_bytes,
+                               minimum=1024))
+
+
+def _flower(c: _Checker, raw: Any) -> FlowerSettings:
+    section = c.section(raw, "flower", ("port", "basic_auth"))
+    port = c.typed(section, "port", "flower", int, FlowerSettings.port, minimum=1)
+    if port > 65535:
+        c.fail("flower.port", "must be ≤ 65535")
+    auth = c.typed(section, "basic_auth", "flower", str, None)
+    if auth is not None and not re.match(r"^[^:\s]+:\S+$", auth):
+        c.fail("flower.basic_auth", "must look like user:password")
+    return FlowerSettings(port=port, basic_auth=auth)

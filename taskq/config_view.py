@@ -29,7 +29,15 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
                  "timeout": settings.smtp.timeout},
         "files": {"root": str(settings.files_root), "output_dir": settings.output_dir},
         "logging": {"format": settings.log_format, "level": settings.log_level},
+        "api": {**asdict(settings.api), "token": "***" if settings.api.token else None,
+                "cors_origins": list(settings.api.cors_origins)},
+        "flower": {"port": settings.flower.port,
+                   "basic_auth": _masked_auth(settings.flower.basic_auth)},
     }
+
+
+def _masked_auth(auth: str | None) -> str | None:
+    return auth.split(":", 1)[0] + ":***" if auth else None
 
 
 def _task_type(t: Any) -> dict[str, Any]:
