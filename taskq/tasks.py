@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
+from celery.exceptions import Ignore
 
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
@@ -24,7 +25,8 @@ class TaskqTask(Task):  # type: ignore[misc]
     """Base of every taskq task: keeps the record in step with each attempt."""
 
     abstract = True
-    retry_policy: RetryPolicy = RetryPolicy()
+    # Not named retry_policy: Celery already uses that name for its publish retries.
+    taskq_retry: RetryPolicy = RetryPolicy()
     type_name: str = ""
 
     @property
@@ -32,19 +34,24 @@ class TaskqTask(Task):  # type: ignore[misc]
         return self.app.taskq_runtime.store  # type: ignore[no-any-return]
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
-        self.store.update(task_id, records.STARTED, started_at=time.time(),
-                          attempts=self.request.retries + 1, worker=self.request.hostname,
-                          next_attempt_at=None)
+        outcome, _ = self.store.transition(
+            task_id, records.STARTED, started_at=time.time(),
+            attempts=self.request.retries + 1, worker=self.request.hostname,
+            next_attempt_at=None)
+        if outcome == -1:
+            # Cancelled (or already finished): Celery's revoke list is per worker and lost
+            # on restart, so the record decides; Ignore acks the message without running it.
+            raise Ignore()
 
     def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
         """Retry with the declared policy's backoff; record the failed attempt first."""
         done = self.request.retries
-        if exc is not None and not retry.exhausted(self.retry_policy, done):
-            delay = options.setdefault("countdown", retry.backoff_delay(self.retry_policy, done))
+        if exc is not None and not retry.exhausted(self.taskq_retry, done):
+            delay = options.setdefault("countdown", retry.backoff_delay(self.taskq_retry, done))
             self.store.record_attempt_error(self.request.id, done + 1, str(exc),
                                             type(exc).__name__, time.time() + delay)
-        return super().retry(*args, exc=exc, max_retries=self.retry_policy.max_retries,
-                             **options)
+        # The retry limit is the task's max_retries, declared at registration.
+        return super().retry(*args, exc=exc, **options)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, result=retval,
@@ -82,7 +89,7 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
 
     app.task(
         body, bind=True, base=TaskqTask, name=topology.task_name(task_type.name),
-        autoretry_for=TRANSIENT, retry_policy=task_type.retry, type_name=task_type.name,
+        autoretry_for=TRANSIENT, taskq_retry=task_type.retry, type_name=task_type.name,
         max_retries=task_type.retry.max_retries, time_limit=task_type.time_limit,
         soft_time_limit=task_type.soft_time_limit, rate_limit=task_type.rate_limit,
         acks_late=True, reject_on_worker_lost=True,

@@ -1,0 +1,70 @@
+"""Retries against a real SMTP server: transient replies retried with growing delays,
+permanent ones failed at once with the server's reply kept."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_email_answered_451_twice_is_retried_with_growing_delays_and_arrives_once(
+        deployment, smtp_server):
+    # Given an SMTP server that answers 451 twice, then 250
+    smtp_server.script("451 4.3.0 try again later", "451 4.3.0 try again later")
+    deployment.start_worker("--type", "email")
+    # When an email is submitted (policy in the test config: backoff 0.3 s, doubling)
+    record = deployment.submit("email", to="a@example.com", subject="retry me")
+    done = deployment.wait(record.id, timeout=60)
+    # Then it succeeds on the third attempt, and the message arrived exactly once
+    assert done.state == "SUCCESS", done.traceback
+    assert done.attempts == 3
+    assert [m.message["Subject"] for m in smtp_server.messages] == ["retry me"]
+    assert smtp_server.attempts["data"] == 3
+    # And each failed attempt is recorded with the server's reply
+    errors = done.attempt_errors
+    assert [e["attempt"] for e in errors] == [1, 2]
+    assert all("451" in e["error"] and "try again later" in e["error"] for e in errors)
+    assert all(e["exc_type"] == "TransientError" for e in errors)
+    # And the wait after the second failure was longer than after the first
+    first_gap = errors[1]["at"] - errors[0]["at"]
+    second_gap = done.finished_at - errors[1]["at"]
+    assert first_gap >= 0.3
+    assert second_gap >= 0.6
+    assert second_gap > first_gap
+
+
+def test_email_answered_550_fails_at_once_without_retries(deployment, smtp_server):
+    smtp_server.refuse("550 5.1.1 no such user")
+    deployment.start_worker("--type", "email")
+    record = deployment.submit("email", to="nobody@example.com")
+    done = deployment.wait(record.id, timeout=60)
+    assert done.state == "FAILURE"
+    assert done.attempts == 1
+    assert "550" in done.error and "no such user" in done.error
+    assert done.exc_type == "PermanentError"
+    assert smtp_server.messages == []
+
+
+def test_transient_errors_stop_after_max_retries_with_every_attempt_recorded(
+        deployment, tmp_path):
+    # Given a job that fails transiently 10 times, and a policy of 3 retries
+    deployment.start_worker("--type", "flaky")
+    record = deployment.submit("flaky", marker_dir=str(tmp_path / "runs"), failures=10)
+    done = deployment.wait(record.id, timeout=60)
+    # Then it ran 4 times (1 + 3 retries) and ended FAILURE with the last error kept
+    assert done.state == "FAILURE"
+    assert done.attempts == 4
+    assert len(list((tmp_path / "runs").iterdir())) == 4
+    assert [e["attempt"] for e in done.attempt_errors] == [1, 2, 3, 4]
+    assert "run 4 of 10" in done.error
+    assert "TransientError" in done.traceback
+
+
+def test_missing_file_fails_at_once_without_retries(deployment):
+    deployment.start_worker("--type", "file")
+    record = deployment.submit("file", filename="nope.txt")
+    done = deployment.wait(record.id, timeout=60)
+    assert done.state == "FAILURE"
+    assert done.attempts == 1
+    assert "no such file: nope.txt" in done.error
