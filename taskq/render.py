@@ -19,7 +19,8 @@ STATE_STYLES = {"QUEUED": "cyan", "SCHEDULED": "blue", "STARTED": "yellow",
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    # soft_wrap: a message is one line however narrow the terminal (or pipe) is
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
