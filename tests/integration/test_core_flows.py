@@ -128,3 +128,31 @@ def test_delayed_task_is_scheduled_then_runs(deployment):
     done = deployment.wait(record.id, timeout=30)
     assert done.state == "SUCCESS"
     assert done.started_at >= record.eta - 0.05
+
+
+def test_worker_for_high_only_leaves_low_tasks_queued(deployment):
+    # Given a worker serving only the high queues
+    deployment.start_worker("--queues", "high")
+    low = deployment.submit("data", priority="low", data=[1])
+    high = deployment.submit("data", priority="high", data=[2])
+    # When the high task has run
+    assert deployment.wait(high.id).state == "SUCCESS"
+    # Then the low one is still waiting for a worker that serves low
+    assert deployment.runtime.store.get(low.id).state == "QUEUED"
+
+
+def test_typed_worker_runs_only_its_type(deployment):
+    deployment.start_worker("--type", "file")
+    data = deployment.submit("data", data=[1])
+    missing = deployment.submit("file", filename="absent.txt")
+    assert deployment.wait(missing.id).state == "FAILURE"
+    assert deployment.runtime.store.get(data.id).state == "QUEUED"
+
+
+def test_worker_with_unknown_profile_or_queue_exits_2(deployment):
+    profile = deployment.cli("worker", "--profile", "emial")
+    assert profile.returncode == 2
+    assert "unknown worker profile 'emial' (did you mean 'email'?)" in profile.stderr
+    queue = deployment.cli("worker", "--queues", "high,urgent")
+    assert queue.returncode == 2
+    assert "unknown queue 'urgent'" in queue.stderr
