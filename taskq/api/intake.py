@@ -1,0 +1,62 @@
+"""Turns API bodies into validated submit requests, one or a batch, each problem with its path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from taskq.config import Settings
+from taskq.errors import InvalidParameters, UsageError
+from taskq.request import SubmitRequest, from_api_body
+from taskq.submit import prepare, resolve_priority, resolve_type
+
+MAX_BATCH = 1000  # tasks in one POST /api/tasks/batch
+
+
+def one(settings: Settings, body: Any, path: str = "body") -> SubmitRequest:
+    """Parse and fully validate one task body; every problem path starts at `path`."""
+    request = from_api_body(body, path)
+    for name, resolve in (("task_type", lambda: resolve_type(settings, request.type)),
+                          ("priority", lambda: resolve_priority(settings, request.priority))):
+        try:
+            resolve()
+        except UsageError as exc:
+            raise InvalidParameters([f"{path}.{name}: {exc.message}"]) from None
+    try:
+        prepare(settings, request)
+    except InvalidParameters as exc:
+        raise InvalidParameters([_under(path, p) for p in exc.problems]) from None
+    return request
+
+
+def _under(path: str, problem: str) -> str:
+    return problem if problem.startswith(path) else f"{path}.{problem}"
+
+
+def batch(settings: Settings, body: Any) -> list[SubmitRequest]:
+    """Validate every task of `{"tasks": [...]}` before any is queued; all problems at once."""
+    items = _items(body)
+    problems: list[str] = []
+    requests: list[SubmitRequest] = []
+    for i, item in enumerate(items):
+        try:
+            requests.append(one(settings, item, f"tasks[{i}]"))
+        except InvalidParameters as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidParameters(problems)
+    return requests
+
+
+def _items(body: Any) -> list[Any]:
+    if not isinstance(body, Mapping):
+        raise InvalidParameters(["body: must be a JSON object {\"tasks\": [...]}"])
+    unknown = [f"body.{key}: unknown field" for key in body if key != "tasks"]
+    items = body.get("tasks")
+    if not isinstance(items, list) or not items:
+        unknown.append("body.tasks: required, a non-empty list of task bodies")
+    elif len(items) > MAX_BATCH:
+        unknown.append(f"body.tasks: at most {MAX_BATCH} tasks in one batch")
+    if unknown:
+        raise InvalidParameters(unknown)
+    return list(items or [])

@@ -1,0 +1,136 @@
+"""The sidecar's OpenAPI 3.0 description, as data; task types and priorities from the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskq import records
+from taskq.api.intake import MAX_BATCH
+from taskq.config import Settings
+from taskq.submit import MAX_DELAY
+
+JSON = "application/json"
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+
+ERROR = {
+    "type": "object", "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "a stable code, e.g. invalid_parameters"},
+        "message": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+        "fields": {"type": "array", "items": {
+            "type": "object", "required": ["path", "message"],
+            "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+TASK = {
+    "type": "object",
+    "required": ["task_id", "status", "id", "type", "priority", "queue", "state"],
+    "properties": {
+        "task_id": {"type": "string"}, "id": {"type": "string"},
+        "status": {"type": "string", "enum": list(records.STATES)},
+        "state": {"type": "string", "enum": list(records.STATES)},
+        "type": {"type": "string"}, "priority": {"type": "string"},
+        "queue": {"type": "string"}, "params": {"type": "object"},
+        "attempts": {"type": "integer", "minimum": 0},
+        "result": {"nullable": True, "description": "the work's JSON result, once SUCCESS"},
+        "error": NULLABLE_STRING, "exc_type": NULLABLE_STRING,
+        "attempt_errors": {"type": "array", "items": {"type": "object"}},
+        "progress": {"type": "object", "nullable": True},
+        "submitted_at": NULLABLE_STRING, "eta": NULLABLE_STRING, "started_at": NULLABLE_STRING,
+        "finished_at": NULLABLE_STRING, "next_attempt_at": NULLABLE_STRING,
+        "worker": NULLABLE_STRING, "retry_of": NULLABLE_STRING, "retried_as": NULLABLE_STRING,
+    },
+}
+
+CHECK = {"type": "object", "required": ["ok", "url"], "properties": {
+    "ok": {"type": "boolean"}, "url": {"type": "string"}, "error": NULLABLE_STRING}}
+HEALTH = {"type": "object", "required": ["status", "broker", "backend"], "properties": {
+    "status": {"type": "string", "enum": ["ok", "unavailable"]},
+    "broker": CHECK, "backend": CHECK}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    words = {400: "Bad JSON or parameters (each problem with its path)",
+             401: "Missing or wrong bearer token (when a token is configured)",
+             404: "Unknown task id or route", 409: "Not possible in the task's state",
+             413: "Body larger than api.max_body_bytes", 415: "Body is not JSON",
+             503: "Broker or result backend unreachable"}
+    return {str(s): {"description": words[s], "content": {JSON: {"schema": ERROR}}}
+            for s in statuses}
+
+
+def _ok(status: int, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {str(status): {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def task_body(settings: Settings) -> dict[str, Any]:
+    names = sorted(settings.task_types) + sorted(settings.aliases)
+    return {"type": "object", "required": ["task_type"], "additionalProperties": False,
+            "properties": {
+                "task_type": {"type": "string", "enum": names},
+                "priority": {"type": "string", "enum": list(settings.priorities)},
+                "parameters": {"type": "object", "description": "the type's parameters "
+                               "(see the README); checked at submit"},
+                "delay": {"type": "number", "minimum": 0, "maximum": MAX_DELAY}}}
+
+
+def _task_id() -> dict[str, Any]:
+    return {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def paths(settings: Settings) -> dict[str, Any]:
+    body = task_body(settings)
+    batch = {"type": "object", "required": ["tasks"], "additionalProperties": False,
+             "properties": {"tasks": {"type": "array", "items": body, "minItems": 1,
+                                      "maxItems": MAX_BATCH}}}
+    batch_reply = {"type": "object", "required": ["count", "tasks"], "properties": {
+        "count": {"type": "integer"}, "tasks": {"type": "array", "items": TASK}}}
+    submit_errors = _errors(400, 401, 413, 415, 503)
+    return {
+        "/api/tasks": {"post": {
+            "summary": "Submit a task", "operationId": "submitTask", "requestBody": _body(body),
+            "responses": {**_ok(202, "Queued (or scheduled)", TASK), **submit_errors}}},
+        "/api/tasks/batch": {"post": {
+            "summary": "Submit many tasks; all are validated before any is queued",
+            "operationId": "submitBatch", "requestBody": _body(batch),
+            "responses": {**_ok(202, "All queued", batch_reply), **submit_errors}}},
+        "/api/tasks/{task_id}": {"get": {
+            "summary": "A task's state, result and error", "operationId": "getTask",
+            "parameters": [_task_id()],
+            "responses": {**_ok(200, "The task", TASK), **_errors(401, 404, 503)}}},
+        "/healthz": {"get": {
+            "summary": "Broker and result backend reachable?", "operationId": "health",
+            "security": [],
+            "responses": {**_ok(200, "Both reachable", HEALTH),
+                          **_ok(503, "One is not", HEALTH)}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics", "operationId": "metrics",
+            "responses": {"200": {"description": "Prometheus text format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(401, 503)}}},
+        "/api/openapi.json": {"get": {
+            "summary": "This description", "operationId": "openapi",
+            "responses": {**_ok(200, "OpenAPI 3.0", {"type": "object"}), **_errors(401)}}},
+    }
+
+
+def spec(settings: Settings) -> dict[str, Any]:
+    """The whole document; with a token configured, every route but /healthz needs it."""
+    document: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": "taskq", "version": "1",
+                 "description": "Submit tasks and read their state; the CLI's twin over HTTP."},
+        "paths": paths(settings),
+        "components": {"schemas": {"Error": ERROR, "Task": TASK},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+    if settings.api.token:
+        document["security"] = [{"bearer": []}]
+    return document

@@ -1,0 +1,42 @@
+"""The task routes: submit (one or a batch) and status, answering the seed's clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from taskq import render
+from taskq.api import intake
+from taskq.api.context import json_body, runtime
+from taskq.records import TaskRecord
+from taskq.submit import submit
+
+blueprint = Blueprint("tasks", __name__)
+HIDDEN = ("traceback",)  # the task's traceback stays with `taskq status`, off the wire
+
+
+def task_json(record: TaskRecord) -> dict[str, Any]:
+    """A record as the API shows it: the CLI's JSON plus the seed's task_id and status."""
+    data = {k: v for k, v in render.record_json(record).items() if k not in HIDDEN}
+    return {"task_id": record.id, "status": record.state, **data}
+
+
+@blueprint.post("/api/tasks")
+def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
+    rt = runtime()
+    record = submit(rt, intake.one(rt.settings, json_body()))
+    return task_json(record), 202, {"Location": f"/api/tasks/{record.id}"}
+
+
+@blueprint.post("/api/tasks/batch")
+def submit_batch() -> tuple[dict[str, Any], int]:
+    rt = runtime()
+    requests = intake.batch(rt.settings, json_body())
+    records = [submit(rt, request) for request in requests]
+    return {"count": len(records), "tasks": [task_json(r) for r in records]}, 202
+
+
+@blueprint.get("/api/tasks/<task_id>")
+def task_status(task_id: str) -> dict[str, Any]:
+    return task_json(runtime().store.get(task_id))

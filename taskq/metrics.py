@@ -1,0 +1,188 @@
+"""Prometheus metrics, read from the broker and the records at scrape time (bounded cost)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from taskq import heartbeat, records, topology
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+SAMPLE = 5000  # most recent tasks read per scrape: keeps a scrape to a few round trips
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+FIELDS = ("type", "state", "submitted_at", "eta", "started_at", "finished_at", "attempts")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def registry_for(runtime: Runtime) -> CollectorRegistry:
+    """A registry of its own per app: nothing touches prometheus_client's global default."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TaskqCollector(runtime))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+@dataclass
+class Sample:
+    """What the most recent records say: counts by (type, state), timings, retries."""
+
+    states: Counter[tuple[str, str]] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    run: dict[str, list[float]] = field(default_factory=dict)
+    wait: dict[str, list[float]] = field(default_factory=dict)
+
+
+class TaskqCollector(Collector):
+    """Collects every taskq metric on each scrape, from the broker and the record store."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterable[Metric]:
+        yield _queue_depth(self.runtime)
+        sample = read_sample(self.runtime)
+        yield from _task_metrics(sample)
+        yield _workers_online(self.runtime)
+
+
+def _queue_depth(runtime: Runtime) -> Metric:
+    family = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue",
+                               labels=["queue", "type", "priority"])
+    for queue, depth in queue_depths(runtime).items():
+        type_name, priority = topology.parse_queue(runtime.settings, queue) or ("", "")
+        family.add_metric([queue, type_name, priority], depth)
+    return family
+
+
+def queue_depths(runtime: Runtime) -> dict[str, int]:
+    """Ready messages per queue, asked of the broker with a passive declare (AMQP or Redis)."""
+    from taskq.errors import BrokerUnavailable
+    from taskq.health import check_broker
+
+    depths: dict[str, int] = {}
+    with runtime.celery.connection_for_read() as conn:
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                   timeout=3.0)
+        except Exception:  # noqa: BLE001 - reported as the one broker error below
+            check = check_broker(runtime)
+            raise BrokerUnavailable("broker", check.url, check.error or "unreachable") from None
+        channel = conn.channel()
+        for queue in topology.all_queues(runtime.settings):
+            depths[queue], channel = _depth(conn, channel, queue)
+        channel.close()
+    return depths
+
+
+def _depth(conn: Any, channel: Any, queue: str) -> tuple[int, Any]:
+    try:
+        return int(channel.queue_declare(queue=queue, passive=True).message_count), channel
+    except conn.channel_errors:  # AMQP: not declared yet, and the channel is now closed
+        return 0, conn.channel()
+
+
+def read_sample(runtime: Runtime) -> Sample:
+    """Read the SAMPLE most recent records in two round trips."""
+    store = runtime.store
+    sample = Sample()
+    with store.reachable():
+        ids = store.client.zrevrange(f"{store.prefix}:tasks", 0, SAMPLE - 1)
+        pipe = store.client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hmget(store.key(_text(task_id)), FIELDS)
+        rows = pipe.execute()
+    for row in rows:
+        if row[0] is not None:
+            _add(sample, dict(zip(FIELDS, (v.decode() if v else None for v in row),
+                                  strict=True)))
+    return sample
+
+
+def _add(sample: Sample, row: dict[str, str | None]) -> None:
+    type_name, state = row["type"] or "", row["state"] or ""
+    sample.states[(type_name, state)] += 1
+    sample.retries[type_name] += max(int(row["attempts"] or 0) - 1, 0)
+    started, finished = _float(row["started_at"]), _float(row["finished_at"])
+    ready = _float(row["eta"]) or _float(row["submitted_at"])
+    if started is not None and ready is not None:
+        sample.wait.setdefault(type_name, []).append(max(started - ready, 0.0))
+    if state in records.FINAL_STATES and started is not None and finished is not None:
+        sample.run.setdefault(type_name, []).append(max(finished - started, 0.0))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def _task_metrics(sample: Sample) -> Iterator[Metric]:
+    tasks = GaugeMetricFamily("taskq_tasks", f"Tasks by type and state, among the {SAMPLE} "
+                              "most recent", labels=["type", "state"])
+    for (type_name, state), count in sorted(sample.states.items()):
+        tasks.add_metric([type_name, state], count)
+    yield tasks
+    dead = GaugeMetricFamily("taskq_dead_letters", "Tasks that failed for good (FAILURE), "
+                             f"among the {SAMPLE} most recent", labels=["type"])
+    for (type_name, state), count in sorted(sample.states.items()):
+        if state == records.FAILURE:
+            dead.add_metric([type_name], count)
+    yield dead
+    retries = GaugeMetricFamily("taskq_task_retries", "Retried attempts (attempts after the "
+                                f"first), among the {SAMPLE} most recent tasks", labels=["type"])
+    for type_name, count in sorted(sample.retries.items()):
+        retries.add_metric([type_name], count)
+    yield retries
+    yield _histogram("taskq_task_run_seconds", "Run time of finished tasks (last attempt)",
+                     sample.run)
+    yield _histogram("taskq_task_queue_wait_seconds",
+                     "Time from due (submitted, or its ETA) to started", sample.wait)
+
+
+def _histogram(name: str, doc: str, values: dict[str, list[float]]) -> Metric:
+    family = HistogramMetricFamily(name, f"{doc}, among the {SAMPLE} most recent tasks",
+                                   labels=["type"])
+    for type_name, observed in sorted(values.items()):
+        buckets = [(_bound(b), sum(1 for v in observed if v <= b)) for b in BUCKETS]
+        buckets.append(("+Inf", len(observed)))
+        family.add_metric([type_name], buckets, sum(observed))
+    return family
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
+
+
+def _workers_online(runtime: Runtime) -> Metric:
+    """Workers whose heartbeat is fresh: one that died stops counting within 2 intervals."""
+    family = GaugeMetricFamily("taskq_workers_online", "Workers with a fresh heartbeat",
+                               labels=["profile"])
+    store = runtime.store
+    now = time.time()
+    online: Counter[str] = Counter({p: 0 for p in runtime.settings.workers})
+    with store.reachable():
+        names = sorted(_text(n) for n in store.client.smembers(heartbeat.workers_set(store)))
+        pipe = store.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(heartbeat.worker_key(store, name), ("state", "heartbeat_at", "profile"))
+        rows = pipe.execute()
+    for state, beat, profile in rows:
+        if state == b"online" and beat and now - float(beat) < 2 * heartbeat.INTERVAL:
+            online[(profile or b"").decode()] += 1
+    for profile, count in sorted(online.items()):
+        family.add_metric([profile], count)
+    return family
