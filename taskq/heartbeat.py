@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from celery import bootsteps
 
 if TYPE_CHECKING:
+    from taskq.config import Settings
     from taskq.store import TaskStore
 
 INTERVAL = 2.0  # seconds between heartbeats; a worker silent for 2 intervals is gone
 KEEP_GONE = 24 * 3600  # how long a stopped or gone worker stays listed
+TRIM_EVERY = 30  # beats between retention trims of the record indexes (once a minute)
 
 
 def worker_key(store: TaskStore, hostname: str) -> str:
@@ -48,14 +50,23 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
             "heartbeat_at": time.time(), "state": "online"})
         store.client.sadd(workers_set(store), parent.hostname)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._beat, args=(store, key), daemon=True,
-                                        name="taskq-heartbeat")
+        self._thread = threading.Thread(target=self._beat, args=(store, key, app.taskq_settings),
+                                        daemon=True, name="taskq-heartbeat")
         self._thread.start()
 
-    def _beat(self, store: TaskStore, key: str) -> None:
+    def _beat(self, store: TaskStore, key: str, settings: Settings) -> None:
+        from taskq import retention
+
+        beats = 0
         while not self._stop.wait(INTERVAL):
+            beats += 1
             try:
-                store.client.hset(key, "heartbeat_at", time.time())
+                pipe = store.client.pipeline(transaction=False)
+                pipe.hset(key, "heartbeat_at", time.time())
+                pipe.expire(key, KEEP_GONE)  # a SIGKILLed worker stays listed (gone) a day
+                pipe.execute()
+                if beats % TRIM_EVERY == 1:
+                    retention.trim(store, settings)
             except Exception:  # noqa: BLE001 - a missed beat is retried on the next tick
                 continue
 

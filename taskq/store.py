@@ -16,16 +16,40 @@ if TYPE_CHECKING:
     import redis
 
 # Update a record unless it is already final, so a late worker write never turns a
-# REVOKED or SUCCESS task back into STARTED. ARGV: ttl ('' keeps it), event, field/value...
+# REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
+# from those (cancel's check-and-set). In the same atomic step it moves the id between the
+# per-(state, type, priority) index sets that make `taskq list` pages cheap, files a FAILURE
+# as a dead letter and counts finished tasks (deployment-wide and per worker).
+# KEYS: record, events channel, task channel. ARGV: ttl ('' keeps it), event, key prefix,
+# task id, allowed previous states (',A,B,' or ''), now, field/value...
+# Returns {1 written | 0 no record | -1 final | -2 not allowed, previous state}.
 _UPDATE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 0 end
-if state == 'SUCCESS' or state == 'FAILURE' or state == 'REVOKED' then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker')
+local old = rec[1]
+if not old then return {0, ''} end
+if old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then return {-1, old} end
+if ARGV[5] ~= '' and not string.find(ARGV[5], ',' .. old .. ',', 1, true) then
+  return {-2, old}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local new = redis.call('HGET', KEYS[1], 'state')
+if new ~= old then
+  local p, id, tail = ARGV[3], ARGV[4], ':' .. rec[2] .. ':' .. rec[3]
+  redis.call('ZREM', p .. ':idx:' .. old .. tail, id)
+  redis.call('ZADD', p .. ':idx:' .. new .. tail, rec[4] or ARGV[6], id)
+  if new == 'SUCCESS' or new == 'FAILURE' then
+    local counter = (new == 'SUCCESS') and 'done' or 'failed'
+    redis.call('HINCRBY', p .. ':stats', counter, 1)
+    if rec[5] and redis.call('EXISTS', p .. ':worker:' .. rec[5]) == 1 then
+      redis.call('HINCRBY', p .. ':worker:' .. rec[5], counter, 1)
+    end
+  end
+  if new == 'FAILURE' then redis.call('ZADD', p .. ':dlq:' .. rec[2], ARGV[6], id) end
+end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
 redis.call('PUBLISH', KEYS[3], ARGV[2])
-return 1
+return {1, old}
 """
 
 
@@ -49,6 +73,24 @@ class TaskStore:
     def task_channel(self, task_id: str) -> str:
         return f"{self.prefix}:events:{task_id}"
 
+    @property
+    def index_key(self) -> str:
+        """Every task id, scored by submitted_at."""
+        return f"{self.prefix}:tasks"
+
+    def cell_key(self, state: str, type_name: str, priority: str) -> str:
+        """The ids in one (state, type, priority), scored by submitted_at (kept by _UPDATE)."""
+        return f"{self.prefix}:idx:{state}:{type_name}:{priority}"
+
+    def dlq_key(self, type_name: str) -> str:
+        """Dead letters of one type, scored by the time they failed."""
+        return f"{self.prefix}:dlq:{type_name}"
+
+    @property
+    def stats_key(self) -> str:
+        """Counters of finished tasks (done, failed) since the deployment began."""
+        return f"{self.prefix}:stats"
+
     @contextmanager
     def reachable(self) -> Iterator[None]:
         """Translate a lost connection into the one error that names the backend URL."""
@@ -66,7 +108,9 @@ class TaskStore:
         key = self.key(record.id)
         target.hset(key, mapping=to_hash(record.to_dict()))  # type: ignore[arg-type]
         target.expire(key, self._open_ttl(record))
-        target.zadd(f"{self.prefix}:tasks", {record.id: record.submitted_at or time.time()})
+        score = record.submitted_at or time.time()
+        target.zadd(self.index_key, {record.id: score})
+        target.zadd(self.cell_key(record.state, record.type, record.priority), {record.id: score})
         if pipe is None:
             with self.reachable():
                 target.execute()
@@ -76,9 +120,18 @@ class TaskStore:
         return int(self.ttl + delay)
 
     def delete(self, task_id: str) -> None:
+        """Remove a record and every index entry of it."""
         with self.reachable():
-            self.client.delete(self.key(task_id))
-            self.client.zrem(f"{self.prefix}:tasks", task_id)
+            state, type_name, priority = (_text(v) if v is not None else None for v in
+                                          self.client.hmget(self.key(task_id), "state",
+                                                            "type", "priority"))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.key(task_id))
+            pipe.zrem(self.index_key, task_id)
+            if state and type_name and priority:
+                pipe.zrem(self.cell_key(state, type_name, priority), task_id)
+                pipe.zrem(self.dlq_key(type_name), task_id)
+            pipe.execute()
 
     def get(self, task_id: str) -> TaskRecord:
         with self.reachable():
@@ -87,16 +140,34 @@ class TaskStore:
             raise UnknownTask(task_id)
         return TaskRecord.from_hash(_decoded(data))
 
+    def get_many(self, task_ids: list[str]) -> list[TaskRecord | None]:
+        """Records in one round trip; None where a record has expired."""
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.key(task_id))
+        with self.reachable():
+            found = pipe.execute()
+        return [TaskRecord.from_hash(_decoded(d)) if d else None for d in found]
+
     def update(self, task_id: str, state: str, *, final: bool = False, **fields: Any) -> bool:
         """Set `state` and fields unless the record is final; True when it was written."""
+        return self.transition(task_id, state, final=final, **fields)[0] == 1
+
+    def transition(self, task_id: str, state: str, *, final: bool = False,
+                   only_from: tuple[str, ...] = (), **fields: Any) -> tuple[int, str | None]:
+        """Like update(), but only from `only_from` states when given; returns (outcome,
+        previous state): 1 written, 0 no record, -1 already final, -2 not from that state."""
         values = to_hash({"state": state, **fields})
-        event = json.dumps({"id": task_id, "state": state, "at": time.time()})
-        args: list[Any] = [self.ttl if final else "", event]
+        now = time.time()
+        event = json.dumps({"id": task_id, "state": state, "at": now})
+        allowed = "," + ",".join(only_from) + "," if only_from else ""
+        args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now]
         for name, value in values.items():
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id)]
         with self.reachable():
-            return int(self._update(keys=keys, args=args)) == 1
+            outcome, previous = self._update(keys=keys, args=args)
+        return int(outcome), _text(previous) or None
 
     def record_attempt_error(self, task_id: str, attempt: int, error: str, exc_type: str,
                              next_attempt_at: float | None) -> None:
