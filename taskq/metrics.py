@@ -181,8 +181,8 @@ def _workers_online(runtime: Runtime) -> Metric:
             pipe.hmget(heartbeat.worker_key(store, name), ("state", "heartbeat_at", "profile"))
         rows = pipe.execute()
     for state, beat, profile in rows:
-        if state == b"online" and beat and now - float(beat) < 2 * heartbeat.INTERVAL:
-            online[(profile or b"").decode()] += 1
+        fresh = state == b"online" and beat and now - float(beat) < 2 * heartbeat.INTERVAL
+        online[_text(profile or b"")] += 1 if fresh else 0
     for profile, count in sorted(online.items()):
         family.add_metric([profile], count)
     return family

@@ -1,0 +1,69 @@
+"""Flower against a taskq deployment: it sees the tasks workers run, through its HTTP API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from api_server import free_port
+
+pytestmark = pytest.mark.integration
+
+AUTH = ("ops", "s3cret")
+
+
+def _wait_flower(url: str, proc: subprocess.Popen[bytes], log: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, open(log).read()
+        try:
+            if requests.get(url + "/api/workers", auth=AUTH, timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)  # polling for readiness
+    raise AssertionError("flower not ready: " + open(log).read())
+
+
+def _task_info(url: str, task_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = requests.get(f"{url}/api/task/info/{task_id}", auth=AUTH, timeout=5)
+        if reply.status_code == 200 and reply.json().get("state") == "SUCCESS":
+            return reply.json()  # type: ignore[no-any-return]
+        time.sleep(0.2)  # polling until Flower has seen the task's events
+    raise AssertionError(f"flower never saw {task_id} succeed")
+
+
+def test_flower_reads_back_a_task_a_worker_ran(deployment):
+    # Given Flower with basic auth, started before the worker so it sees every event
+    port = free_port()
+    log = str(deployment.home / "flower.log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "taskq", "flower", "--port", str(port),
+                                 "--basic-auth", ":".join(AUTH)], env=deployment.env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=deployment.home)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_flower(url, proc, log)
+        deployment.start_worker()
+        # When a task runs
+        record = deployment.submit("data", data=[1, 2, 3])
+        assert deployment.wait(record.id).state == "SUCCESS"
+        # Then Flower's API reports it, by our task name, and refuses without the password
+        info = _task_info(url, record.id)
+        assert info["name"] == "taskq.data_processing"
+        assert info["worker"].startswith("worker.")
+        assert requests.get(f"{url}/api/tasks", timeout=5).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_flower_refuses_an_open_address_without_basic_auth(deployment):
+    result = deployment.cli("flower", "--address", "0.0.0.0")
+    assert result.returncode == 2
+    assert "basic_auth" in result.stderr
