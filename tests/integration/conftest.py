@@ -1,4 +1,12 @@
-"""Integration fixtures: an isolated deployment per test with real brokers and real workers."""
+"""Integration fixtures: an isolated deployment per test with real brokers and real workers.
+
+`deployment` is an embedded-broker deployment unless the test is marked `brokers`:
+`@pytest.mark.brokers` runs it once per broker (embedded, RabbitMQ + Redis, Redis) and
+`@pytest.mark.brokers("redis", "embedded")` on the ones named. Each run is isolated from other
+users of the shared servers: a RabbitMQ vhost made for this session, a Redis database for tests
+and a key prefix of its own, all removed afterwards. A server that is not reachable skips its
+runs with the reason, or fails them when CI=true.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +33,10 @@ from taskq.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
+BROKERS = ("embedded", "rabbitmq", "redis")
+# The shared servers; a test run only ever touches its own vhost, database keys and prefix.
+REDIS_URL = os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+AMQP_URL = os.environ.get("TASKQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 # Fast retry policies, and the custom types from jobs.py, on top of the shipped config.
 TEST_TYPES: dict[str, Any] = {
@@ -56,6 +68,7 @@ class Deployment:
 
     home: Path
     env: dict[str, str]
+    broker: str = "embedded"
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _runtime: Runtime | None = None
 
@@ -107,6 +120,11 @@ class Deployment:
         return "\n".join(p.read_text(errors="replace")[-3000:]
                          for p in sorted((self.home / "logs").glob("test-worker-*.log")))
 
+    def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a worker's whole process group: its main process and its pool."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
     def stop_workers(self, timeout: float = 30) -> None:
         for proc in self.workers:
             if proc.poll() is None:
@@ -135,9 +153,87 @@ def _short_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="tq-", dir="/tmp"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "brokers(*names): run the test on each broker named "
+                            "(all of embedded, rabbitmq, redis when none is)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("brokers")
+    if marker is not None and "deployment" in metafunc.fixturenames:
+        names = marker.args or BROKERS
+        metafunc.parametrize("deployment", names, indirect=True, ids=list(names))
+
+
+def unavailable(reason: str) -> None:
+    """Skip with `reason`; in CI (CI=true) a missing server is a failure instead."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test database on the shared Redis, after checking that it answers."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A vhost of this session's own on the shared RabbitMQ, deleted at the end."""
+    from kombu import Connection
+
+    vhost = f"taskq-test-{uuid.uuid4().hex[:8]}"
+    made = _rabbitmqctl("add_vhost", vhost) and _rabbitmqctl(
+        "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    # Without rabbitmqctl (a RabbitMQ in another container), the default vhost and the
+    # per-test key prefix still keep runs apart.
+    url = f"{AMQP_URL}/{vhost}" if made else f"{AMQP_URL}//"
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "not available"
+        if made:
+            _rabbitmqctl("delete_vhost", vhost)
+        unavailable(f"RabbitMQ not reachable at {AMQP_URL}: {exc}")
+    yield url
+    if made:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    try:
+        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _broker_env(request: pytest.FixtureRequest, broker: str) -> dict[str, str]:
+    if broker == "embedded":
+        return {}
+    backend = request.getfixturevalue("redis_url")
+    if broker == "redis":
+        return {"TASKQ_BROKER_URL": backend, "TASKQ_RESULT_BACKEND": backend}
+    assert broker == "rabbitmq", broker
+    return {"TASKQ_BROKER_URL": request.getfixturevalue("rabbitmq_url"),
+            "TASKQ_RESULT_BACKEND": backend}
+
+
 @pytest.fixture
-def deployment(smtp_server: Any) -> Iterator[Deployment]:
-    """An embedded-broker deployment with its own home and an SMTP server for email."""
+def deployment(request: pytest.FixtureRequest, smtp_server: Any) -> Iterator[Deployment]:
+    """An isolated deployment (embedded broker unless parametrised) with an SMTP server."""
+    broker = getattr(request, "param", "embedded")
+    urls = _broker_env(request, broker)
     home = _short_home()
     cfg = home / "celery.yaml"
     cfg.write_text(yaml.safe_dump(test_config()))
@@ -147,16 +243,65 @@ def deployment(smtp_server: Any) -> Iterator[Deployment]:
         "TASKQ_KEY_PREFIX": f"tq{uuid.uuid4().hex[:8]}",
         "TASKQ_SMTP_URL": smtp_server.url, "TASKQ_FILES_ROOT": str(home / "files"),
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(REPO)]),
+        **urls,
     })
-    dep = Deployment(home=home, env=env)
+    dep = Deployment(home=home, env=env, broker=broker)
     try:
         yield dep
     finally:
         dep.stop_workers()
-        if dep._runtime is not None and dep.runtime.embedded is not None:
-            dep.runtime.embedded.stop()
-        else:
-            from taskq.embedded import EmbeddedBroker
-
-            EmbeddedBroker(home).stop()
+        _clean(dep)
         subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def _clean(dep: Deployment) -> None:
+    from taskq.embedded import EmbeddedBroker
+
+    if dep._runtime is not None:
+        _close_runtime(dep._runtime)
+    if dep.broker == "embedded":
+        EmbeddedBroker(dep.home).stop()
+        return
+    settings = config.load(env=dep.env)
+    if dep.broker == "rabbitmq":
+        _delete_amqp_queues(settings)
+    _delete_redis_keys(settings)
+
+
+def _close_runtime(runtime: Runtime) -> None:
+    made = vars(runtime)  # cached_property values: only close what the test opened
+    if "celery" in made:
+        made["celery"].close()
+    if "redis" in made:
+        made["redis"].close()
+
+
+def _delete_amqp_queues(settings: config.Settings) -> None:
+    from kombu import Connection
+
+    from taskq import topology
+
+    with Connection(settings.broker_url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        for name in topology.all_queues(settings):
+            channel.queue_delete(name)
+
+
+def _delete_redis_keys(settings: config.Settings) -> None:
+    """Everything this deployment left in the shared test database, and nothing else."""
+    import redis
+
+    client = redis.Redis.from_url(settings.result_backend or REDIS_URL, socket_timeout=5)
+    prefix = settings.key_prefix
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    for binding in client.scan_iter(match="_kombu.binding.*", count=1000):
+        ours = [m for m in client.smembers(binding) if prefix.encode() in m]
+        if ours:
+            client.srem(binding, *ours)
+    stale = [tag for tag, raw in client.hscan_iter("unacked") if f'"{prefix}.'.encode() in raw]
+    if stale:
+        client.hdel("unacked", *stale)
+        client.zrem("unacked_index", *stale)
+    client.close()

@@ -1,4 +1,5 @@
-"""The core flows on the embedded broker, driven through the CLI with real workers."""
+"""The core flows, driven through the CLI with real workers; those marked `brokers` run on
+every broker (embedded, RabbitMQ + Redis, Redis)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.brokers
 def test_every_built_in_type_succeeds_with_its_result(deployment, smtp_server):
     # Given a worker serving every type, and a file to process
     deployment.start_worker("--concurrency", "2")
@@ -100,6 +102,7 @@ def test_unknown_type_and_priority_are_usage_errors(deployment):
     assert "urgent" in bad_priority.stderr
 
 
+@pytest.mark.brokers
 def test_failed_task_keeps_error_type_and_traceback_and_wait_exits_5(deployment):
     deployment.start_worker()
     result = deployment.cli("submit", "--type", "crash", "--param", "code=7", "--wait",
@@ -121,6 +124,7 @@ def test_wait_timeout_exits_6(deployment):
     assert "timed out" in result.stderr
 
 
+@pytest.mark.brokers
 def test_delayed_task_is_scheduled_then_runs(deployment):
     deployment.start_worker()
     record = deployment.submit("data", delay=1.0, data=[1, 2, 3])
