@@ -2,8 +2,179 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
+TypeOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
+    "--type", "-t", help="Only this task type (alias allowed); repeatable or comma-separated.")]
+PriorityOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--priority", "-p", help="Only this priority; repeatable or comma-separated.")]
+OneTypeOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--type", "-t", help="Only dead letters of this task type.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many (1-1000).")]
+
+dlq_app = typer.Typer(help="Dead letters: tasks that failed for good.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the taskq CLI."""
+    app.command("list")(list_)
+    app.command()(cancel)
+    app.command()(retry)
+    app.command()(queues)
+    app.command()(workers)
+    app.command()(watch)
+    app.add_typer(dlq_app, name="dlq")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def list_(
+    state: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--state", "-s", help="QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE or "
+        "REVOKED; repeatable or comma-separated.")] = None,
+    type_: TypeOpt = None,
+    priority: PriorityOpt = None,
+    since: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--since", help="Only tasks submitted in the last DURATION (90, 30s, 10m, 2h, 1d).")
+    ] = None,
+    limit: LimitOpt = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """List tasks, newest first, from the records kept since submit."""
+    from taskq import listing, render, tables
+    from taskq.cli import runtime
+
+    rt = runtime()
+    query = listing.build_query(rt.settings, _split(state), _split(type_), _split(priority),
+                                since, limit)
+    found = listing.list_tasks(rt, query)
+    if json_:
+        render.print_json([render.record_json(r) for r in found])
+    else:
+        render.console().print(tables.tasks_table(found))
+
+
+def cancel(
+    task_id: str,
+    terminate: Annotated[bool, typer.Option(
+        "--terminate", help="Also stop the task if it is running (SIGTERM to its process).")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Cancel a queued, delayed or retrying task (a running one with --terminate)."""
+    from taskq import control, render
+    from taskq.cli import runtime
+
+    record = control.cancel(runtime(), task_id, terminate)
+    if json_:
+        render.print_json(render.record_json(record))
+    else:
+        render.console(stderr=True).print(f"cancelled {record.id}: REVOKED")
+
+
+def retry(task_id: str, json_: JsonOpt = False) -> None:
+    """Submit a failed task again as a new task linked to it; prints the new id."""
+    from taskq import control, render
+    from taskq.cli import runtime
+
+    record = control.retry(runtime(), task_id)
+    if json_:
+        render.print_json(render.record_json(record))
+    else:
+        render.console(stderr=True).print(f"retried {task_id} as {record.id}")
+        print(record.id)
+
+
+@dlq_app.command("list")
+def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = False) -> None:
+    """List dead letters, most recently failed first."""
+    from taskq import dlq, render, tables
+    from taskq.cli import runtime
+
+    rt = runtime()
+    found = dlq.dead_letters(rt, type_, limit)
+    if json_:
+        render.print_json([render.record_json(r) for r in found])
+    else:
+        total = dlq.count(rt, type_)
+        render.console().print(tables.tasks_table(found, title=f"dead letters: {total}"))
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+    type_: OneTypeOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Submit every dead letter (of one type with --type) again; reports counts."""
+    from taskq import dlq, render
+    from taskq.cli import runtime
+    from taskq.errors import UsageError
+
+    if not all_:
+        raise UsageError("dlq retry needs --all (use `taskq retry ID` for one task)")
+    report = dlq.retry_all(runtime(), type_)
+    if json_:
+        render.print_json(report.to_dict())
+    else:
+        render.console(stderr=True).print(
+            f"retried {len(report.retried)} dead letters; skipped {len(report.skipped)}")
+
+
+@dlq_app.command("purge")
+def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False) -> None:
+    """Delete every dead letter (of one type with --type); reports the count."""
+    from taskq import dlq, render
+    from taskq.cli import runtime
+
+    purged = dlq.purge(runtime(), type_)
+    if json_:
+        render.print_json({"purged": purged})
+    else:
+        render.console(stderr=True).print(f"purged {purged} dead letters")
+
+
+def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt = False) -> None:
+    """Each queue's depth, by priority, the age of its oldest waiting task, its consumers."""
+    from taskq import queues as queue_view
+    from taskq import render, tables
+    from taskq.cli import runtime
+
+    found = queue_view.queues_now(runtime(), _split(type_), _split(priority))
+    if json_:
+        render.print_json([queue_view.queue_json(q) for q in found])
+    else:
+        render.console().print(tables.queues_table(found))
+
+
+def workers(json_: JsonOpt = False) -> None:
+    """Each worker: host, profile, queues, state (online, busy, gone, stopped), current task."""
+    from taskq import render, tables, workers_view
+    from taskq.cli import runtime
+
+    found = workers_view.list_workers(runtime())
+    if json_:
+        render.print_json([workers_view.worker_json(w) for w in found])
+    else:
+        render.console().print(tables.workers_table(found))
+
+
+def watch(
+    type_: TypeOpt = None,
+    priority: PriorityOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between refreshes (at most 0.5).")] = 0.5,
+) -> None:
+    """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
+    from taskq import watch as watching
+    from taskq.cli import runtime
+
+    rt = runtime()
+    filters = watching.Filters.parse(rt.settings, _split(type_), _split(priority))
+    watching.run(rt, filters, once=once, interval=interval)

@@ -1,0 +1,105 @@
+"""Rich tables for the operations views: tasks, queues and workers (used by the CLI and watch)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from taskq.render import STATE_STYLES
+
+if TYPE_CHECKING:
+    from taskq.queues import QueueInfo
+    from taskq.records import TaskRecord
+    from taskq.workers_view import WorkerInfo
+
+WORKER_STYLES = {"online": "green", "busy": "yellow", "gone": "bold red", "stopped": "dim"}
+
+
+def ago(seconds: float | None) -> str:
+    """A short human duration: 4.2s, 3m05s, 2h10m, 3d4h."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours < 24 else f"{hours // 24}d{hours % 24}h"
+
+
+def state_cell(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def tasks_table(tasks: list[TaskRecord], now: float | None = None,
+                title: str | None = None) -> Table:
+    now = now or time.time()
+    table = Table(title=title, expand=False, title_justify="left")
+    for name in ("id", "state", "type", "priority", "age", "tries", "worker", "note"):
+        table.add_column(name, no_wrap=name in ("id", "state"), overflow="ellipsis")
+    for task in tasks:
+        table.add_row(task.id, state_cell(task.state), task.type, task.priority,
+                      ago(now - task.submitted_at if task.submitted_at else None),
+                      str(task.attempts), (task.worker or "").split("@")[0], _note(task, now))
+    return table
+
+
+def _note(task: TaskRecord, now: float) -> str:
+    parts = []
+    if task.state == "RETRY" and task.next_attempt_at:
+        parts.append(f"next try in {ago(task.next_attempt_at - now)}")
+    if task.state == "SCHEDULED" and task.eta:
+        parts.append(f"runs in {ago(task.eta - now)}")
+    if task.retry_of:
+        parts.append(f"retry of {task.retry_of[:8]}")
+    if task.retried_as:
+        parts.append(f"retried as {task.retried_as[:8]}")
+    if task.error and task.state in ("FAILURE", "RETRY"):
+        parts.append(f"{task.exc_type or 'error'}: {task.error}"[:60])
+    return "; ".join(parts)
+
+
+def queues_table(queues: list[QueueInfo], now: float | None = None,
+                 title: str | None = None) -> Table:
+    now = now or time.time()
+    table = Table(title=title, title_justify="left")
+    for name in ("queue", "priority", "depth", "oldest waiting", "consumers"):
+        table.add_column(name, justify="right" if name in ("depth", "consumers") else "left",
+                         no_wrap=name == "queue")
+    for q in queues:
+        oldest = ago(now - q.oldest_waiting_at) if q.oldest_waiting_at else "-"
+        depth = Text(str(q.depth), style="bold" if q.depth else "dim")
+        table.add_row(q.name, q.priority, depth, oldest, str(q.consumers))
+    return table
+
+
+def workers_table(workers: list[WorkerInfo], now: float | None = None,
+                  title: str | None = None) -> Table:
+    now = now or time.time()
+    table = Table(title=title, title_justify="left")
+    for name in ("worker", "host", "profile", "queues", "state", "conc", "current task",
+                 "running", "done", "failed", "heartbeat"):
+        table.add_column(name, justify="right" if name in ("conc", "done", "failed") else "left")
+    for w in workers:
+        current = "\n".join(f"{t.type} {t.id[:8]}" for t in w.current) or "-"
+        running = "\n".join(ago(now - t.started_at if t.started_at else None)
+                            for t in w.current) or "-"
+        table.add_row(w.hostname.split("@")[0], w.host, w.profile, queues_summary(w.queues),
+                      Text(w.state, style=WORKER_STYLES.get(w.state, "")), str(w.concurrency),
+                      current, running, str(w.done), str(w.failed),
+                      f"{ago(now - w.heartbeat_at if w.heartbeat_at else None)} ago")
+    return table
+
+
+def queues_summary(queues: list[str]) -> str:
+    """Queue names <prefix>.<type>.<priority> as "high>normal: data_processing, spin"."""
+    pairs = [q.rsplit(".", 2)[-2:] for q in queues]
+    priorities = list(dict.fromkeys(p for _, p in pairs))
+    types = list(dict.fromkeys(t for t, _ in pairs))
+    named = ", ".join(types) if len(types) <= 2 else f"{len(types)} types"
+    return f"{'>'.join(priorities)}: {named}"

@@ -1,0 +1,61 @@
+"""Dead letters and `taskq retry`: permanent failures and exhausted retries, on real workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_failures_become_dead_letters_and_retry_links_old_and_new(deployment, tmp_path):
+    # Given a permanent failure and a task that runs out of its 3 retries
+    deployment.start_worker("--concurrency", "2")
+    crashed = deployment.submit("crash", "high", code=7)
+    exhausted = deployment.submit("flaky", marker_dir=str(tmp_path / "m"), failures=100)
+    assert deployment.wait(crashed.id).state == "FAILURE"
+    assert deployment.wait(exhausted.id).attempts == 4
+    # When listing dead letters, Then both are there, most recent failure first
+    letters = deployment.cli_json("dlq", "list")
+    assert [r["id"] for r in letters] == [exhausted.id, crashed.id]
+    # When one is retried
+    result = deployment.cli("retry", crashed.id, "--json")
+    assert result.returncode == 0, result.stderr
+    new = json.loads(result.stdout)
+    # Then a new task with the same type, priority and parameters links back to it
+    assert (new["type"], new["priority"], new["params"]) == ("crash", "high", {"code": 7})
+    assert new["id"] != crashed.id and new["retry_of"] == crashed.id
+    assert deployment.cli_json("status", crashed.id)["retried_as"] == new["id"]
+    # And the original leaves the dead letters, while the new one fails into them
+    assert deployment.wait(new["id"]).state == "FAILURE"
+    assert [r["id"] for r in deployment.cli_json("dlq", "list")] == [new["id"], exhausted.id]
+    # And retrying it twice, or retrying a task that did not fail, is a conflict (exit 8)
+    assert deployment.cli("retry", crashed.id).returncode == 8
+    done = deployment.submit("spin", ms=1)
+    deployment.wait(done.id)
+    assert deployment.cli("retry", done.id).returncode == 8
+
+
+def test_dlq_retry_all_by_type_and_purge_report_counts(deployment, tmp_path):
+    # Given three dead letters of two types, and then no worker running
+    deployment.start_worker("--concurrency", "2")
+    crashes = [deployment.submit("crash", code=n) for n in (1, 2)]
+    flaky = deployment.submit("flaky", marker_dir=str(tmp_path / "m"), failures=100)
+    for task in (*crashes, flaky):
+        assert deployment.wait(task.id).state == "FAILURE"
+    deployment.stop_workers()
+    # When the crash dead letters are retried in bulk
+    report = deployment.cli_json("dlq", "retry", "--all", "--type", "crash")
+    # Then the count is reported and only the flaky one is left
+    assert report["retried"] == 2 and report["skipped"] == 0
+    assert {t["id"] for t in report["tasks"]} == {t.id for t in crashes}
+    assert [r["id"] for r in deployment.cli_json("dlq", "list")] == [flaky.id]
+    queued = deployment.cli_json("list", "--state", "QUEUED", "--type", "crash")
+    assert {r["retry_of"] for r in queued} == {t.id for t in crashes}
+    # When the dead letters are purged, Then the count is reported and the record is gone
+    assert deployment.cli_json("dlq", "purge") == {"purged": 1}
+    assert deployment.cli_json("dlq", "list") == []
+    assert deployment.cli("status", flaky.id).returncode == 4
+    # And `dlq retry` without --all is refused
+    assert deployment.cli("dlq", "retry").returncode == 2
