@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskq import heartbeat, records, topology
+from taskq import heartbeat, records
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -36,9 +37,8 @@ def render(registry: CollectorRegistry) -> bytes:
 
 @dataclass
 class Sample:
-    """What the most recent records say: counts by (type, state), timings, retries."""
+    """What the most recent records say: timings and retries."""
 
-    states: Counter[tuple[str, str]] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     run: dict[str, list[float]] = field(default_factory=dict)
     wait: dict[str, list[float]] = field(default_factory=dict)
@@ -52,45 +52,19 @@ class TaskqCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         yield _queue_depth(self.runtime)
-        sample = read_sample(self.runtime)
-        yield from _task_metrics(sample)
+        yield from _counts(self.runtime)
+        yield from _sample_metrics(read_sample(self.runtime))
         yield _workers_online(self.runtime)
 
 
 def _queue_depth(runtime: Runtime) -> Metric:
+    from taskq.queues import queue_stats
+
     family = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue",
                                labels=["queue", "type", "priority"])
-    for queue, depth in queue_depths(runtime).items():
-        type_name, priority = topology.parse_queue(runtime.settings, queue) or ("", "")
-        family.add_metric([queue, type_name, priority], depth)
+    for queue in queue_stats(runtime):
+        family.add_metric([queue.name, queue.type, queue.priority], queue.depth)
     return family
-
-
-def queue_depths(runtime: Runtime) -> dict[str, int]:
-    """Ready messages per queue, asked of the broker with a passive declare (AMQP or Redis)."""
-    from taskq.errors import BrokerUnavailable
-    from taskq.health import check_broker
-
-    depths: dict[str, int] = {}
-    with runtime.celery.connection_for_read() as conn:
-        try:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                   timeout=3.0)
-        except Exception:  # noqa: BLE001 - reported as the one broker error below
-            check = check_broker(runtime)
-            raise BrokerUnavailable("broker", check.url, check.error or "unreachable") from None
-        channel = conn.channel()
-        for queue in topology.all_queues(runtime.settings):
-            depths[queue], channel = _depth(conn, channel, queue)
-        channel.close()
-    return depths
-
-
-def _depth(conn: Any, channel: Any, queue: str) -> tuple[int, Any]:
-    try:
-        return int(channel.queue_declare(queue=queue, passive=True).message_count), channel
-    except conn.channel_errors:  # AMQP: not declared yet, and the channel is now closed
-        return 0, conn.channel()
 
 
 def read_sample(runtime: Runtime) -> Sample:
@@ -112,7 +86,6 @@ def read_sample(runtime: Runtime) -> Sample:
 
 def _add(sample: Sample, row: dict[str, str | None]) -> None:
     type_name, state = row["type"] or "", row["state"] or ""
-    sample.states[(type_name, state)] += 1
     sample.retries[type_name] += max(int(row["attempts"] or 0) - 1, 0)
     started, finished = _float(row["started_at"]), _float(row["finished_at"])
     ready = _float(row["eta"]) or _float(row["submitted_at"])
@@ -130,18 +103,34 @@ def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def _task_metrics(sample: Sample) -> Iterator[Metric]:
-    tasks = GaugeMetricFamily("taskq_tasks", f"Tasks by type and state, among the {SAMPLE} "
-                              "most recent", labels=["type", "state"])
-    for (type_name, state), count in sorted(sample.states.items()):
+def _counts(runtime: Runtime) -> Iterator[Metric]:
+    """Exact counts from the record indexes: one ZCARD per (state, type, priority) and per
+    dead-letter set, all in one round trip."""
+    settings, store = runtime.settings, runtime.store
+    cells = list(itertools.product(records.STATES, settings.task_types, settings.priorities))
+    pipe = store.client.pipeline(transaction=False)
+    for state, type_name, priority in cells:
+        pipe.zcard(store.cell_key(state, type_name, priority))
+    for type_name in settings.task_types:
+        pipe.zcard(store.dlq_key(type_name))
+    with store.reachable():
+        found = [int(n) for n in pipe.execute()]
+    by_type_state: Counter[tuple[str, str]] = Counter()
+    for (state, type_name, _), count in zip(cells, found, strict=False):
+        by_type_state[(type_name, state)] += count
+    tasks = GaugeMetricFamily("taskq_tasks", "Tasks by type and state (records kept)",
+                              labels=["type", "state"])
+    for (type_name, state), count in sorted(by_type_state.items()):
         tasks.add_metric([type_name, state], count)
     yield tasks
-    dead = GaugeMetricFamily("taskq_dead_letters", "Tasks that failed for good (FAILURE), "
-                             f"among the {SAMPLE} most recent", labels=["type"])
-    for (type_name, state), count in sorted(sample.states.items()):
-        if state == records.FAILURE:
-            dead.add_metric([type_name], count)
+    dead = GaugeMetricFamily("taskq_dead_letters", "Dead letters: tasks that failed for good "
+                             "and were not retried or purged", labels=["type"])
+    for type_name, count in zip(settings.task_types, found[len(cells):], strict=True):
+        dead.add_metric([type_name], count)
     yield dead
+
+
+def _sample_metrics(sample: Sample) -> Iterator[Metric]:
     retries = GaugeMetricFamily("taskq_task_retries", "Retried attempts (attempts after the "
                                 f"first), among the {SAMPLE} most recent tasks", labels=["type"])
     for type_name, count in sorted(sample.retries.items()):

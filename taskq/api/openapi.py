@@ -45,6 +45,24 @@ TASK = {
     },
 }
 
+QUEUE = {"type": "object", "required": ["name", "type", "priority", "depth", "consumers"],
+         "properties": {"name": {"type": "string"}, "type": {"type": "string"},
+                        "priority": {"type": "string"}, "depth": {"type": "integer"},
+                        "consumers": {"type": "integer"},
+                        "oldest_waiting_at": NULLABLE_NUMBER,
+                        "oldest_waiting_age": NULLABLE_NUMBER}}
+WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues"],
+          "properties": {"hostname": {"type": "string"}, "host": {"type": "string"},
+                         "profile": {"type": "string"}, "pid": {"type": "integer"},
+                         "queues": {"type": "array", "items": {"type": "string"}},
+                         "concurrency": {"type": "integer"},
+                         "state": {"type": "string",
+                                   "enum": ["online", "busy", "gone", "stopped"]},
+                         "started_at": NULLABLE_NUMBER, "heartbeat_at": NULLABLE_NUMBER,
+                         "heartbeat_age": NULLABLE_NUMBER, "done": {"type": "integer"},
+                         "failed": {"type": "integer"},
+                         "current": {"type": "array", "items": {"type": "object"}}}}
+
 CHECK = {"type": "object", "required": ["ok", "url"], "properties": {
     "ok": {"type": "boolean"}, "url": {"type": "string"}, "error": NULLABLE_STRING}}
 HEALTH = {"type": "object", "required": ["status", "broker", "backend"], "properties": {
@@ -93,7 +111,7 @@ def paths(settings: Settings) -> dict[str, Any]:
     batch_reply = {"type": "object", "required": ["count", "tasks"], "properties": {
         "count": {"type": "integer"}, "tasks": {"type": "array", "items": TASK}}}
     submit_errors = _errors(400, 401, 413, 415, 503)
-    return {
+    return _merged(_ops_paths(settings), {
         "/api/tasks": {"post": {
             "summary": "Submit a task", "operationId": "submitTask", "requestBody": _body(body),
             "responses": {**_ok(202, "Queued (or scheduled)", TASK), **submit_errors}}},
@@ -118,7 +136,71 @@ def paths(settings: Settings) -> dict[str, Any]:
         "/api/openapi.json": {"get": {
             "summary": "This description", "operationId": "openapi",
             "responses": {**_ok(200, "OpenAPI 3.0", {"type": "object"}), **_errors(401)}}},
+    })
+
+
+def _merged(*groups: dict[str, Any]) -> dict[str, Any]:
+    """Path items from several groups, methods of one path joined."""
+    out: dict[str, Any] = {}
+    for group in groups:
+        for path, item in group.items():
+            out.setdefault(path, {}).update(item)
+    return out
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+def _list_parameters(settings: Settings) -> list[dict[str, Any]]:
+    names = sorted(settings.task_types) + sorted(settings.aliases)
+    return [
+        _query("state", {"type": "string", "enum": list(records.STATES)}, "only this state"),
+        _query("type", {"type": "string", "enum": names}, "only this task type"),
+        _query("priority", {"type": "string", "enum": list(settings.priorities)},
+               "only this priority"),
+        _query("since", {"type": "string", "pattern": r"^[0-9]+[smhdw]?$"},
+               "submitted within, e.g. 10m"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size"),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": 900}, "skip this many"),
+    ]
+
+
+def _ops_paths(settings: Settings) -> dict[str, Any]:
+    page = {"type": "object", "required": ["tasks", "count", "offset", "limit", "next_offset"],
+            "properties": {"tasks": {"type": "array", "items": TASK},
+                           "count": {"type": "integer"}, "offset": {"type": "integer"},
+                           "limit": {"type": "integer"},
+                           "next_offset": {"type": "integer", "nullable": True}}}
+    terminate = _query("terminate", {"type": "boolean"}, "also stop it if it is running")
+    return {
+        "/api/tasks": {"get": {
+            "summary": "Tasks, newest first, filtered like `taskq list`",
+            "operationId": "listTasks", "parameters": _list_parameters(settings),
+            "responses": {**_ok(200, "A page of tasks", page), **_errors(400, 401, 503)}}},
+        "/api/tasks/{task_id}": {"delete": {
+            "summary": "Cancel a waiting (or, with terminate, running) task",
+            "operationId": "cancelTask", "parameters": [_task_id(), terminate],
+            "responses": {**_ok(200, "Now REVOKED", TASK), **_errors(401, 404, 409, 503)}}},
+        "/api/tasks/{task_id}/retry": {"post": {
+            "summary": "Submit a failed task again as a new, linked task",
+            "operationId": "retryTask", "parameters": [_task_id()],
+            "responses": {**_ok(202, "The new task", TASK), **_errors(401, 404, 409, 503)}}},
+        "/api/queues": {"get": {
+            "summary": "Depth and consumers of every queue", "operationId": "queues",
+            "responses": {**_ok(200, "Queues, highest priority first", _listing(
+                "queues", QUEUE)), **_errors(400, 401, 503)}}},
+        "/api/workers": {"get": {
+            "summary": "Workers seen in the last day", "operationId": "workers",
+            "responses": {**_ok(200, "Workers", _listing("workers", WORKER)),
+                          **_errors(401, 503)}}},
     }
+
+
+def _listing(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": [key],
+            "properties": {key: {"type": "array", "items": item}}}
 
 
 def spec(settings: Settings) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from api_server import configure_api, running_api
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.brokers
 def test_every_type_at_every_priority_is_accepted_then_polled_to_its_final_state(
         deployment, smtp_server):
     # Given a worker for every type, a file to process, and the API
@@ -153,8 +153,9 @@ def test_listening_beyond_loopback_without_a_token_is_refused_at_start(deploymen
     assert "TASKQ_API_TOKEN" in result.stderr
 
 
+@pytest.mark.brokers
 def test_metrics_count_queues_tasks_and_workers_and_forget_a_dead_worker(deployment):
-    # Given one finished task, one waiting on a queue no worker serves, and a worker
+    # Given a finished task, a failed one, one waiting on a queue no worker serves
     worker = deployment.start_worker("--queues", "high")
     with running_api(deployment) as api:
         done = api.post("/api/tasks", json={"task_type": "data", "priority": "high",
@@ -162,6 +163,8 @@ def test_metrics_count_queues_tasks_and_workers_and_forget_a_dead_worker(deploym
         api.wait_final(done["task_id"])
         api.post("/api/tasks", json={"task_type": "data", "priority": "low",
                                      "parameters": {"data": "c"}})
+        api.wait_final(api.post("/api/tasks", json={"task_type": "crash",
+                                                    "priority": "high"}).json()["task_id"])
         text = api.get("/metrics").text
         prefix = deployment.runtime.settings.key_prefix
         # Then depth, tasks by state, timings and workers are all there
@@ -172,8 +175,9 @@ def test_metrics_count_queues_tasks_and_workers_and_forget_a_dead_worker(deploym
         assert 'taskq_task_run_seconds_count{type="data_processing"} 1.0' in text
         assert 'taskq_task_queue_wait_seconds_count{type="data_processing"} 1.0' in text
         assert 'taskq_workers_online{profile="worker"} 1.0' in text
+        assert 'taskq_dead_letters{type="crash"} 1.0' in text
         # When the worker is killed outright (no goodbye), it stops counting
-        worker.send_signal(signal.SIGKILL)
+        deployment.kill_worker(worker)
         deadline = time.monotonic() + 15
         while 'taskq_workers_online{profile="worker"} 0.0' not in api.get("/metrics").text:
             assert time.monotonic() < deadline, "a dead worker is still counted"
