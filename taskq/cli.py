@@ -46,7 +46,8 @@ def runtime() -> Runtime:
 
 @app.command()
 def submit(
-    type_: Annotated[str, typer.Option("--type", "-t", help="Task type or alias.")],
+    type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--type", "-t", help="Task type or alias.")] = None,
     priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--priority", "-p", help="high, normal or low (default: normal).")] = None,
     param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
@@ -57,11 +58,19 @@ def submit(
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
+    from_: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--from", help="Submit every task of a JSON-lines file (- for stdin): one "
+        '{"task_type", "priority", "parameters", "delay"} object a line.')] = None,
 ) -> None:
-    """Submit a task; prints its id."""
+    """Submit a task (or a file of them with --from); prints its id."""
     from taskq import render, request
     from taskq import submit as submitting
 
+    if from_ is not None:
+        _refuse_with_from(type_, priority, param, params, delay, wait)
+        return _submit_from(from_, json_)
+    if type_ is None:
+        raise _usage("--type is required (or --from FILE)")
     rt = runtime()
     record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
     if wait:
@@ -71,6 +80,33 @@ def submit(
     else:
         render.console(stderr=True).print(render.submitted_line(record))
         print(record.id)
+
+
+def _usage(message: str) -> Exception:
+    from taskq.errors import UsageError
+
+    return UsageError(message)
+
+
+def _refuse_with_from(*single_task_options: object) -> None:
+    if any(option not in (None, [], 0.0, False) for option in single_task_options):
+        raise _usage("--from takes every task from the file: it cannot be combined with "
+                     "--type, --priority, --param, --params, --delay or --wait")
+
+
+def _submit_from(source: str, json_: bool) -> None:
+    from taskq import bulk, progress, render
+
+    rt = runtime()
+    numbered = bulk.prepare_all(rt.settings, bulk.read_lines(source))
+    with progress.bar(len(numbered), "submitting") as advance:
+        bulk.submit_all(rt, [record for _, record in numbered], advance)
+    if json_:
+        for number, record in numbered:
+            render.print_json(bulk.summary_json(number, record))
+    else:
+        sys.stdout.write("".join(f"{record.id}\n" for _, record in numbered))
+        render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
 
 
 @app.command()

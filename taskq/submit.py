@@ -56,31 +56,37 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
 
 def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None) -> TaskRecord:
     """Record then publish; if publishing fails the record is removed, so none claims QUEUED."""
+    from taskq.publish import publisher
+
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of
-    runtime.store.create(record)
-    try:
-        publish(runtime, record, request.delay)
-    except BaseException as exc:
-        runtime.store.delete(record.id)
-        if isinstance(exc, Exception) and _is_connection_error(exc):
-            raise BrokerUnavailable("broker", mask_url(runtime.broker_url) or "",
-                                    _reason(exc)) from None
-        raise
+    publisher(runtime).send([record])
     return record
 
 
 def publish(runtime: Runtime, record: TaskRecord, delay: float) -> None:
+    """Celery's own send_task: the path for delayed tasks and for brokers without a fast one."""
     runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
         queue=record.queue, routing_key=record.queue, countdown=delay or None,
     )
 
 
+def broker_unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailable | None:
+    """The error to show for a failed publish, if it was a connection failure."""
+    if isinstance(exc, BrokerUnavailable):
+        return exc
+    if isinstance(exc, Exception) and _is_connection_error(exc):
+        return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", _reason(exc))
+    return None
+
+
 def _is_connection_error(exc: Exception) -> bool:
+    import redis
     from kombu.exceptions import OperationalError
 
-    return isinstance(exc, OperationalError | OSError | ConnectionError)
+    return isinstance(exc, OperationalError | OSError | ConnectionError | redis.ConnectionError
+                      | redis.TimeoutError)
 
 
 def _reason(exc: Exception) -> str:

@@ -1,0 +1,79 @@
+"""Bulk submit: read JSON lines, validate every one, then record and publish them in batches."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from taskq import request, submit
+from taskq.errors import InvalidParameters, TaskqError, UsageError
+
+if TYPE_CHECKING:
+    from taskq.config import Settings
+    from taskq.records import TaskRecord
+    from taskq.runtime import Runtime
+
+MAX_PROBLEMS = 20  # a file of bad lines should not make an error of a million lines
+
+
+def read_lines(source: str) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a file, or of stdin when `source` is -."""
+    if source == "-":
+        return _numbered(sys.stdin)
+    try:
+        with Path(source).open(encoding="utf-8") as stream:
+            return _numbered(stream)
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source} is not UTF-8 text: {exc.reason}") from None
+
+
+def _numbered(stream: IO[str]) -> list[tuple[int, str]]:
+    return [(n, line) for n, line in enumerate(stream, start=1) if line.strip()]
+
+
+def prepare_all(settings: Settings, lines: Iterable[tuple[int, str]]
+                ) -> list[tuple[int, TaskRecord]]:
+    """Validate every line and build its record, touching no server; InvalidParameters
+    names each bad line, so that nothing of a file with one is queued."""
+    records: list[tuple[int, TaskRecord]] = []
+    problems: list[str] = []
+    for number, text in lines:
+        try:
+            records.append((number, _prepare_line(settings, text)))
+        except InvalidParameters as exc:
+            problems += [f"line {number}: {problem}" for problem in exc.problems]
+        except TaskqError as exc:
+            problems.append(f"line {number}: {exc.message}")
+    if problems:
+        more = len(problems) - MAX_PROBLEMS
+        raise InvalidParameters(problems[:MAX_PROBLEMS] +
+                                ([f"and {more} more"] if more > 0 else []))
+    return records
+
+
+def _prepare_line(settings: Settings, text: str) -> TaskRecord:
+    try:
+        body: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    return submit.prepare(settings, request.from_api_body(body, path="task"))
+
+
+def submit_all(runtime: Runtime, records: list[TaskRecord],
+               progress: Callable[[int], None] | None = None) -> list[TaskRecord]:
+    """Record and publish prepared tasks in pipelined batches; returns them."""
+    from taskq.publish import send_all
+
+    send_all(runtime, records, progress=progress)
+    return records
+
+
+def summary_json(number: int, record: TaskRecord) -> dict[str, Any]:
+    """What `submit --from --json` prints for one line."""
+    return {"line": number, "id": record.id, "type": record.type, "priority": record.priority,
+            "queue": record.queue, "state": record.state}

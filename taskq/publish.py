@@ -1,0 +1,221 @@
+"""Writes records and publishes their messages in batches: Redis pipelines, or one AMQP channel."""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq import messages, topology
+
+if TYPE_CHECKING:
+    import redis
+
+    from taskq.messages import Template
+    from taskq.records import TaskRecord
+    from taskq.runtime import Runtime
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+
+
+class Publisher:
+    """Sends batches of prepared records: each record is written before its message, and a
+    batch whose messages cannot be published leaves no record behind."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._templates: dict[str, Template] = {}
+
+    def send(self, batch: Sequence[TaskRecord]) -> None:
+        """Record and publish `batch`; BrokerUnavailable if the broker cannot take it."""
+        fast: list[TaskRecord] = []
+        slow: list[TaskRecord] = []
+        for record in batch:
+            (fast if self._fast(record) else slow).append(record)
+        if fast:
+            self._send_fast(fast)
+        if slow:
+            self._send_each(slow)
+
+    def template(self, record: TaskRecord) -> Template:
+        found = self._templates.get(record.queue)
+        if found is None:
+            found = messages.capture(self.runtime.celery, topology.task_name(record.type),
+                                     record.queue)
+            self._templates[record.queue] = found
+        return found
+
+    def _fast(self, record: TaskRecord) -> bool:
+        # Delayed tasks take Celery's own path: it may route them to a delay exchange.
+        template = self.template(record)
+        return record.eta is None and template.serializer == "json" and self._can(template)
+
+    def _can(self, template: Template) -> bool:
+        return False
+
+    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
+        raise NotImplementedError
+
+    def _send_each(self, batch: Sequence[TaskRecord]) -> None:
+        """Celery's send_task per message, after the batch's records are written."""
+        from taskq.submit import publish
+
+        self._write_records(batch)
+        sent = 0
+        try:
+            for record in batch:
+                publish(self.runtime, record, max(0.0, (record.eta or 0) -
+                                                  (record.submitted_at or 0)))
+                sent += 1
+        except BaseException as exc:
+            self._forget(batch[sent:])
+            raise self._translated(exc) from None
+
+    def _write_records(self, batch: Sequence[TaskRecord]) -> None:
+        store = self.runtime.store
+        pipe = store.client.pipeline(transaction=False)
+        for record in batch:
+            store.create(record, pipe)
+        with store.reachable():
+            pipe.execute()
+
+    def _forget(self, batch: Sequence[TaskRecord]) -> None:
+        for record in batch:
+            self.runtime.store.delete(record.id)
+
+    def _translated(self, exc: BaseException) -> BaseException:
+        from taskq.submit import broker_unavailable
+
+        return broker_unavailable(self.runtime, exc) or exc
+
+
+class RedisPublisher(Publisher):
+    """LPUSHes kombu's Redis message format; with the records in the same MULTI/EXEC when the
+    broker and the records share one Redis database."""
+
+    def __init__(self, runtime: Runtime, client: redis.Redis, shared: bool) -> None:
+        super().__init__(runtime)
+        self.client = client
+        self.shared = shared
+        options = runtime.celery.conf.broker_transport_options or {}
+        self.key_prefix = str(options.get("global_keyprefix") or "")
+
+    def _can(self, template: Template) -> bool:
+        # Other priorities live in kombu's priority-step keys: left to kombu.
+        return template.priority == 0
+
+    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
+        if not self.shared:
+            self._write_records(batch)
+        pipe = self.client.pipeline(transaction=self.shared)
+        if self.shared:
+            for record in batch:
+                self.runtime.store.create(record, pipe)
+        for queue, payloads in self._payloads(batch).items():
+            pipe.lpush(self.key_prefix + queue, *payloads)  # BRPOP takes them in this order
+        try:
+            pipe.execute()
+        except Exception as exc:
+            if not self.shared:
+                self._forget(batch)
+            raise self._translated(exc) from None
+
+    def _payloads(self, batch: Sequence[TaskRecord]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for record in batch:
+            template = self.template(record)
+            out[template.routing_key].append(
+                messages.redis_payload(template, record.id, record.params))
+        return out
+
+
+class AmqpPublisher(Publisher):
+    """Publishes on one channel of Celery's producer pool, without waiting per message."""
+
+    def _can(self, template: Template) -> bool:
+        return True
+
+    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
+        self._write_records(batch)
+        sent = 0
+        try:
+            with self.runtime.celery.producer_or_acquire() as producer:
+                for first in {record.queue: record for record in batch}.values():
+                    for entity in self.template(first).declare:
+                        producer.maybe_declare(entity)
+                for record in batch:
+                    self._publish(producer.channel, self.template(record), record)
+                    sent += 1
+        except BaseException as exc:
+            self._forget(batch[sent:])
+            raise self._translated(exc) from None
+
+    def _publish(self, channel: Any, template: Template, record: TaskRecord) -> None:
+        body, headers, properties = messages.amqp_parts(template, record.id, record.params)
+        message = channel.prepare_message(body, template.priority, "application/json",
+                                          "utf-8", headers, properties)
+        channel.basic_publish(message, exchange=template.exchange,
+                              routing_key=template.routing_key)
+
+
+class CeleryPublisher(Publisher):
+    """Any other transport: Celery's send_task for every message."""
+
+
+_publishers: weakref.WeakKeyDictionary[Runtime, Publisher] = weakref.WeakKeyDictionary()
+
+
+def publisher(runtime: Runtime) -> Publisher:
+    """The runtime's publisher, made once (it keeps the message templates it captured)."""
+    found = _publishers.get(runtime)
+    if found is None:
+        found = _publishers[runtime] = _make(runtime)
+    return found
+
+
+def _make(runtime: Runtime) -> Publisher:
+    url = runtime.broker_url
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return AmqpPublisher(runtime)
+    redis_url = redis_client_url(url)
+    if redis_url is None:
+        return CeleryPublisher(runtime)
+    if redis_url == redis_client_url(runtime.backend_url):
+        return RedisPublisher(runtime, runtime.redis, shared=True)
+    return RedisPublisher(runtime, _client(redis_url), shared=False)
+
+
+def redis_client_url(url: str) -> str | None:
+    """The redis-py URL of a kombu Redis broker URL (None if it is not one we write to)."""
+    if not url.startswith(_REDIS_SCHEMES):
+        return None
+    if url.startswith("redis+socket://"):
+        path, _, query = url[len("redis+socket://"):].partition("?")
+        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
+        return f"unix://{path}?db={db}"
+    if url.startswith("unix://"):
+        return url if "db=" in url else url + ("&" if "?" in url else "?") + "db=0"
+    host = url.partition("://")[2].rpartition("@")[2]
+    return url if "/" in host else url + "/0"
+
+
+def _client(url: str) -> redis.Redis:
+    import redis
+
+    from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT
+
+    return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                socket_timeout=REPLY_TIMEOUT)
+
+
+def send_all(runtime: Runtime, records: Sequence[TaskRecord], batch_size: int = 500,
+             progress: Callable[[int], None] | None = None) -> None:
+    """Record and publish `records` in batches; `progress(n)` after each batch of n."""
+    sender = publisher(runtime)
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        sender.send(batch)
+        if progress is not None:
+            progress(len(batch))
+
