@@ -1,0 +1,1 @@
+"""`taskq bench`: taskq against a plain Celery app with default settings on the same broker."""

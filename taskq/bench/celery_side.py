@@ -1,0 +1,127 @@
+"""The benchmark's scenarios as a plain Celery app with default settings runs them."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taskq.bench import measure
+from taskq.bench.plain import make_app
+
+
+class CelerySide:
+    """Celery as it comes: a Redis result backend, default prefetch, acks and queue."""
+
+    name = "celery"
+
+    def __init__(self, broker: str, backend: str, env: dict[str, str], logs: Path) -> None:
+        self.queue = f"plain-{uuid.uuid4().hex[:8]}"
+        self.args = [broker, backend, self.queue]
+        self.app = make_app(broker, backend, self.queue)
+        self.env = env
+        self.logs = logs
+        self.worker: Any = None
+        self.amqp = broker.startswith("amqp")
+        self.ids: list[str] = []
+
+    @property
+    def noop(self) -> Any:
+        return self.app.tasks["plain.noop"]
+
+    def enqueue_single(self, n: int) -> float:
+        _, seconds = measure.timed(lambda: [self._keep(self.noop.apply_async())
+                                            for _ in range(n)])
+        return seconds
+
+    def enqueue_bulk(self, n: int) -> tuple[list[str], float]:
+        """Celery has no bulk path: its fastest is apply_async on one shared producer."""
+        def send() -> list[str]:
+            with self.app.producer_or_acquire() as producer:
+                return [self._keep(self.noop.apply_async(producer=producer))
+                        for _ in range(n)]
+        return measure.timed(send)
+
+    def _keep(self, result: Any) -> str:
+        self.ids.append(result.id)
+        return str(result.id)
+
+    def purge(self) -> None:
+        with self.app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(self.queue)
+
+    def start_worker(self) -> float:
+        started = time.time()
+        argv = [sys.executable, "-m", "taskq.bench.plain", *self.args, "worker", "-c", "2",
+                "-P", "prefork", "-l", "WARNING"]
+        self.worker = measure.start(argv, self.env, str(self.logs / "celery-worker.log"))
+        return started
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            measure.stop(self.worker)
+            self.worker = None
+
+    def finish_times(self, ids: list[str]) -> list[float] | None:
+        client = self.app.backend.client
+        keys = [self.app.backend.get_key_for_task(i) for i in ids]
+        if not client.exists(keys[-1]):
+            return None
+        raws = client.mget(keys)
+        if not all(raws):
+            return None
+        return [_epoch(self.app.backend.decode_result(raw)["date_done"]) for raw in raws]
+
+    def round_trip(self) -> float:
+        start = time.perf_counter()
+        result = self.noop.apply_async()
+        result.get(timeout=30)
+        self.ids.append(result.id)
+        return time.perf_counter() - start
+
+    def priority(self, lows: int, ms: float) -> int:
+        """Celery's own message priority on the one default queue (on RabbitMQ it needs
+        x-max-priority, which is not a default, so it has no effect there)."""
+        spin = self.app.tasks["plain.spin"]
+        high_pri, low_pri = (9, 0) if self.amqp else (0, 9)
+        results = [spin.apply_async((ms,), priority=low_pri) for _ in range(lows)]
+        self.ids += [r.id for r in results]
+        measure.poll(lambda: True if results[0].ready() else None, 30, "first low task")
+        submitted = time.time()
+        high = spin.apply_async((ms,), priority=high_pri)
+        self.ids.append(high.id)
+        high_started = high.get(timeout=60)["started"]
+        self.purge()
+        time.sleep(0.5)  # prefetched tasks still run after the purge: let them store results
+        starts = [self._started(r) for r in results]
+        return sum(1 for t in starts if t is not None and submitted < t < high_started)
+
+    def _started(self, result: Any) -> float | None:
+        meta = self.app.backend.get_task_meta(result.id)
+        return meta["result"]["started"] if meta.get("status") == "SUCCESS" else None
+
+    def help_argv(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "celery"), "--help"]
+
+    def status_argv(self, task_id: str) -> list[str]:
+        return [sys.executable, "-m", "taskq.bench.plain", *self.args, "result", task_id]
+
+    def result_bytes(self, task_id: str) -> int:
+        key = self.app.backend.get_key_for_task(task_id)
+        return int(self.app.backend.client.memory_usage(key) or 0)
+
+    def cleanup(self) -> None:
+        self.purge()
+        client = self.app.backend.client
+        for start in range(0, len(self.ids), 1000):
+            keys = [self.app.backend.get_key_for_task(i) for i in self.ids[start:start + 1000]]
+            client.delete(*keys)
+        self.app.close()
+
+
+def _epoch(iso: str) -> float:
+    when = datetime.fromisoformat(iso)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()

@@ -1,0 +1,129 @@
+"""The benchmark's scenarios as taskq runs them: its submit paths, its worker, its records."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from taskq import records
+from taskq.bench import measure
+from taskq.records import TaskRecord
+from taskq.request import SubmitRequest
+from taskq.runtime import Runtime
+
+NOOP = SubmitRequest(type="noop")
+
+
+class TaskqSide:
+    """taskq with all its features on: records, events, strict priority."""
+
+    name = "taskq"
+
+    def __init__(self, runtime: Runtime, env: dict[str, str], logs: Path) -> None:
+        self.rt = runtime
+        self.env = env
+        self.logs = logs
+        self.worker: Any = None
+
+    def enqueue_single(self, n: int) -> float:
+        from taskq.submit import submit
+
+        _, seconds = measure.timed(lambda: [submit(self.rt, NOOP) for _ in range(n)])
+        return seconds
+
+    def enqueue_bulk(self, n: int) -> tuple[list[str], float]:
+        """The bulk path as `taskq submit --from` takes it: validate all, then send."""
+        from taskq.bulk import submit_all
+        from taskq.submit import prepare
+
+        def send() -> list[str]:
+            batch = [prepare(self.rt.settings, NOOP) for _ in range(n)]
+            return [r.id for r in submit_all(self.rt, batch)]
+        return measure.timed(send)
+
+    def purge(self) -> None:
+        with self.rt.celery.connection_for_write() as conn:
+            for queue in self.rt.celery.amqp.queues:
+                conn.default_channel.queue_purge(queue)
+
+    def start_worker(self) -> float:
+        started = time.time()
+        argv = [sys.executable, "-m", "taskq", "worker", "-c", "2", "--type", "noop,spin",
+                "--loglevel", "WARNING"]
+        self.worker = measure.start(argv, self.env, str(self.logs / "taskq-worker.log"))
+        return started
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            measure.stop(self.worker)
+            self.worker = None
+
+    def finish_times(self, ids: list[str]) -> list[float] | None:
+        """Every task's finished_at, or None while one is not finished."""
+        client = self.rt.store.client
+        if client.hget(self.rt.store.key(ids[-1]), "finished_at") is None:
+            return None
+        pipe = client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hget(self.rt.store.key(task_id), "finished_at")
+        values = pipe.execute()
+        return None if None in values else [float(v) for v in values]
+
+    def round_trip(self) -> float:
+        """Submit one no-op and wait for its record to be final, as `submit --wait` does."""
+        from taskq.submit import submit
+
+        start = time.perf_counter()
+        record = submit(self.rt, NOOP)
+        self.rt.store.wait(record.id, timeout=30)
+        return time.perf_counter() - start
+
+    def priority(self, lows: int, ms: float) -> int:
+        """Low tasks that start after a high one is submitted and before it starts."""
+        from taskq.bulk import submit_all
+        from taskq.submit import prepare
+
+        low = SubmitRequest(type="spin", priority="low", params={"ms": ms})
+        batch = [prepare(self.rt.settings, low) for _ in range(lows)]
+        submit_all(self.rt, batch)
+        measure.poll(lambda: self._started(batch[0]), 30, "first low task")
+        high = self._submit_high(ms)
+        done = self.rt.store.wait(high.id, timeout=60)
+        self.purge()
+        started = self._start_times(batch)
+        assert done.started_at is not None and high.submitted_at is not None
+        return sum(1 for t in started if high.submitted_at < t < done.started_at)
+
+    def _submit_high(self, ms: float) -> TaskRecord:
+        from taskq.submit import submit
+
+        return submit(self.rt, SubmitRequest(type="spin", priority="high", params={"ms": ms}))
+
+    def _started(self, record: TaskRecord) -> bool | None:
+        state = self.rt.store.client.hget(self.rt.store.key(record.id), "state")
+        return True if state and state != records.QUEUED.encode() else None
+
+    def _start_times(self, batch: list[TaskRecord]) -> list[float]:
+        pipe = self.rt.store.client.pipeline(transaction=False)
+        for record in batch:
+            pipe.hget(self.rt.store.key(record.id), "started_at")
+        return [float(v) for v in pipe.execute() if v is not None]
+
+    def help_argv(self) -> list[str]:
+        return [sys.executable, "-m", "taskq", "--help"]
+
+    def status_argv(self, task_id: str) -> list[str]:
+        return [sys.executable, "-m", "taskq", "status", task_id]
+
+    def record_bytes(self, task_id: str) -> int:
+        """What a finished task's record costs in Redis (MEMORY USAGE of its hash)."""
+        return int(self.rt.store.client.memory_usage(self.rt.store.key(task_id)) or 0)
+
+    def cleanup(self) -> None:
+        client = self.rt.store.client
+        prefix = self.rt.settings.key_prefix
+        for pattern in (f"{prefix}:*", f"{prefix}.*", f"_kombu.binding*.{prefix}.*"):
+            for key in client.scan_iter(match=pattern, count=1000):
+                client.delete(key)
