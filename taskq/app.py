@@ -8,6 +8,7 @@ from celery import Celery
 from kombu import Queue
 
 from taskq import topology
+from taskq.amqp_priority import PriorityFetch
 from taskq.config import Settings
 
 if TYPE_CHECKING:
@@ -53,8 +54,12 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     """Build a Celery app for `settings`; does no I/O, so it can be built twice in a test."""
     from taskq.tasks import register_tasks
 
-    app = Celery("taskq", set_as_current=False)
+    # On RabbitMQ the task consumer fetches by priority instead of subscribing
+    # (taskq/amqp_priority.py); on Redis brokers, unacked messages are leased
+    # (taskq/recovery.py). Both steps do nothing on the other kind of broker.
+    app = Celery("taskq", set_as_current=False, amqp="taskq.amqp_priority:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))
+    app.steps["consumer"].add(PriorityFetch)
     app.taskq_settings = settings  # type: ignore[attr-defined]
     app.taskq_runtime = runtime  # type: ignore[attr-defined]
     register_tasks(app, settings)

@@ -1,0 +1,82 @@
+"""Strict priority on every broker: a high task overtakes a backlog of low ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BACKLOG = 2000
+LOW_MS = 10
+CONCURRENCY = 2
+
+
+def _started_at(deployment, ids):
+    store = deployment.runtime.store
+    pipe = store.client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hget(store.key(task_id), "started_at")
+    return [float(at) for at in pipe.execute() if at is not None]
+
+
+def _wait_until_busy(deployment, ids, started=20, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while len(_started_at(deployment, ids[:100])) < started:
+        assert time.monotonic() < deadline, deployment.worker_logs()
+        time.sleep(0.05)  # polling for readiness
+
+
+@contextmanager
+def received_events(deployment) -> Iterator[dict[str, float]]:
+    """Task id -> when the worker took it from the broker (its `task-received` event)."""
+    app = deployment.runtime.celery
+    received: dict[str, float] = {}
+    listening = threading.Event()
+
+    def on_received(event):
+        received[event["uuid"]] = event["timestamp"]
+        listening.set()
+
+    with app.connection_for_read() as conn:
+        receiver = app.events.Receiver(conn, handlers={"task-received": on_received})
+        thread = threading.Thread(target=receiver.capture,
+                                  kwargs={"limit": None, "wakeup": False}, daemon=True)
+        thread.start()
+        assert listening.wait(30), "no task-received event from the worker"
+        try:
+            yield received
+        finally:
+            receiver.should_stop = True
+            thread.join(10)
+
+
+@pytest.mark.brokers
+def test_high_task_is_taken_before_any_more_of_a_2000_low_backlog(deployment):
+    # Given 2,000 low tasks of 10 ms of CPU queued, and a worker with 2 processes busy on them
+    lows = [deployment.submit("spin", "low", ms=LOW_MS).id for _ in range(BACKLOG)]
+    deployment.start_worker("--concurrency", str(CONCURRENCY))
+    _wait_until_busy(deployment, lows)
+    with received_events(deployment) as received:
+        # When a high task of another type is submitted
+        high = deployment.submit("data", "high", data=[1, 2, 3])
+        done = deployment.wait(high.id, timeout=30)
+    # Then it is the next task the worker takes from the broker: no low one is taken
+    # between its submission and it
+    assert done.state == "SUCCESS"
+    taken_before = [t for t in lows if high.submitted_at < received.get(t, 0) < received[high.id]]
+    # (a low task taken a moment before the high one was submitted may start a moment
+    # after: at most one per process)
+    started = [at for at in _started_at(deployment, lows)
+               if high.submitted_at < at < done.started_at]
+    waited_ms = (done.started_at - high.submitted_at) * 1000
+    print(f"[{deployment.broker}] low tasks taken before the high one: {len(taken_before)}, "
+          f"started while it waited: {len(started)}; it started after {waited_ms:.1f} ms")
+    assert taken_before == []
+    assert len(started) <= CONCURRENCY
+    # And it waited about one low task's run time, not for the backlog
+    assert waited_ms < 20 * LOW_MS
