@@ -1,0 +1,85 @@
+"""Bulk submit: `taskq submit --from`, and messages that Celery workers take as their own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskq import messages, publish, topology
+from taskq.request import SubmitRequest
+from taskq.submit import prepare
+
+pytestmark = pytest.mark.integration
+
+
+def _lines(*bodies: dict) -> str:
+    return "".join(json.dumps(body) + "\n" for body in bodies)
+
+
+@pytest.mark.brokers
+def test_submit_from_file_queues_every_line_and_a_worker_runs_them(deployment):
+    # Given a worker and a file of tasks using aliases, priorities and a delay
+    deployment.start_worker()
+    path = deployment.home / "tasks.jsonl"
+    path.write_text(_lines(
+        {"task_type": "data", "parameters": {"data": [1, 2, 3]}},
+        {"task_type": "data_processing", "priority": "high", "parameters": {"data": "a b"}},
+        {"task_type": "spin", "priority": "low", "parameters": {"ms": 1}, "delay": 0.5},
+    ))
+    # When it is submitted with --json
+    result = deployment.cli("submit", "--from", str(path), "--json")
+    # Then it exits 0 with one line per task, naming its line and id
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 3]
+    assert [row["state"] for row in rows] == ["QUEUED", "QUEUED", "SCHEDULED"]
+    # And each one runs to its result
+    done = [deployment.wait(row["id"], timeout=30) for row in rows]
+    assert [record.state for record in done] == ["SUCCESS"] * 3
+    assert done[0].result["mean"] == 2
+    assert done[1].priority == "high"
+
+
+def test_a_bad_line_is_reported_with_its_number_and_nothing_is_queued(deployment):
+    # Given stdin with good lines around an unknown type, bad JSON and a bad parameter
+    stdin = _lines({"task_type": "data", "parameters": {"data": [1]}},
+                   {"task_type": "dta"}) + "not json\n\n" + _lines(
+        {"task_type": "email", "parameters": {"to": "not an address"}},
+        {"task_type": "data", "parameters": {"data": [2]}})
+    # When it is submitted
+    result = deployment.cli("submit", "--from", "-", stdin=stdin)
+    # Then it exits 2 naming every bad line by its number
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid parameters")
+    for expected in ("line 2: unknown task type 'dta'", "line 3: not valid JSON",
+                     "line 5: "):
+        assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    # And nothing of the file reached a record or a queue
+    client = deployment.runtime.store.client
+    prefix = deployment.runtime.settings.key_prefix
+    assert client.zcard(f"{prefix}:tasks") == 0
+    assert not [k for k in client.keys("*") if k.startswith(prefix.encode() + b".")]
+
+
+def test_from_cannot_be_combined_with_single_task_options(deployment):
+    result = deployment.cli("submit", "--from", "-", "--type", "data", stdin="")
+    assert result.returncode == 2
+    assert "--from" in result.stderr
+
+
+def test_a_bulk_message_is_exactly_what_send_task_publishes(deployment):
+    # Given a record, and the message Celery's own send_task LPUSHes for it
+    runtime = deployment.runtime
+    record = prepare(runtime.settings, SubmitRequest(type="data", params={"data": [1, 2]}))
+    runtime.celery.send_task(topology.task_name(record.type), kwargs=record.params,
+                             task_id=record.id, queue=record.queue, routing_key=record.queue)
+    sent = json.loads(runtime.store.client.rpop(record.queue))
+    # When the bulk path builds the same task's message
+    template = publish.publisher(runtime).template(record)
+    built = json.loads(messages.redis_payload(template, record.id, record.params))
+    # Then they are the same but for the delivery tag, which is unique to each message
+    for message in (sent, built):
+        assert message["properties"].pop("delivery_tag")
+    assert built == sent
