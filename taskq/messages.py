@@ -58,6 +58,8 @@ def capture(app: Celery, task_name: str, queue: str, **options: Any) -> Template
     Celery's own code builds the headers and properties (protocol 2), so whatever it or
     taskq's configuration adds to a message is in the template too.
     """
+    from kombu.entity import DELIVERY_MODES
+
     producer = _CapturingProducer()
     app.send_task(task_name, kwargs={}, task_id=PLACEHOLDER_ID, queue=queue,
                   routing_key=queue, producer=producer, **options)
@@ -72,6 +74,9 @@ def capture(app: Celery, task_name: str, queue: str, **options: Any) -> Template
     for name in ("retry", "retry_policy", "compression", "timeout", "confirm_timeout",
                  "expiration"):
         sent.pop(name, None)
+    mode = sent.get("delivery_mode")
+    if mode is not None and not isinstance(mode, int):  # as kombu's Producer.publish does
+        sent["delivery_mode"] = DELIVERY_MODES[mode]
     return Template(
         queue=queue, exchange=exchange_name, routing_key=routing_key,
         priority=int(sent.pop("priority", 0) or 0), headers=headers,

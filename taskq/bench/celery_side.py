@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskq.bench import measure
+from taskq.bench import measure, targets
 from taskq.bench.plain import make_app
 
 
@@ -50,8 +50,7 @@ class CelerySide:
         return str(result.id)
 
     def purge(self) -> None:
-        with self.app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(self.queue)
+        targets.purge(self.app, [self.queue])
 
     def start_worker(self) -> float:
         started = time.time()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from taskq.errors import UsageError
 
@@ -72,3 +73,14 @@ def _ctl(ctl: str, *args: str) -> None:
                           timeout=RABBITMQCTL_TIMEOUT)
     if done.returncode != 0:
         raise UsageError(f"rabbitmqctl {args[0]} failed: {done.stderr.strip()[:200]}")
+
+
+def purge(app: Any, names: Iterable[str]) -> None:
+    """Empty the named queues of `app`'s broker; a queue never declared is already empty."""
+    with app.connection_for_write() as conn:
+        for name in names:
+            with conn.channel() as channel:
+                try:
+                    channel.queue_purge(name)
+                except conn.channel_errors:
+                    pass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from taskq import records
-from taskq.bench import measure
+from taskq.bench import measure, targets
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime
@@ -44,9 +44,7 @@ class TaskqSide:
         return measure.timed(send)
 
     def purge(self) -> None:
-        with self.rt.celery.connection_for_write() as conn:
-            for queue in self.rt.celery.amqp.queues:
-                conn.default_channel.queue_purge(queue)
+        targets.purge(self.rt.celery, self.rt.celery.amqp.queues)
 
     def start_worker(self) -> float:
         started = time.time()
