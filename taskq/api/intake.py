@@ -7,6 +7,7 @@ from typing import Any
 
 from taskq.config import Settings
 from taskq.errors import InvalidParameters, UsageError
+from taskq.records import TaskRecord
 from taskq.request import SubmitRequest, from_api_body
 from taskq.submit import prepare, resolve_priority, resolve_type
 
@@ -15,6 +16,11 @@ MAX_BATCH = 1000  # tasks in one POST /api/tasks/batch
 
 def one(settings: Settings, body: Any, path: str = "body") -> SubmitRequest:
     """Parse and fully validate one task body; every problem path starts at `path`."""
+    return checked(settings, body, path)[0]
+
+
+def checked(settings: Settings, body: Any, path: str) -> tuple[SubmitRequest, TaskRecord]:
+    """The request and the record prepare() builds for it, or InvalidParameters."""
     request = from_api_body(body, path)
     for name, resolve in (("task_type", lambda: resolve_type(settings, request.type)),
                           ("priority", lambda: resolve_priority(settings, request.priority))):
@@ -23,29 +29,29 @@ def one(settings: Settings, body: Any, path: str = "body") -> SubmitRequest:
         except UsageError as exc:
             raise InvalidParameters([f"{path}.{name}: {exc.message}"]) from None
     try:
-        prepare(settings, request)
+        return request, prepare(settings, request)
     except InvalidParameters as exc:
         raise InvalidParameters([_under(path, p) for p in exc.problems]) from None
-    return request
 
 
 def _under(path: str, problem: str) -> str:
     return problem if problem.startswith(path) else f"{path}.{problem}"
 
 
-def batch(settings: Settings, body: Any) -> list[SubmitRequest]:
-    """Validate every task of `{"tasks": [...]}` before any is queued; all problems at once."""
+def batch(settings: Settings, body: Any) -> list[TaskRecord]:
+    """Validate every task of `{"tasks": [...]}` and build its record, before any is queued;
+    all problems at once."""
     items = _items(body)
     problems: list[str] = []
-    requests: list[SubmitRequest] = []
+    prepared: list[TaskRecord] = []
     for i, item in enumerate(items):
         try:
-            requests.append(one(settings, item, f"tasks[{i}]"))
+            prepared.append(checked(settings, item, f"tasks[{i}]")[1])
         except InvalidParameters as exc:
             problems += exc.problems
     if problems:
         raise InvalidParameters(problems)
-    return requests
+    return prepared
 
 
 def _items(body: Any) -> list[Any]:

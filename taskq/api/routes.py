@@ -31,9 +31,10 @@ def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @blueprint.post("/api/tasks/batch")
 def submit_batch() -> tuple[dict[str, Any], int]:
+    from taskq.bulk import submit_all
+
     rt = runtime()
-    requests = intake.batch(rt.settings, json_body())
-    records = [submit(rt, request) for request in requests]
+    records = submit_all(rt, intake.batch(rt.settings, json_body()))
     return {"count": len(records), "tasks": [task_json(r) for r in records]}, 202
 
 

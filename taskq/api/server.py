@@ -47,7 +47,8 @@ def serve(runtime: Runtime, host: str | None = None, port: int | None = None) ->
     host, port = host or api.host, port if port is not None else api.port
     check_exposure(host, api.token)
     logs.configure(runtime.settings)
-    runtime.celery  # noqa: B018 - build it (and start an embedded broker) before serving
+    # Built once here, not raced by the first requests' threads (starts an embedded broker).
+    runtime.celery, runtime.store  # noqa: B018
     try:
         server = create_server(create_app(runtime), host=host, port=port, threads=THREADS,
                                channel_timeout=CHANNEL_TIMEOUT, ident="taskq",

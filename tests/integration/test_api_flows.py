@@ -92,6 +92,7 @@ def test_broker_down_answers_503_on_submit_and_health(deployment):
     assert health.json()["backend"]["ok"] is False
 
 
+@pytest.mark.brokers
 def test_batch_is_validated_whole_and_nothing_is_queued_if_one_task_is_bad(deployment):
     with running_api(deployment) as api:
         # When one task of three is bad
@@ -111,6 +112,8 @@ def test_batch_is_validated_whole_and_nothing_is_queued_if_one_task_is_bad(deplo
         assert good.json()["count"] == 5
         ids = [t["task_id"] for t in good.json()["tasks"]]
         assert [api.get(f"/api/tasks/{i}").json()["state"] for i in ids] == ["QUEUED"] * 5
+        queues = api.get("/api/queues", params={"type": "data", "priority": "normal"}).json()
+        assert queues["queues"][0]["depth"] == 5
 
 
 def test_token_guards_every_route_but_healthz_and_cors_answers_allowed_origins(deployment):
