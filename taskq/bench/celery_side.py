@@ -108,7 +108,7 @@ class CelerySide:
     def status_argv(self, task_id: str) -> list[str]:
         return [sys.executable, "-m", "taskq.bench.plain", *self.args, "result", task_id]
 
-    def result_bytes(self, task_id: str) -> int:
+    def stored_bytes(self, task_id: str) -> int:
         key = self.app.backend.get_key_for_task(task_id)
         return int(self.app.backend.client.memory_usage(key) or 0)
 

@@ -19,11 +19,11 @@ def make_app(broker: str, backend: str, queue: str) -> Celery:
     app = Celery("plain", broker=broker, backend=backend, set_as_current=False)
     app.conf.task_default_queue = queue
 
-    @app.task(name="plain.noop")
+    @app.task(name="plain.noop", shared=False)
     def noop() -> None:
         jobs.noop()
 
-    @app.task(name="plain.spin")
+    @app.task(name="plain.spin", shared=False)
     def spin(ms: float) -> dict[str, Any]:
         return {"started": jobs.spin(ms), "finished": time.time()}
 

@@ -13,6 +13,7 @@ FIGURES: tuple[tuple[str, str, str, bool], ...] = (
     ("latency_p99_ms", "submit to result, p99", "ms", False),
     ("priority_overtakes", "low tasks started before the high one", "", False),
     ("worker_ready_s", "worker start to first result", "s", False),
+    ("stored_bytes", "a finished task's record (result)", "B", False),
     ("help_s", "--help", "s", False),
     ("status_s", "status <id>", "s", False),
 )
@@ -49,6 +50,6 @@ def table(results: dict[str, Any]) -> Any:
 def _num(value: float, unit: str) -> str:
     if unit == "/s":
         return f"{value:,.0f}/s"
-    if unit == "":
-        return f"{value:.0f}"
+    if unit in ("", "B"):
+        return f"{value:.0f}{' B' if unit else ''}"
     return f"{value:.3f} {unit}" if unit == "s" else f"{value:.2f} {unit}"

@@ -115,7 +115,7 @@ class TaskqSide:
     def status_argv(self, task_id: str) -> list[str]:
         return [sys.executable, "-m", "taskq", "status", task_id]
 
-    def record_bytes(self, task_id: str) -> int:
+    def stored_bytes(self, task_id: str) -> int:
         """What a finished task's record costs in Redis (MEMORY USAGE of its hash)."""
         return int(self.rt.store.client.memory_usage(self.rt.store.key(task_id)) or 0)
 
