@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from kombu import Queue
 
-from taskq import topology
+from taskq import recovery, topology
 from taskq.amqp_priority import PriorityFetch
 from taskq.config import Settings
+from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -32,11 +33,21 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         # Strict priority: a worker holds no message it is not running (prefetch 1 per
-        # process, ack after the run), and on Redis it pops queues in priority order.
+        # process, ack after the run), and on Redis it pops queues in priority order
+        # (on RabbitMQ it fetches them in that order: taskq/amqp_priority.py).
+        # Nothing lost: acked after the run, requeued if the process running it dies.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"queue_order_strategy": "priority"},
+        "broker_transport_options": {
+            "queue_order_strategy": "priority",
+            # Redis: above the longest delay plus run, so a delayed or long task is never
+            # handed out twice; a dead worker's messages come back through the leases of
+            # taskq/recovery.py within seconds instead.
+            "visibility_timeout": recovery.visibility_timeout(settings, MAX_DELAY),
+        },
+        # Durable queues (above) and persistent messages survive a broker restart.
+        "task_default_delivery_mode": "persistent",
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "broker_connection_retry_on_startup": True,
@@ -60,6 +71,7 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     app = Celery("taskq", set_as_current=False, amqp="taskq.amqp_priority:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
+    app.steps["consumer"].add(recovery.Leases)
     app.taskq_settings = settings  # type: ignore[attr-defined]
     app.taskq_runtime = runtime  # type: ignore[attr-defined]
     register_tasks(app, settings)

@@ -246,15 +246,16 @@ def deployment(request: pytest.FixtureRequest, smtp_server: Any) -> Iterator[Dep
         **urls,
     })
     dep = Deployment(home=home, env=env, broker=broker)
+    env_at_start = dict(env)  # a test may point the deployment elsewhere; clean up ours
     try:
         yield dep
     finally:
         dep.stop_workers()
-        _clean(dep)
+        _clean(dep, env_at_start)
         subprocess.run(["rm", "-rf", str(home)], check=False)
 
 
-def _clean(dep: Deployment) -> None:
+def _clean(dep: Deployment, env: dict[str, str]) -> None:
     from taskq.embedded import EmbeddedBroker
 
     if dep._runtime is not None:
@@ -262,7 +263,7 @@ def _clean(dep: Deployment) -> None:
     if dep.broker == "embedded":
         EmbeddedBroker(dep.home).stop()
         return
-    settings = config.load(env=dep.env)
+    settings = config.load(env=env)
     if dep.broker == "rabbitmq":
         _delete_amqp_queues(settings)
     _delete_redis_keys(settings)
@@ -296,10 +297,13 @@ def _delete_redis_keys(settings: config.Settings) -> None:
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
-    for binding in client.scan_iter(match="_kombu.binding.*", count=1000):
-        ours = [m for m in client.smembers(binding) if prefix.encode() in m]
-        if ours:
-            client.srem(binding, *ours)
+    for binding in client.scan_iter(match="_kombu.binding*", count=1000):
+        if prefix.encode() in binding:
+            client.delete(binding)
+        elif client.type(binding) == b"set":
+            ours = [m for m in client.smembers(binding) if prefix.encode() in m]
+            if ours:
+                client.srem(binding, *ours)
     stale = [tag for tag, raw in client.hscan_iter("unacked") if f'"{prefix}.'.encode() in raw]
     if stale:
         client.hdel("unacked", *stale)

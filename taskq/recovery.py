@@ -1,0 +1,129 @@
+"""Nothing lost on Redis brokers: workers lease the messages they hold, and the messages of a
+worker that stops renewing (killed, cut off) go back to their queues within seconds.
+
+kombu keeps every message a worker holds unacknowledged in the `unacked` hash, indexed by the
+time it was taken (`unacked_index`), and puts it back in its queue only after the visibility
+timeout, one hour by default: a worker killed with SIGKILL would delay its tasks that long. A
+short timeout is no answer either, since a task that runs (or waits for its ETA) longer than
+the timeout would be handed out twice. So:
+
+- kombu's visibility timeout is raised above the longest delay plus the longest run, so that
+  kombu itself never hands out a message a live worker still holds (`visibility_timeout`);
+- every worker renews the time of the messages it holds every RENEW_EVERY seconds, and
+  restores the messages of this deployment that nobody renewed for LEASE seconds (`Leases`).
+
+A task therefore runs twice only if its worker dies mid-run (or loses the broker for longer
+than LEASE): duplicates of the work are possible, losses are not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import bootsteps
+
+from taskq.config import Settings
+
+LEASE = 10.0  # seconds without renewal before a held message goes back to its queue
+RENEW_EVERY = 2.0  # seconds between renewals (and scans for expired leases)
+RESTORE_BATCH = 500  # messages restored per scan at most
+SPARE = 3600  # seconds added to kombu's visibility timeout beyond the longest delay and run
+
+log = logging.getLogger(__name__)
+
+
+def visibility_timeout(settings: Settings, max_delay: float) -> int:
+    """kombu's own timeout: longer than the longest delay plus the longest run, plus SPARE."""
+    limits = [t.time_limit for t in settings.task_types.values() if t.time_limit]
+    return int(max_delay + max(limits, default=0) + SPARE)
+
+
+def renew(channel: Any, now: float | None = None) -> int:
+    """Mark every message this channel holds as still held; returns how many it holds."""
+    try:
+        tags = list(channel.qos._delivered)  # kombu's own record of what it holds
+    except RuntimeError:  # changed by the event loop while copied: next round
+        return 0
+    if tags:
+        stamp = time.time() if now is None else now
+        with channel.conn_or_acquire() as client:
+            client.zadd(channel.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
+    return len(tags)
+
+
+def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
+    """Put back in their queues this deployment's messages whose lease ran out; how many."""
+    with channel.conn_or_acquire() as client:
+        lock = f"{prefix}:leases:restoring"
+        if not client.set(lock, "1", nx=True, px=int(lease * 1000)):
+            return 0  # another worker is scanning
+        try:
+            return _restore(channel, client, prefix, time.time() - lease)
+        finally:
+            client.delete(lock)
+
+
+def _restore(channel: Any, client: Any, prefix: str, older_than: float) -> int:
+    tags = client.zrange(channel.unacked_index_key, 0, older_than, byscore=True,
+                         offset=0, num=RESTORE_BATCH)
+    if not tags:
+        return 0
+    restored = 0
+    for tag, raw in zip(tags, client.hmget(channel.unacked_key, tags), strict=True):
+        # Other deployments may share this database: only ours (routing key = our queue).
+        if raw is not None and _routing_key(raw).startswith(f"{prefix}."):
+            channel.qos.restore_by_tag(tag, client)
+            restored += 1
+    return restored
+
+
+def _routing_key(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)[2])
+    except (ValueError, IndexError, TypeError):
+        return ""
+
+
+class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer step (Redis brokers): renew our leases and restore expired ones, in a thread
+    of its own so that a busy event loop cannot let a live worker's leases run out."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, c: Any) -> None:
+        if c.connection.transport.driver_type != "redis":
+            return
+        self._stop = threading.Event()
+        prefix = c.app.taskq_settings.key_prefix
+        self._thread = threading.Thread(
+            target=self._run, args=(c.task_consumer.channel, prefix, self._stop),
+            daemon=True, name="taskq-leases")
+        self._thread.start()
+
+    def stop(self, c: Any) -> None:
+        self._stop.set()
+
+    shutdown = stop
+
+    @staticmethod
+    def _run(channel: Any, prefix: str, stop: threading.Event) -> None:
+        while True:
+            try:
+                renew(channel)
+                restored = restore_expired(channel, prefix)
+                if restored:
+                    log.warning("restored %d message(s) of a worker that stopped renewing "
+                                "them", restored)
+            except Exception:  # noqa: BLE001 - broker unreachable: retried on the next round
+                log.debug("lease round failed", exc_info=True)
+            if stop.wait(RENEW_EVERY):
+                return

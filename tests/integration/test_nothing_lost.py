@@ -1,0 +1,123 @@
+"""Nothing lost: a worker killed mid-run, and delays longer than a Redis lease."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from taskq import recovery
+
+pytestmark = pytest.mark.integration
+
+FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+@contextmanager
+def state_events(deployment) -> Iterator[list[tuple[str, str]]]:
+    """Every (task id, state) the records publish while the block runs."""
+    store = deployment.runtime.store
+    pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.events_channel)
+    events: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=0.2)
+            if message:
+                event = json.loads(message["data"])
+                events.append((event["id"], event["state"]))
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        yield events
+    finally:
+        time.sleep(0.3)  # the last events in flight
+        stop.set()
+        thread.join(5)
+        pubsub.close()
+
+
+def _wait_started(deployment, task_id, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while deployment.runtime.store.get(task_id).state != "STARTED":
+        assert time.monotonic() < deadline, deployment.worker_logs()
+        time.sleep(0.02)  # polling for readiness
+
+
+def _wait_final(deployment, ids, count, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    store = deployment.runtime.store
+    while True:
+        pipe = store.client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hget(store.key(task_id), "state")
+        done = sum(1 for state in pipe.execute() if state and state.decode() in FINAL)
+        if done >= count:
+            return
+        assert time.monotonic() < deadline, f"{done} of {count} final\n{deployment.worker_logs()}"
+        time.sleep(0.1)  # polling for progress
+
+
+@pytest.mark.brokers
+def test_a_worker_killed_mid_run_loses_no_task_and_its_task_ends_once_elsewhere(deployment):
+    with state_events(deployment) as events:
+        # Given worker A running a 2 s task, and 300 short tasks queued
+        a = deployment.start_worker("--concurrency", "2")
+        long_task = deployment.submit("spin", "high", ms=2000)
+        _wait_started(deployment, long_task.id)
+        shorts = [deployment.submit("spin", "low", ms=5).id for _ in range(300)]
+        # And worker B sharing the work
+        b = deployment.start_worker("--concurrency", "2")
+        _wait_final(deployment, shorts, 30)
+        # When A is killed with SIGKILL, main process and pool, in the middle of the long task
+        assert deployment.runtime.store.get(long_task.id).state == "STARTED"
+        deployment.kill_worker(a)
+        # Then every task ends, the long one on B
+        _wait_final(deployment, [long_task.id, *shorts], 301, timeout=90)
+    record = deployment.runtime.store.get(long_task.id)
+    assert record.state == "SUCCESS"
+    assert f".{b.pid}@" in record.worker
+    # And each task reached a final state exactly once (repeated work is counted, not lost)
+    finals = Counter(task_id for task_id, state in events if state in FINAL)
+    starts = Counter(task_id for task_id, state in events if state == "STARTED")
+    assert set(finals) == {long_task.id, *shorts}
+    assert set(finals.values()) == {1}
+    assert {events_state for _, events_state in events if events_state in FINAL} == {"SUCCESS"}
+    repeated = sum(n - 1 for n in starts.values())
+    print(f"[{deployment.broker}] 301 tasks, 0 lost, {repeated} run again after the kill")
+    assert starts[long_task.id] == 2
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_a_task_delayed_longer_than_the_lease_runs_exactly_once(deployment):
+    # Given two workers on a Redis broker, whose held messages are leased for LEASE seconds
+    deployment.start_worker("--concurrency", "1")
+    deployment.start_worker("--concurrency", "1")
+    with state_events(deployment) as events:
+        # When a task is delayed past the lease (a worker holds it unacked meanwhile)
+        record = deployment.submit("data", delay=recovery.LEASE + 2 * recovery.RENEW_EVERY,
+                                   data=[1, 2])
+        done = deployment.wait(record.id, timeout=60)
+    # Then it ran once, when due
+    assert done.state == "SUCCESS"
+    assert done.started_at >= record.eta - 0.05
+    assert [state for _, state in events] == ["STARTED", "SUCCESS"]
+
+
+def test_kombu_never_hands_out_a_held_message_before_the_longest_delay_and_run():
+    from taskq import config
+    from taskq.app import celery_config
+    from taskq.submit import MAX_DELAY
+
+    settings = config.load()
+    longest_run = max(t.time_limit or 0 for t in settings.task_types.values())
+    options = celery_config(settings, "redis://")["broker_transport_options"]
+    assert options["visibility_timeout"] > MAX_DELAY + longest_run
