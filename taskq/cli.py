@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="taskq", standalone_mode=False)
+        returned = command.main(args=argv, prog_name="taskq", standalone_mode=False)
     except TaskqError as exc:
         if _state["traceback"]:
             raise
@@ -246,6 +246,8 @@ def _run(argv: list[str] | None) -> int:
             sys.stderr.write(f"error: {exc.message}\n")
         return int(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
+        returned = ExitCode.INTERRUPTED
+    if returned == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns it
         sys.stderr.write("interrupted\n")
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.OK)

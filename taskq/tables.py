@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -37,13 +38,18 @@ def state_cell(state: str) -> Text:
 
 
 def tasks_table(tasks: list[TaskRecord], now: float | None = None,
-                title: str | None = None) -> Table:
+                title: str | None = None, short_ids: bool = False) -> Table:
     now = now or time.time()
-    table = Table(title=title, expand=False, title_justify="left")
-    for name in ("id", "state", "type", "priority", "age", "tries", "worker", "note"):
-        table.add_column(name, no_wrap=name in ("id", "state"), overflow="ellipsis")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=8 if short_ids else 36)
+    table.add_column("state", no_wrap=True, min_width=9)
+    for name in ("type", "priority", "age", "tries"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
+    table.add_column("worker", overflow="fold")
+    table.add_column("note", overflow="fold", min_width=12)
     for task in tasks:
-        table.add_row(task.id, state_cell(task.state), task.type, task.priority,
+        table.add_row(task.id[:8] if short_ids else task.id, state_cell(task.state),
+                      task.type, task.priority,
                       ago(now - task.submitted_at if task.submitted_at else None),
                       str(task.attempts), (task.worker or "").split("@")[0], _note(task, now))
     return table
@@ -67,7 +73,7 @@ def _note(task: TaskRecord, now: float) -> str:
 def queues_table(queues: list[QueueInfo], now: float | None = None,
                  title: str | None = None) -> Table:
     now = now or time.time()
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("queue", "priority", "depth", "oldest waiting", "consumers"):
         table.add_column(name, justify="right" if name in ("depth", "consumers") else "left",
                          no_wrap=name == "queue")
@@ -81,7 +87,7 @@ def queues_table(queues: list[QueueInfo], now: float | None = None,
 def workers_table(workers: list[WorkerInfo], now: float | None = None,
                   title: str | None = None) -> Table:
     now = now or time.time()
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("worker", "host", "profile", "queues", "state", "conc", "current task",
                  "running", "done", "failed", "heartbeat"):
         table.add_column(name, justify="right" if name in ("conc", "done", "failed") else "left")
