@@ -138,18 +138,28 @@ class AmqpPublisher(Publisher):
 
     def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
         self._write_records(batch)
-        sent = 0
+        sent = [0]
+        app = self.runtime.celery
         try:
-            with self.runtime.celery.producer_or_acquire() as producer:
-                for first in {record.queue: record for record in batch}.values():
-                    for entity in self.template(first).declare:
-                        producer.maybe_declare(entity)
-                for record in batch:
-                    self._publish(producer.channel, self.template(record), record)
-                    sent += 1
+            with app.producer_or_acquire() as producer:
+                # As send_task does: a lost connection is re-made and the rest of the batch
+                # published again, under the app's task_publish_retry_policy.
+                ensured = producer.connection.ensure(
+                    producer, self._publish_rest, **app.conf.task_publish_retry_policy)
+                ensured(producer, batch, sent)
         except BaseException as exc:
-            self._forget(batch[sent:])
+            self._forget(batch[sent[0]:])
             raise self._translated(exc) from None
+
+    def _publish_rest(self, producer: Any, batch: Sequence[TaskRecord], sent: list[int]
+                      ) -> None:
+        """Declare the batch's queues, then publish what is not yet sent, counting it."""
+        for first in {record.queue: record for record in batch}.values():
+            for entity in self.template(first).declare:
+                producer.maybe_declare(entity)
+        for record in batch[sent[0]:]:
+            self._publish(producer.channel, self.template(record), record)
+            sent[0] += 1
 
     def _publish(self, channel: Any, template: Template, record: TaskRecord) -> None:
         body, headers, properties = messages.amqp_parts(template, record.id, record.params)

@@ -83,3 +83,21 @@ def test_a_bulk_message_is_exactly_what_send_task_publishes(deployment):
     for message in (sent, built):
         assert message["properties"].pop("delivery_tag")
     assert built == sent
+
+
+@pytest.mark.brokers("rabbitmq")
+def test_a_lost_broker_connection_is_made_again_and_the_submit_goes_through(deployment):
+    # Given a submit that left a connection in Celery's producer pool, and that connection cut
+    import socket
+
+    runtime = deployment.runtime
+    first = deployment.submit("data", data=[1])
+    with runtime.celery.producer_or_acquire() as producer:
+        producer.connection.connection.sock.shutdown(socket.SHUT_RDWR)
+    # When another task is submitted
+    second = deployment.submit("data", data=[2])
+    # Then it is queued behind the first, as send_task's retry policy would have done
+    with runtime.celery.connection_for_write() as conn:
+        declared = conn.default_channel.queue_declare(second.queue, passive=True)
+    assert declared.message_count == 2
+    assert runtime.store.get(first.id).state == runtime.store.get(second.id).state == "QUEUED"
