@@ -17,7 +17,7 @@ def bench(
         "--out", help="Also write the results as JSON to this file.")] = None,
     redis_url: Annotated[str, typer.Option(
         "--redis-url", help="Redis for --broker redis, and results with rabbitmq.")
-    ] = "redis://127.0.0.1:6379/13",
+    ] = "redis://127.0.0.1:6379/12",
     amqp_url: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--amqp-url", help="RabbitMQ URL (default: a vhost of its own via rabbitmqctl).")
     ] = None,
