@@ -45,6 +45,10 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             # handed out twice; a dead worker's messages come back through the leases of
             # taskq/recovery.py within seconds instead.
             "visibility_timeout": recovery.visibility_timeout(settings, MAX_DELAY),
+            # A producer's first connection (kombu's default_channel) gives up after ~1.5 s
+            # instead of retrying for good: a submit to a broker that is down fails fast.
+            # Workers reconnect with their own, unbounded retries (broker_connection_retry).
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
         },
         # Durable queues (above) and persistent messages survive a broker restart.
         "task_default_delivery_mode": "persistent",

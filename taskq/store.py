@@ -15,6 +15,9 @@ from taskq.records import TaskRecord, to_hash
 if TYPE_CHECKING:
     import redis
 
+# Seconds a state write keeps retrying while the backend is unreachable (taskq/recovery.py).
+WRITE_RETRY = 10.0
+
 # Update a record unless it is already final, so a late worker write never turns a
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
 # from those (cancel's check-and-set). In the same atomic step it moves the id between the
@@ -168,8 +171,24 @@ class TaskStore:
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id)]
         with self.reachable():
-            outcome, previous = self._update(keys=keys, args=args)
+            outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)
         return int(outcome), _text(previous) or None
+
+    def _riding_out_outages(self, call: Any, **kwargs: Any) -> Any:
+        """Retry a state write through a short backend outage (a restart) for up to
+        WRITE_RETRY seconds: a worker's final write must not be lost to it. The write is
+        idempotent (same fields; a final state is never overwritten)."""
+        import redis
+
+        deadline, pause = time.monotonic() + WRITE_RETRY, 0.1
+        while True:
+            try:
+                return call(**kwargs)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def record_attempt_error(self, task_id: str, attempt: int, error: str, exc_type: str,
                              next_attempt_at: float | None) -> None:

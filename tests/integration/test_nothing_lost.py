@@ -69,14 +69,14 @@ def _wait_final(deployment, ids, count, timeout=60.0):
 @pytest.mark.brokers
 def test_a_worker_killed_mid_run_loses_no_task_and_its_task_ends_once_elsewhere(deployment):
     with state_events(deployment) as events:
-        # Given worker A running a 2 s task, and 300 short tasks queued
+        # Given worker A running a 4 s task, and 300 short tasks queued
         a = deployment.start_worker("--concurrency", "2")
-        long_task = deployment.submit("spin", "high", ms=2000)
+        long_task = deployment.submit("spin", "high", ms=4000)
         _wait_started(deployment, long_task.id)
         shorts = [deployment.submit("spin", "low", ms=5).id for _ in range(300)]
         # And worker B sharing the work
         b = deployment.start_worker("--concurrency", "2")
-        _wait_final(deployment, shorts, 30)
+        _wait_final(deployment, shorts, 10)
         # When A is killed with SIGKILL, main process and pool, in the middle of the long task
         assert deployment.runtime.store.get(long_task.id).state == "STARTED"
         deployment.kill_worker(a)
