@@ -93,6 +93,7 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
         max_retries=task_type.retry.max_retries, time_limit=task_type.time_limit,
         soft_time_limit=task_type.soft_time_limit, rate_limit=task_type.rate_limit,
         acks_late=True, reject_on_worker_lost=True,
+        shared=False,  # each app keeps its own tasks: two apps in one process stay apart
     )
 
 
