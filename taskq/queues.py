@@ -69,7 +69,7 @@ class RedisDepths:
 
 
 class AmqpDepths:
-    """RabbitMQ: a passive queue_declare answers ready messages and consumers, per queue."""
+    """RabbitMQ: a passive queue_declare answers ready messages (and consumers), per queue."""
 
     def __init__(self, broker_url: str, timeout: float) -> None:
         from kombu import Connection
@@ -119,8 +119,8 @@ def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
                 consumers: dict[str, int] | None = None) -> list[QueueInfo]:
     """Every queue (or those of the given types/priorities), highest priority first.
 
-    `consumers` (queue -> online workers reading it, from workers_view) fills in the count
-    where the broker cannot tell (Redis).
+    `consumers` (queue -> live workers reading it, from workers_view) is the consumer count
+    where the broker cannot tell (Redis) or does not see them (basic.get on RabbitMQ).
     """
     settings = runtime.settings
     pairs = [(t, p) for p, t in itertools.product(settings.priorities, settings.task_types)
@@ -143,7 +143,11 @@ def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
 
 
 def _consumers(from_broker: int | None, from_workers: int) -> int:
-    return from_workers if from_broker is None else from_broker
+    # taskq workers on RabbitMQ fetch with basic.get (strict priority), which the broker does
+    # not count as consuming, and Redis has no count at all: live taskq workers reading the
+    # queue count, and the broker's number adds anything else subscribed (a plain Celery
+    # worker).
+    return max(from_broker or 0, from_workers)
 
 
 def _oldest_waiting(runtime: Runtime, pairs: list[tuple[str, str]]) -> dict[tuple[str, str],

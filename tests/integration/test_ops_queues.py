@@ -9,15 +9,16 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def _depths(deployment, want, timeout=10.0):
-    """The queues view once the broker counts `want` ({queue suffix: depth}) messages."""
+def _depths(deployment, want, field="depth", timeout=10.0):
+    """The queues view once the broker counts `want` ({queue suffix: n}) in `field`."""
     deadline = time.monotonic() + timeout
     while True:
         rows = {r["name"].split(".", 1)[1]: r for r in deployment.cli_json("queues")}
-        if all(rows[name]["depth"] == n for name, n in want.items()) or \
+        if all(rows[name][field] == n for name, n in want.items()) or \
                 time.monotonic() > deadline:
             return rows
-        time.sleep(0.1)  # polling: a broker may count a publish a moment later
+        # polling: a broker counts a publish, or a worker's consumer, a moment later
+        time.sleep(0.1)
 
 
 @pytest.mark.brokers()
@@ -39,10 +40,11 @@ def test_queues_show_depth_by_priority_oldest_waiting_and_consumers(deployment):
     assert len(rows) == 18
     # When a worker reads only the normal data queue
     deployment.start_worker("--type", "data", "--queues", "normal", "--concurrency", "1")
-    rows = _depths(deployment, {"spin.high": 2})
+    rows = _depths(deployment, {"data_processing.normal": 1}, field="consumers")
     # Then that queue has one consumer and the others none, with depths unchanged
     assert rows["data_processing.normal"]["consumers"] == 1
     assert rows["spin.high"]["consumers"] == 0
+    assert rows["spin.high"]["depth"] == 2
     assert rows["data_processing.low"]["depth"] == 1
     # And the table for people names the queues
     table = deployment.cli("queues", "--priority", "high")
