@@ -22,6 +22,7 @@ def _poll(predicate, timeout=20.0):
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.brokers()
 def test_cancelled_queued_and_delayed_tasks_never_run_even_when_a_worker_starts_later(
         deployment):
     # Given a queued and a delayed task, and no worker running
