@@ -59,24 +59,32 @@ def received_events(deployment) -> Iterator[dict[str, float]]:
 def test_high_task_is_taken_before_any_more_of_a_2000_low_backlog(deployment):
     # Given 2,000 low tasks of 10 ms of CPU queued, and a worker with 2 processes busy on them
     lows = [deployment.submit("spin", "low", ms=LOW_MS).id for _ in range(BACKLOG)]
-    deployment.start_worker("--concurrency", str(CONCURRENCY))
+    worker = deployment.start_worker("--concurrency", str(CONCURRENCY))
     _wait_until_busy(deployment, lows)
     with received_events(deployment) as received:
         # When a high task of another type is submitted
         high = deployment.submit("data", "high", data=[1, 2, 3])
+        # (its message is in the broker once submit returns; submitted_at is stamped
+        # before the record and the message are written)
+        enqueued = time.time()
         done = deployment.wait(high.id, timeout=30)
     # Then it is the next task the worker takes from the broker: no low one is taken
-    # between its submission and it
+    # between the moment it is queued and it
     assert done.state == "SUCCESS"
-    taken_before = [t for t in lows if high.submitted_at < received.get(t, 0) < received[high.id]]
-    # (a low task taken a moment before the high one was submitted may start a moment
-    # after: at most one per process)
-    started = [at for at in _started_at(deployment, lows)
-               if high.submitted_at < at < done.started_at]
-    waited_ms = (done.started_at - high.submitted_at) * 1000
+    taken_before = [t for t in lows if enqueued < received.get(t, 0) < received[high.id]]
+    # (a low task taken a moment before the high one was queued may start a moment after:
+    # at most one per process)
+    started = [at for at in _started_at(deployment, lows) if enqueued < at < done.started_at]
+    waited_ms = (done.started_at - enqueued) * 1000
     print(f"[{deployment.broker}] low tasks taken before the high one: {len(taken_before)}, "
           f"started while it waited: {len(started)}; it started after {waited_ms:.1f} ms")
-    assert taken_before == []
+    # (a worker has one fetch in flight at a time: a low task the broker handed out just
+    # before the high one arrived may be read, and reported, a moment after it; so at most
+    # one; a broker serving the queues in turn takes several)
+    assert len(taken_before) <= 1
     assert len(started) <= CONCURRENCY
-    # And it waited about one low task's run time, not for the backlog
-    assert waited_ms < 20 * LOW_MS
+    # And it waited a low task's run time or so (a few tens of ms here), not for the
+    # backlog (10 s and more)
+    assert waited_ms < 500
+    # (the rest of the backlog is not this test's subject: stop at once, queues are deleted)
+    deployment.kill_worker(worker)
