@@ -111,13 +111,3 @@ def test_a_task_delayed_longer_than_the_lease_runs_exactly_once(deployment):
     assert done.started_at >= record.eta - 0.05
     assert [state for _, state in events] == ["STARTED", "SUCCESS"]
 
-
-def test_kombu_never_hands_out_a_held_message_before_the_longest_delay_and_run():
-    from taskq import config
-    from taskq.app import celery_config
-    from taskq.submit import MAX_DELAY
-
-    settings = config.load()
-    longest_run = max(t.time_limit or 0 for t in settings.task_types.values())
-    options = celery_config(settings, "redis://")["broker_transport_options"]
-    assert options["visibility_timeout"] > MAX_DELAY + longest_run
