@@ -8,6 +8,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.brokers
 def test_email_answered_451_twice_is_retried_with_growing_delays_and_arrives_once(
         deployment, smtp_server):
     # Given an SMTP server that answers 451 twice, then 250
@@ -46,6 +47,7 @@ def test_email_answered_550_fails_at_once_without_retries(deployment, smtp_serve
     assert smtp_server.messages == []
 
 
+@pytest.mark.brokers
 def test_transient_errors_stop_after_max_retries_with_every_attempt_recorded(
         deployment, tmp_path):
     # Given a job that fails transiently 10 times, and a policy of 3 retries
