@@ -147,6 +147,14 @@ class Deployment:
     def wait(self, task_id: str, timeout: float = 60) -> TaskRecord:
         return self.runtime.store.wait(task_id, timeout)
 
+    def nothing_queued(self) -> bool:
+        """No task record and no message in any of this deployment's queues (any broker)."""
+        from taskq.queues import queue_stats
+
+        store = self.runtime.store
+        return (store.client.zcard(f"{store.prefix}:tasks") == 0
+                and all(q.depth == 0 for q in queue_stats(self.runtime)))
+
 
 def _short_home() -> Path:
     # Unix socket paths are limited to ~100 bytes, so homes live directly under /tmp.

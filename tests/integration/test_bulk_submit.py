@@ -57,10 +57,7 @@ def test_a_bad_line_is_reported_with_its_number_and_nothing_is_queued(deployment
         assert expected in result.stderr
     assert "Traceback" not in result.stderr
     # And nothing of the file reached a record or a queue
-    client = deployment.runtime.store.client
-    prefix = deployment.runtime.settings.key_prefix
-    assert client.zcard(f"{prefix}:tasks") == 0
-    assert not [k for k in client.keys("*") if k.startswith(prefix.encode() + b".")]
+    assert deployment.nothing_queued()
 
 
 def test_from_cannot_be_combined_with_single_task_options(deployment):

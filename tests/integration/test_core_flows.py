@@ -86,10 +86,7 @@ def test_bad_parameters_are_refused_with_exit_2_and_nothing_queued(deployment):
     assert "subject" in result.stderr
     assert "Traceback" not in result.stderr
     # And nothing reached a queue or the records
-    client = deployment.runtime.store.client
-    prefix = deployment.runtime.settings.key_prefix
-    assert client.zcard(f"{prefix}:tasks") == 0
-    assert not [k for k in client.keys("*") if k.startswith(prefix.encode() + b".")]
+    assert deployment.nothing_queued()
 
 
 def test_unknown_type_and_priority_are_usage_errors(deployment):
