@@ -13,7 +13,7 @@ from taskq.bench import measure, targets
 from taskq.bench.plain import make_app
 
 
-class CelerySide:
+class CelerySide(measure.WorkerSide):
     """Celery as it comes: a Redis result backend, default prefetch, acks and queue."""
 
     name = "celery"
@@ -22,9 +22,7 @@ class CelerySide:
         self.queue = f"plain-{uuid.uuid4().hex[:8]}"
         self.args = [broker, backend, self.queue]
         self.app = make_app(broker, backend, self.queue)
-        self.env = env
-        self.logs = logs
-        self.worker: Any = None
+        super().__init__(env, logs)
         self.amqp = broker.startswith("amqp")
         self.ids: list[str] = []
 
@@ -53,16 +51,8 @@ class CelerySide:
         targets.purge(self.app, [self.queue])
 
     def start_worker(self) -> float:
-        started = time.time()
-        argv = [sys.executable, "-m", "taskq.bench.plain", *self.args, "worker", "-c", "2",
-                "-P", "prefork", "-l", "WARNING"]
-        self.worker = measure.start(argv, self.env, str(self.logs / "celery-worker.log"))
-        return started
-
-    def stop_worker(self) -> None:
-        if self.worker is not None:
-            measure.stop(self.worker)
-            self.worker = None
+        return self.launch([sys.executable, "-m", "taskq.bench.plain", *self.args, "worker",
+                            "-c", "2", "-P", "prefork", "-l", "WARNING"], "celery-worker.log")
 
     def finish_times(self, ids: list[str]) -> list[float] | None:
         client = self.app.backend.client

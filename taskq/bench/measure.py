@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from taskq.errors import TaskqError
@@ -76,3 +77,23 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+class WorkerSide:
+    """What both sides of the benchmark share: one worker process, started and stopped."""
+
+    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def launch(self, argv: Sequence[str], log_name: str) -> float:
+        """Start the worker; returns the wall-clock time it was started at."""
+        started = time.time()
+        self.worker = start(argv, self.env, str(self.logs / log_name))
+        return started
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            stop(self.worker)
+            self.worker = None

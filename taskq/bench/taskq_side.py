@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from taskq import records
 from taskq.bench import measure, targets
@@ -16,16 +15,14 @@ from taskq.runtime import Runtime
 NOOP = SubmitRequest(type="noop")
 
 
-class TaskqSide:
+class TaskqSide(measure.WorkerSide):
     """taskq with all its features on: records, events, strict priority."""
 
     name = "taskq"
 
     def __init__(self, runtime: Runtime, env: dict[str, str], logs: Path) -> None:
         self.rt = runtime
-        self.env = env
-        self.logs = logs
-        self.worker: Any = None
+        super().__init__(env, logs)
 
     def enqueue_single(self, n: int) -> float:
         from taskq.submit import submit
@@ -47,16 +44,8 @@ class TaskqSide:
         targets.purge(self.rt.celery, self.rt.celery.amqp.queues)
 
     def start_worker(self) -> float:
-        started = time.time()
-        argv = [sys.executable, "-m", "taskq", "worker", "-c", "2", "--type", "noop,spin",
-                "--loglevel", "WARNING"]
-        self.worker = measure.start(argv, self.env, str(self.logs / "taskq-worker.log"))
-        return started
-
-    def stop_worker(self) -> None:
-        if self.worker is not None:
-            measure.stop(self.worker)
-            self.worker = None
+        return self.launch([sys.executable, "-m", "taskq", "worker", "-c", "2", "--type",
+                            "noop,spin", "--loglevel", "WARNING"], "taskq-worker.log")
 
     def finish_times(self, ids: list[str]) -> list[float] | None:
         """Every task's finished_at, or None while one is not finished."""
