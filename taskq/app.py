@@ -59,7 +59,10 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         # Fail a publish within a few seconds when the broker is down, never hang.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
                                       "interval_step": 0.5, "interval_max": 1},
-        "worker_send_task_events": True,
+        # Task events (what Flower shows) cost about a third of a worker's throughput, so
+        # they start off; Flower switches them on in running workers (every 5 s), and
+        # `taskq worker --events` starts with them on.
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "enable_utc": True,
     }

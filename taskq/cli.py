@@ -151,13 +151,16 @@ def worker(
         "--concurrency", "-c", help="Worker processes.")] = None,
     loglevel: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    events: Annotated[bool, typer.Option(
+        "--events", "-E", help="Send task events from the start (Flower turns them on "
+        "anyway; they cost throughput).")] = False,
 ) -> None:
     """Run a worker in the foreground (Ctrl-C or SIGTERM: finish running tasks, then stop)."""
     from taskq import worker as workers
 
     rt = runtime()
     chosen = workers.plan(rt.settings, profile, _split(queues), _split(type_), concurrency)
-    workers.run(rt, chosen, loglevel.upper() if loglevel else None)
+    workers.run(rt, chosen, loglevel.upper() if loglevel else None, events)
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -60,7 +60,8 @@ def _priority(settings: Settings, name: str) -> str:
     return name
 
 
-def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None) -> None:
+def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
+        events: bool = False) -> None:
     """Run the worker in this process until it is stopped (SIGTERM: warm shutdown)."""
     from celery import signals
 
@@ -77,7 +78,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None) 
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
         queues=worker_plan.queues, concurrency=worker_plan.concurrency, pool="prefork",
         optimization="fair", without_mingle=True, without_gossip=True,
-        loglevel=loglevel or settings.log_level, quiet=True,
+        loglevel=loglevel or settings.log_level, quiet=True, task_events=events or None,
     )
     worker.start()
     if worker.exitcode:

@@ -59,7 +59,7 @@ def received_events(deployment) -> Iterator[dict[str, float]]:
 def test_high_task_is_taken_before_any_more_of_a_2000_low_backlog(deployment):
     # Given 2,000 low tasks of 10 ms of CPU queued, and a worker with 2 processes busy on them
     lows = [deployment.submit("spin", "low", ms=LOW_MS).id for _ in range(BACKLOG)]
-    worker = deployment.start_worker("--concurrency", str(CONCURRENCY))
+    worker = deployment.start_worker("--concurrency", str(CONCURRENCY), "--events")
     _wait_until_busy(deployment, lows)
     with received_events(deployment) as received:
         # When a high task of another type is submitted
