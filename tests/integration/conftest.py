@@ -50,6 +50,13 @@ TEST_TYPES: dict[str, Any] = {
     "crash": {"function": "jobs:crash", "parameters": {"code": {"kind": "integer",
                                                               "default": 1}},
               "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2, "jitter": False}},
+    # spin with time limits: a soft limit of 1 s (an exception in the task), a hard one of 2 s
+    "bounded": {"function": "jobs:spin", "time_limit": 2, "soft_time_limit": 1,
+                "parameters": {"ms": {"kind": "number", "required": True}},
+                "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
+    "stubborn": {"function": "jobs:stubborn", "time_limit": 2, "soft_time_limit": 1,
+                "parameters": {"ms": {"kind": "number", "required": True}},
+                "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
 }
 
 

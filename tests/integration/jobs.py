@@ -37,3 +37,15 @@ def flaky(marker_dir: str, failures: int) -> dict[str, int]:
 def crash(code: int) -> None:
     """Fail permanently with a plain exception (no retry)."""
     raise ValueError(f"bad input {code}")
+
+
+def stubborn(ms: float) -> dict[str, float]:
+    """Like spin, but shrugs off the soft time limit's exception, so only the hard one stops
+    it."""
+    start = time.monotonic()
+    while (time.monotonic() - start) * 1000 < ms:
+        try:
+            spin(50)
+        except Exception:  # noqa: BLE001, S110 - the soft limit's exception, on purpose
+            pass
+    return {"ms": ms}
