@@ -64,23 +64,16 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
 
 
 def _notify_on_settle(message: Any, consumer: PollingConsumer) -> None:
-    ack, reject = message.ack, message.reject
+    def notifying(settle: Any) -> Any:
+        def settled(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return settle(*args, **kwargs)
+            finally:
+                if consumer.on_settled:
+                    consumer.on_settled()
+        return settled
 
-    def acked(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return ack(*args, **kwargs)
-        finally:
-            if consumer.on_settled:
-                consumer.on_settled()
-
-    def rejected(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return reject(*args, **kwargs)
-        finally:
-            if consumer.on_settled:
-                consumer.on_settled()
-
-    message.ack, message.reject = acked, rejected
+    message.ack, message.reject = notifying(message.ack), notifying(message.reject)
 
 
 class PriorityAMQP(AMQP):  # type: ignore[misc]

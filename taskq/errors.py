@@ -140,6 +140,15 @@ class NotFound(TaskqError):
     code = "not_found"
 
 
+def reason(exc: BaseException) -> str:
+    """What went wrong, for a one-line message: the exception's first line (its type when it
+    has no message), with any password in a URL masked."""
+    from taskq.config import mask_url
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return mask_url(text) or text
+
+
 # Outcomes raised by the work itself (no CLI meaning): they steer retries.
 
 class TransientError(Exception):

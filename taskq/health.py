@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from taskq import errors
 from taskq.config import mask_url
 from taskq.errors import TaskqError
 from taskq.runtime import CONNECT_TIMEOUT
@@ -37,7 +38,7 @@ def check_broker(runtime: Runtime) -> Check:
     except TaskqError as exc:  # the embedded broker could not start
         return Check("broker", False, url, exc.message)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable
-        return Check("broker", False, url, _reason(exc))
+        return Check("broker", False, url, errors.reason(exc))
     return Check("broker", True, url)
 
 
@@ -49,8 +50,3 @@ def check_backend(runtime: Runtime) -> Check:
     except TaskqError as exc:
         return Check("backend", False, url, exc.message)
     return Check("backend", True, url)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return mask_url(text) or text

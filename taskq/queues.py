@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskq import records, topology
+from taskq import errors, records, topology
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable
 
@@ -162,8 +162,7 @@ def _oldest_waiting(runtime: Runtime, pairs: list[tuple[str, str]]) -> dict[tupl
 
 
 def _unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailable:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", reason)
+    return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", errors.reason(exc))
 
 
 def queues_now(runtime: Runtime, types: list[str] | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from taskq import records
+from taskq import errors, records
 from taskq.errors import BrokerUnavailable, UnknownTask, WaitTimeout
 from taskq.records import TaskRecord, to_hash
 
@@ -102,8 +102,7 @@ class TaskStore:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise BrokerUnavailable("result backend", self.url, reason) from None
+            raise BrokerUnavailable("result backend", self.url, errors.reason(exc)) from None
 
     def create(self, record: TaskRecord, pipe: Any = None) -> None:
         """Write a new record (into `pipe` when given, so it joins the caller's round trip)."""

@@ -6,8 +6,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from taskq import errors, records, topology
 from taskq import params as param_schema
-from taskq import records, topology
 from taskq.config import Settings, TaskType, did_you_mean, mask_url
 from taskq.errors import BrokerUnavailable, InvalidParameters, UsageError
 from taskq.records import TaskRecord
@@ -77,7 +77,7 @@ def broker_unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailabl
     if isinstance(exc, BrokerUnavailable):
         return exc
     if isinstance(exc, Exception) and _is_connection_error(exc):
-        return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", _reason(exc))
+        return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", errors.reason(exc))
     return None
 
 
@@ -87,8 +87,3 @@ def _is_connection_error(exc: Exception) -> bool:
 
     return isinstance(exc, OperationalError | OSError | ConnectionError | redis.ConnectionError
                       | redis.TimeoutError)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return mask_url(text) or text

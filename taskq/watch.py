@@ -13,7 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from taskq import dlq, listing, records, tables
+from taskq import dlq, errors, listing, records, tables
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
 from taskq.queues import QueueInfo, depth_reader, queue_stats, transport_errors
@@ -239,8 +239,7 @@ def _serves(worker: WorkerInfo, f: Filters) -> bool:
 
 
 def _outage(exc: BaseException, updated_at: float | None, now: float) -> str:
-    reason = exc.message if isinstance(exc, BrokerUnavailable) else (
-        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    reason = exc.message if isinstance(exc, BrokerUnavailable) else errors.reason(exc)
     shown = (f"showing data from {tables.ago(now - updated_at)} ago" if updated_at
              else "no data yet")
     return f"broker unreachable: {reason} — retrying; {shown}"

@@ -4,11 +4,11 @@ fast and leaves no record behind."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 
 import pytest
+from smtp_server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -63,16 +63,10 @@ def test_a_broker_restart_mid_run_loses_no_queued_task_and_workers_reconnect(dep
     assert result.returncode == 0, result.stderr
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.brokers("rabbitmq", "redis")
 def test_submit_while_the_broker_is_down_exits_7_fast_and_leaves_no_record(deployment):
     # Given a broker URL where nothing listens (the result backend is up)
-    port = _closed_port()
+    port = free_port()
     deployment.env["TASKQ_BROKER_URL"] = (
         f"amqp://guest:secret@127.0.0.1:{port}//" if deployment.broker == "rabbitmq"
         else f"redis://:secret@127.0.0.1:{port}/13")

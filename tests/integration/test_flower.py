@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from api_server import free_port
+from smtp_server import free_port
 
 pytestmark = pytest.mark.integration
 
