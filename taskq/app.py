@@ -8,8 +8,8 @@ from celery import Celery
 from kombu import Queue
 
 from taskq import recovery, topology
-from taskq.amqp_priority import PriorityFetch
 from taskq.config import Settings
+from taskq.fetch import PriorityFetch
 from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         # Strict priority: a worker holds no message it is not running (prefetch 1 per
-        # process, ack after the run), and on Redis it pops queues in priority order
-        # (on RabbitMQ it fetches them in that order: taskq/amqp_priority.py).
+        # process, ack after the run), and it fetches its queues in priority order
+        # (taskq/fetch.py).
         # Nothing lost: acked after the run, requeued if the process running it dies.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -72,10 +72,9 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     """Build a Celery app for `settings`; does no I/O, so it can be built twice in a test."""
     from taskq.tasks import register_tasks
 
-    # On RabbitMQ the task consumer fetches by priority instead of subscribing
-    # (taskq/amqp_priority.py); on Redis brokers, unacked messages are leased
-    # (taskq/recovery.py). Both steps do nothing on the other kind of broker.
-    app = Celery("taskq", set_as_current=False, amqp="taskq.amqp_priority:PriorityAMQP")
+    # The task consumer fetches by priority instead of subscribing (taskq/fetch.py); on
+    # Redis brokers, unacked messages are leased (taskq/recovery.py).
+    app = Celery("taskq", set_as_current=False, amqp="taskq.fetch:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)

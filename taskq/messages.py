@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery import Celery
+    from kombu import Exchange
+
+    from taskq.config import Settings
 
 # Stands for the task id in a captured template; replaced in every message built from it.
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
@@ -144,3 +147,23 @@ def amqp_parts(template: Template, task_id: str, kwargs: dict[str, Any]
     """(body, headers, properties) for an AMQP channel's prepare_message."""
     properties = {**template.properties, "correlation_id": task_id}
     return body_for(template, kwargs), headers_for(template, task_id, kwargs), properties
+
+
+def wake_exchange(settings: Settings) -> Exchange:
+    """The doorbell: publishers send an empty message to this fanout exchange after queuing
+    work, and every idle worker fetches at once (taskq/fetch.py)."""
+    from kombu import Exchange
+
+    from taskq.topology import wake_exchange as name
+
+    return Exchange(name(settings), type="fanout", durable=False, delivery_mode="transient")
+
+
+def redis_wake(exchange: str) -> str:
+    """The JSON kombu's Redis transport PUBLISHes for an empty message to fanout `exchange`."""
+    return json.dumps({
+        "body": "", "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {}, "properties": {
+            "delivery_info": {"exchange": exchange, "routing_key": ""},
+            "delivery_mode": 1, "delivery_tag": "wake", "body_encoding": "base64"},
+    })

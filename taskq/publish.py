@@ -100,6 +100,10 @@ class RedisPublisher(Publisher):
         self.shared = shared
         options = runtime.celery.conf.broker_transport_options or {}
         self.key_prefix = str(options.get("global_keyprefix") or "")
+        # kombu publishes to a fanout exchange on topic '/<db>.<exchange>' (fanout_prefix).
+        exchange = topology.wake_exchange(runtime.settings)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        self.wake = (f"/{db}.{exchange}", messages.redis_wake(exchange))
 
     def _can(self, template: Template) -> bool:
         # Other priorities live in kombu's priority-step keys: left to kombu.
@@ -113,7 +117,8 @@ class RedisPublisher(Publisher):
             for record in batch:
                 self.runtime.store.create(record, pipe)
         for queue, payloads in self._payloads(batch).items():
-            pipe.lpush(self.key_prefix + queue, *payloads)  # BRPOP takes them in this order
+            pipe.lpush(self.key_prefix + queue, *payloads)  # workers RPOP: first in, first out
+        pipe.publish(*self.wake)
         try:
             pipe.execute()
         except Exception as exc:
@@ -160,6 +165,17 @@ class AmqpPublisher(Publisher):
         for record in batch[sent[0]:]:
             self._publish(producer.channel, self.template(record), record)
             sent[0] += 1
+        self._ring(producer)
+
+    def _ring(self, producer: Any) -> None:
+        """Wake idle workers: an empty transient message to the doorbell, after the batch on
+        the same channel (so after its messages are routed)."""
+        exchange = messages.wake_exchange(self.runtime.settings)
+        producer.maybe_declare(exchange)
+        channel = producer.channel
+        channel.basic_publish(channel.prepare_message(b"", 0, "application/json", "utf-8",
+                                                      {}, {"delivery_mode": 1}),
+                              exchange=exchange.name, routing_key="")
 
     def _publish(self, channel: Any, template: Template, record: TaskRecord) -> None:
         body, headers, properties = messages.amqp_parts(template, record.id, record.params)

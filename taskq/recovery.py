@@ -59,7 +59,7 @@ def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
     """Put back in their queues this deployment's messages whose lease ran out; how many."""
     with channel.conn_or_acquire() as client:
         lock = f"{prefix}:leases:restoring"
-        if not client.set(lock, "1", nx=True, px=int(lease * 1000)):
+        if not client.set(lock, "1", nx=True, px=int(LEASE * 1000)):
             return 0  # another worker is scanning
         try:
             return _restore(channel, client, prefix, time.time() - lease)

@@ -66,21 +66,8 @@ def _wait_final(deployment, ids, count, timeout=60.0):
         time.sleep(0.1)  # polling for progress
 
 
-# Known defect on Redis brokers (embedded included): kombu's Redis transport pops a message
-# with BRPOP and only then records it as unacknowledged, so a worker killed between the two
-# loses that one message. Seen once in about a dozen runs (300 of 301 final). Until taskq
-# fetches with BLMOVE into a per-worker in-flight list that recovery.py can restore, this
-# test is an expected failure there; on RabbitMQ (basic.get, then ack) it must pass.
-KOMBU_REDIS_POP_WINDOW = pytest.mark.xfail(
-    reason="kombu Redis transport: a message popped but not yet recorded unacked is lost "
-           "if the worker is killed in between", strict=False)
-
-
 @pytest.mark.brokers
-def test_a_worker_killed_mid_run_loses_no_task_and_its_task_ends_once_elsewhere(deployment,
-                                                                                  request):
-    if deployment.broker in ("embedded", "redis"):
-        request.applymarker(KOMBU_REDIS_POP_WINDOW)
+def test_a_worker_killed_mid_run_loses_no_task_and_its_task_ends_once_elsewhere(deployment):
     with state_events(deployment) as events:
         # Given worker A running a 4 s task, and 300 short tasks queued
         a = deployment.start_worker("--concurrency", "2")

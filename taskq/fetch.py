@@ -1,0 +1,247 @@
+"""Strict priority on every broker: a worker fetches the highest-priority waiting task when a
+process is free, instead of letting the broker choose between its queues.
+
+RabbitMQ: a consumer subscribed to several queues is served by them in turn (when a prefetch
+slot frees, the blocked queues are resumed in random order), so a subscription can never be
+strict across queues. Redis: kombu pops with BRPOP and records the message as unacknowledged
+only afterwards, so a worker killed in between loses it.
+
+So the task consumer does not subscribe. Whenever the pool has a free process it takes the
+first message of its queues in priority order: on RabbitMQ with one basic.get per queue, on
+Redis with one script that pops it and records it unacknowledged in the same atomic step
+(kombu's `unacked` hash and index, which taskq/recovery.py leases). A message is only taken
+for a free process, and acknowledged after the run (acks_late), so nothing waits in a worker
+while a higher priority waits in the broker. The fetcher is woken by every ack or reject (a
+process just freed) and by the doorbell publishers ring after queuing work
+(messages.wake_exchange); when its queues are empty it polls again after 1 ms, doubling up
+to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from celery import bootsteps
+from celery.app.amqp import AMQP
+from celery.worker import state
+from kombu import Connection, Consumer, Queue
+from kombu.transport import virtual
+
+from taskq import messages
+
+FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
+IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
+BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
+MAX_PER_ROUND = 100  # messages taken in one go (ETA tasks take no process)
+
+
+# Pops the first message of the first non-empty key and, in the same atomic step, records it
+# as kombu's Redis QoS.append would: [payload, exchange, routing key] in the unacked hash
+# under its delivery tag, and the time in the unacked index. The payload is kept verbatim.
+# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: now.
+_POP = """
+for i = 3, #KEYS do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then
+    local props = cjson.decode(raw)['properties']
+    local info, tag = props['delivery_info'], props['delivery_tag']
+    redis.call('HSET', KEYS[1], tag, '[' .. raw .. ',' .. cjson.encode(info['exchange'])
+               .. ',' .. cjson.encode(info['routing_key']) .. ']')
+    redis.call('ZADD', KEYS[2], ARGV[1], tag)
+    return raw
+  end
+end
+return false
+"""
+
+
+class PollingConsumer(Consumer):  # type: ignore[misc]
+    """A task consumer that never subscribes; `fetch()` takes from its queues in order."""
+
+    polling = False
+    on_settled: Any = None  # called after each ack or reject: a process may be free
+
+    def consume(self, no_ack: bool | None = None) -> None:
+        # No subscription: the broker would choose between our queues.
+        self.polling = True
+
+    def cancel(self) -> None:
+        self.polling = False
+        super().cancel()
+
+    def fetch(self) -> bool:
+        """Hand the first message of the first non-empty queue to the worker; False if none."""
+        message = self._take()
+        if message is None:
+            return False
+        message.accept = self.accept
+        _notify_on_settle(message, self)
+        if message.errors:
+            message._reraise_error(self.on_decode_error)
+        else:
+            on_message: Any = self.on_message
+            on_message(message)
+        return True
+
+    def _take(self) -> Any:
+        raise NotImplementedError
+
+    def _in_order(self) -> list[Any]:
+        return list(self.queues or ())
+
+
+class AmqpPollingConsumer(PollingConsumer):
+    """RabbitMQ: basic.get on each queue, highest priority first."""
+
+    def _take(self) -> Any:
+        channel: Any = self.channel
+        for queue in self._in_order():
+            raw = channel.basic_get(queue=queue.name, no_ack=False)
+            if raw is not None:
+                return channel.message_to_python(raw)
+        return None
+
+
+class RedisPollingConsumer(PollingConsumer):
+    """Redis: one script pops the first message in priority order and records it unacked."""
+
+    def _take(self) -> Any:
+        channel: Any = self.channel
+        raw = pop_unacked(channel, [queue.name for queue in self._in_order()])
+        if raw is None:
+            return None
+        message = channel.Message(json.loads(raw), channel=channel)
+        # Already recorded unacked by the script: only kombu's in-memory bookkeeping is left.
+        virtual.QoS.append(channel.qos, message, message.delivery_tag)
+        return message
+
+
+def pop_unacked(channel: Any, queues: list[str]) -> str | None:
+    """The first message of the first non-empty queue (kombu Redis channel), taken out of it
+    and recorded unacknowledged in one atomic step; None if all are empty."""
+    keys = [channel.unacked_key, channel.unacked_index_key]
+    keys += [channel._q_for_pri(name, step) for name in queues for step in channel.priority_steps]
+    raw = channel.client.register_script(_POP)(keys=keys, args=[time.time()])
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _notify_on_settle(message: Any, consumer: PollingConsumer) -> None:
+    def notifying(settle: Any) -> Any:
+        def settled(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return settle(*args, **kwargs)
+            finally:
+                if consumer.on_settled:
+                    consumer.on_settled()
+        return settled
+
+    message.ack, message.reject = notifying(message.ack), notifying(message.reject)
+
+
+class PriorityAMQP(AMQP):  # type: ignore[misc]
+    """Celery's AMQP helper, with a polling task consumer on RabbitMQ and Redis brokers (other
+    transports, and Redis with a global key prefix, keep Celery's own consumer)."""
+
+    def TaskConsumer(self, channel: Any, queues: Any = None, accept: Any = None,  # noqa: N802
+                     **kw: Any) -> Consumer:
+        kind = _polling_kind(channel)
+        if kind is None:
+            return super().TaskConsumer(channel, queues=queues, accept=accept, **kw)
+        return kind(
+            channel, accept=self.app.conf.accept_content if accept is None else accept,
+            queues=queues or list(self.queues.consume_from.values()), **kw)
+
+
+def _polling_kind(channel: Any) -> type[PollingConsumer] | None:
+    connection = channel if isinstance(channel, Connection) else channel.connection.client
+    driver = str(connection.transport.driver_type)
+    if driver == "amqp":
+        return AmqpPollingConsumer
+    prefixed = (connection.transport_options or {}).get("global_keyprefix")
+    return RedisPollingConsumer if driver == "redis" and not prefixed else None
+
+
+class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer step driving a PollingConsumer from the worker's event loop."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._entry: Any = None
+        self._idle = FIRST_IDLE_POLL
+        self._doorbell: Consumer | None = None
+
+    def start(self, c: Any) -> None:
+        consumer = c.task_consumer
+        if not isinstance(consumer, PollingConsumer) or c.hub is None:
+            return
+        self._idle = FIRST_IDLE_POLL
+        consumer.on_settled = lambda: self._wake(c)
+        self._doorbell = self._listen(c)
+        self._schedule(c, FIRST_IDLE_POLL)
+
+    def stop(self, c: Any) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+            self._entry = None
+        if self._doorbell is not None:
+            doorbell, self._doorbell = self._doorbell, None
+            try:
+                channel: Any = doorbell.channel
+                doorbell.cancel()
+                channel.close()
+            except Exception:  # noqa: BLE001 - the connection is gone already
+                pass
+
+    def _listen(self, c: Any) -> Consumer:
+        """Subscribe a queue of this worker's own to the doorbell: a ring wakes the fetcher, so
+        an idle worker takes new work at once instead of at its next idle poll."""
+        exchange = messages.wake_exchange(c.app.taskq_settings)
+        queue = Queue(f"{exchange.name}.{uuid.uuid4().hex}", exchange, durable=False,
+                      exclusive=True, auto_delete=True)
+        doorbell = Consumer(c.connection.channel(), queues=[queue], no_ack=True,
+                            on_message=lambda _message: self._wake(c))
+        doorbell.consume()
+        return doorbell
+
+    shutdown = stop
+
+    def _wake(self, c: Any) -> None:
+        # A timer due now, not hub.call_soon: acks often run in the hub's ready callbacks,
+        # and a callback added from there waits for the next poll (up to BUSY_RECHECK),
+        # while due timers fire before the hub polls again.
+        self._schedule(c, 0)
+
+    def _schedule(self, c: Any, delay: float) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+        self._entry = c.timer.call_after(delay, self._poll, (c,))
+
+    def _poll(self, c: Any) -> None:
+        consumer = c.task_consumer
+        if not isinstance(consumer, PollingConsumer) or not consumer.polling:
+            self._schedule(c, BUSY_RECHECK)  # consume() not called yet, or reconnecting
+            return
+        free, taken, empty = _free_processes(c), 0, False
+        while free > 0 and taken < MAX_PER_ROUND and not empty:
+            empty = not consumer.fetch()
+            taken += not empty
+            free = _free_processes(c)
+        if taken:
+            self._idle = FIRST_IDLE_POLL
+        if free <= 0:
+            self._schedule(c, BUSY_RECHECK)  # the next ack wakes it sooner
+        elif not empty:
+            self._schedule(c, 0)
+        else:
+            self._schedule(c, self._idle)
+            self._idle = min(self._idle * 2, IDLE_POLL_MAX)
+
+
+def _free_processes(c: Any) -> int:
+    limit = getattr(c.controller, "max_concurrency", None) or c.pool.num_processes
+    return int(limit) - len(state.reserved_requests)

@@ -1,0 +1,74 @@
+"""Fetching on Redis brokers: a message is never only in a worker's memory."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import pytest
+from kombu import Consumer, Queue
+
+from taskq import fetch, messages, recovery, topology
+
+pytestmark = pytest.mark.integration
+
+
+def held_by(channel, prefix: str) -> list[bytes]:
+    """Delivery tags of the messages of this deployment recorded as unacknowledged."""
+    held = channel.client.hgetall(channel.unacked_key)
+    return [tag for tag, raw in held.items() if recovery._routing_key(raw).startswith(prefix)]
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_a_message_popped_by_a_worker_that_dies_at_once_goes_back_to_its_queue(deployment):
+    # Given a task queued and a worker's channel on the broker
+    record = deployment.submit("data", data=[1, 2, 3])
+    app = deployment.runtime.celery
+    queue = topology.queue_name(deployment.runtime.settings, record.type, record.priority)
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        # When the worker pops it and dies before doing anything else with it
+        assert fetch.pop_unacked(channel, [queue]) is not None
+        client = channel.client
+        # Then the message is out of its queue but recorded as held, in the same step
+        assert client.llen(queue) == 0
+        prefix = deployment.runtime.settings.key_prefix
+        tags = held_by(channel, prefix)
+        assert len(tags) == 1
+        assert client.zscore(channel.unacked_index_key, tags[0]) is not None
+        # And once its lease runs out, it is back in its queue
+        assert recovery.restore_expired(channel, prefix, lease=0) == 1
+        assert client.llen(queue) == 1
+    # And a worker runs it to the end
+    deployment.start_worker()
+    assert deployment.wait(record.id).state == "SUCCESS"
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_an_empty_set_of_queues_yields_nothing_and_holds_nothing(deployment):
+    app = deployment.runtime.celery
+    queue = topology.queue_name(deployment.runtime.settings, "data_processing", "high")
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        assert fetch.pop_unacked(channel, [queue]) is None
+        assert held_by(channel, deployment.runtime.settings.key_prefix) == []
+
+
+@pytest.mark.brokers
+def test_submitting_rings_the_doorbell_that_wakes_idle_workers(deployment):
+    # Given a queue bound to the doorbell, as each worker binds one
+    app = deployment.runtime.celery
+    rings = []
+    exchange = messages.wake_exchange(deployment.runtime.settings)
+    queue = Queue(f"{exchange.name}.test", exchange, durable=False, exclusive=True,
+                  auto_delete=True)
+    with app.connection_for_read() as connection:
+        with Consumer(connection.channel(), queues=[queue], no_ack=True,
+                      on_message=rings.append):
+            with contextlib.suppress(socket.timeout):
+                connection.drain_events(timeout=0.3)  # subscribed before anything is sent
+            # When a task is submitted
+            deployment.submit("data", data=[1])
+            connection.drain_events(timeout=5)
+    # Then the doorbell rang
+    assert len(rings) == 1
