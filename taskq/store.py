@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +67,7 @@ class TaskStore:
         self.ttl = ttl
         self.url = url
         self._update = client.register_script(_UPDATE)
+        self._subscriptions = _Subscriptions(client)
 
     def key(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
@@ -201,26 +204,71 @@ class TaskStore:
     def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """Block until the task is final; WaitTimeout after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.reachable():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(self.task_channel(task_id))
-            try:
-                return self._wait_on(pubsub, task_id, deadline, timeout)
-            finally:
-                pubsub.close()
+        channel = self.task_channel(task_id)
+        with self.reachable(), self._subscriptions.to(channel) as pubsub:
+            return self._wait_on(pubsub, channel, task_id, deadline, timeout)
 
-    def _wait_on(self, pubsub: Any, task_id: str, deadline: float | None,
+    def _wait_on(self, pubsub: Any, channel: str, task_id: str, deadline: float | None,
                  timeout: float | None) -> TaskRecord:
         record = self.get(task_id)
         while not record.final:
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
-                raise WaitTimeout(task_id, timeout or 0, record.state)
-            # The record is re-read after every event and at least every second, so a
-            # missed message (reconnect) costs at most a second, never a hang.
-            pubsub.get_message(timeout=min(left, 1.0))
+                raise WaitTimeout(task_id, timeout or 0, self.get(task_id).state)
+            # The record is re-read after a final state's event and at least every second,
+            # so a missed message (reconnect) costs at most a second, never a hang.
+            message = pubsub.get_message(timeout=min(left, 1.0))
+            if message is not None and not _announces_final(message, channel):
+                continue
             record = self.get(task_id)
         return record
+
+
+class _Subscriptions:
+    """Pub/sub connections for `wait`, one kept for the next call: a new connection for
+    every wait cost ~0.65 ms of a ~3 ms submit-to-result round trip (measured on Redis)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._spare: Any = None
+        self._pid = os.getpid()
+
+    @contextmanager
+    def to(self, channel: str) -> Iterator[Any]:
+        pubsub = self._take()
+        try:
+            pubsub.subscribe(channel)
+            yield pubsub
+        except BaseException:
+            pubsub.close()
+            raise
+        else:
+            pubsub.unsubscribe(channel)
+            self._keep(pubsub)
+
+    def _take(self) -> Any:
+        with self._lock:
+            spare, self._spare = self._spare, None
+            if spare is not None and self._pid == os.getpid():
+                return spare
+        return self.client.pubsub(ignore_subscribe_messages=True)
+
+    def _keep(self, pubsub: Any) -> None:
+        with self._lock:
+            if self._spare is None:
+                self._spare, self._pid = pubsub, os.getpid()
+                return
+        pubsub.close()
+
+
+def _announces_final(message: dict[str, Any], channel: str) -> bool:
+    if _text(message.get("channel", b"")) != channel:
+        return False  # a late event of a kept connection's previous wait
+    try:
+        return json.loads(message["data"])["state"] in records.FINAL_STATES
+    except (ValueError, KeyError, TypeError):
+        return True  # not one of our events: read the record to be sure
 
 
 def _decoded(data: dict[Any, Any]) -> dict[str, str]:
