@@ -19,6 +19,7 @@ to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -35,7 +36,8 @@ from taskq import messages
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
 BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
-MAX_PER_ROUND = 100  # messages taken in one go (ETA tasks take no process)
+SKIP_FOR = 0.05  # seconds queues found empty are skipped on RabbitMQ (AmqpPollingConsumer)
+AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
 
 
 # Pops the first message of the first non-empty key and, in the same atomic step, records it
@@ -89,19 +91,41 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def _take(self) -> Any:
         raise NotImplementedError
 
+    def forget(self) -> None:
+        """New work was announced: whatever was known about empty queues is stale."""
+
     def _in_order(self) -> list[Any]:
         return list(self.queues or ())
 
 
 class AmqpPollingConsumer(PollingConsumer):
-    """RabbitMQ: basic.get on each queue, highest priority first."""
+    """RabbitMQ: basic.get on each queue, highest priority first.
+
+    A round trip per queue adds up (a worker of 3 types reads 9 queues), so the queues ahead
+    of the one a message last came from, found empty then, are skipped for up to SKIP_FOR
+    seconds: new work in them rings the doorbell, which forgets the skip at once. Only work
+    queued without a ring (Celery's own retries, restored messages) can wait that long behind
+    a lower queue.
+    """
+
+    _skip = 0  # leading queues found empty at the last full look
+    _skip_until = 0.0
+
+    def forget(self) -> None:
+        self._skip = 0
 
     def _take(self) -> Any:
         channel: Any = self.channel
-        for queue in self._in_order():
-            raw = channel.basic_get(queue=queue.name, no_ack=False)
+        queues = self._in_order()
+        first = self._skip if time.monotonic() < self._skip_until else 0
+        # The skipped queues last: work queued there without a ring is still found.
+        for index in itertools.chain(range(first, len(queues)), range(first)):
+            raw = channel.basic_get(queue=queues[index].name, no_ack=False)
             if raw is not None:
+                if first == 0:
+                    self._skip, self._skip_until = index, time.monotonic() + SKIP_FOR
                 return channel.message_to_python(raw)
+        self._skip = 0
         return None
 
 
@@ -173,6 +197,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         super().__init__(parent, **kwargs)
         self._entry: Any = None
         self._idle = FIRST_IDLE_POLL
+        self._maybe_work = True  # False while the queues were empty at the last look
         self._doorbell: Consumer | None = None
 
     def start(self, c: Any) -> None:
@@ -180,7 +205,8 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if not isinstance(consumer, PollingConsumer) or c.hub is None:
             return
         self._idle = FIRST_IDLE_POLL
-        consumer.on_settled = lambda: self._wake(c)
+        self._maybe_work = True
+        consumer.on_settled = lambda: self._settled(c)
         self._doorbell = self._listen(c)
         self._schedule(c, FIRST_IDLE_POLL)
 
@@ -204,17 +230,27 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         queue = Queue(f"{exchange.name}.{uuid.uuid4().hex}", exchange, durable=False,
                       exclusive=True, auto_delete=True)
         doorbell = Consumer(c.connection.channel(), queues=[queue], no_ack=True,
-                            on_message=lambda _message: self._wake(c))
+                            on_message=lambda _message: self._rang(c))
         doorbell.consume()
         return doorbell
 
     shutdown = stop
 
-    def _wake(self, c: Any) -> None:
-        # A timer due now, not hub.call_soon: acks often run in the hub's ready callbacks,
-        # and a callback added from there waits for the next poll (up to BUSY_RECHECK),
-        # while due timers fire before the hub polls again.
+    def _rang(self, c: Any) -> None:
+        if isinstance(c.task_consumer, PollingConsumer):
+            c.task_consumer.forget()
+        self._maybe_work = True
+        self._idle = FIRST_IDLE_POLL
         self._schedule(c, 0)
+
+    def _settled(self, c: Any) -> None:
+        # A process is free. Fetch now unless the queues were empty at the last look and no
+        # one rang since: then the idle poll keeps its pace (it finds work queued without a
+        # ring), and the hub is not held up asking empty queues after every task.
+        # A timer, not hub.call_soon: acks often run in the hub's ready callbacks, and a
+        # callback added from there waits for the next poll (up to BUSY_RECHECK), while due
+        # timers fire before the hub polls again.
+        self._schedule(c, 0 if self._maybe_work else self._idle)
 
     def _schedule(self, c: Any, delay: float) -> None:
         if self._entry is not None:
@@ -226,18 +262,15 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if not isinstance(consumer, PollingConsumer) or not consumer.polling:
             self._schedule(c, BUSY_RECHECK)  # consume() not called yet, or reconnecting
             return
-        free, taken, empty = _free_processes(c), 0, False
-        while free > 0 and taken < MAX_PER_ROUND and not empty:
-            empty = not consumer.fetch()
-            taken += not empty
-            free = _free_processes(c)
-        if taken:
-            self._idle = FIRST_IDLE_POLL
-        if free <= 0:
+        if _free_processes(c) <= 0:
             self._schedule(c, BUSY_RECHECK)  # the next ack wakes it sooner
-        elif not empty:
-            self._schedule(c, 0)
+        elif consumer.fetch():
+            self._maybe_work = True
+            self._idle = FIRST_IDLE_POLL
+            # One message per round: the hub hands it to a process before the next look.
+            self._schedule(c, AFTER_TAKE)
         else:
+            self._maybe_work = False
             self._schedule(c, self._idle)
             self._idle = min(self._idle * 2, IDLE_POLL_MAX)
 
