@@ -108,6 +108,9 @@ class CelerySide(measure.WorkerSide):
         for start in range(0, len(self.ids), 1000):
             keys = [self.app.backend.get_key_for_task(i) for i in self.ids[start:start + 1000]]
             client.delete(*keys)
+        # kombu's Redis transport keeps the queue's bindings in keys of their own.
+        for key in client.scan_iter(match=f"_kombu.binding*.{self.queue}", count=1000):
+            client.delete(key)
         self.app.close()
 
 
