@@ -23,6 +23,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import bootsteps
@@ -30,6 +31,7 @@ from celery.app.amqp import AMQP
 from celery.worker import state
 from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
+from redis.commands.core import Script
 
 from taskq import messages
 
@@ -58,6 +60,10 @@ for i = 3, #KEYS do
 end
 return false
 """
+
+
+# Hashed once; each call sends EVALSHA over the client it is given (EVAL once on NOSCRIPT).
+_POP_SCRIPT = Script(None, _POP.encode())  # type: ignore[arg-type]  # bytes: no client needed
 
 
 class PollingConsumer(Consumer):  # type: ignore[misc]
@@ -132,9 +138,14 @@ class AmqpPollingConsumer(PollingConsumer):
 class RedisPollingConsumer(PollingConsumer):
     """Redis: one script pops the first message in priority order and records it unacked."""
 
+    _keys: tuple[tuple[str, ...], list[str]] = ((), [])  # queue names, and their keys
+
     def _take(self) -> Any:
         channel: Any = self.channel
-        raw = pop_unacked(channel, [queue.name for queue in self._in_order()])
+        names = tuple(queue.name for queue in self._in_order())
+        if self._keys[0] != names:  # the queues change only by remote control
+            self._keys = (names, pop_keys(channel, names))
+        raw = pop_unacked(channel, self._keys[1])
         if raw is None:
             return None
         message = channel.Message(json.loads(raw), channel=channel)
@@ -143,12 +154,17 @@ class RedisPollingConsumer(PollingConsumer):
         return message
 
 
-def pop_unacked(channel: Any, queues: list[str]) -> str | None:
-    """The first message of the first non-empty queue (kombu Redis channel), taken out of it
-    and recorded unacknowledged in one atomic step; None if all are empty."""
+def pop_keys(channel: Any, queues: Sequence[str]) -> list[str]:
+    """The keys _POP needs for `queues` (kombu Redis channel), in priority order."""
     keys = [channel.unacked_key, channel.unacked_index_key]
-    keys += [channel._q_for_pri(name, step) for name in queues for step in channel.priority_steps]
-    raw = channel.client.register_script(_POP)(keys=keys, args=[time.time()])
+    return keys + [channel._q_for_pri(name, step)
+                   for name in queues for step in channel.priority_steps]
+
+
+def pop_unacked(channel: Any, keys: list[str]) -> str | None:
+    """The first message of the first non-empty queue of `keys` (from pop_keys), taken out of
+    it and recorded unacknowledged in one atomic step; None if all are empty."""
+    raw = _POP_SCRIPT(keys=keys, args=[time.time()], client=channel.client)
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 

@@ -28,7 +28,7 @@ def test_a_message_popped_by_a_worker_that_dies_at_once_goes_back_to_its_queue(d
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         # When the worker pops it and dies before doing anything else with it
-        assert fetch.pop_unacked(channel, [queue]) is not None
+        assert fetch.pop_unacked(channel, fetch.pop_keys(channel, [queue])) is not None
         client = channel.client
         # Then the message is out of its queue but recorded as held, in the same step
         assert client.llen(queue) == 0
@@ -50,7 +50,7 @@ def test_an_empty_set_of_queues_yields_nothing_and_holds_nothing(deployment):
     queue = topology.queue_name(deployment.runtime.settings, "data_processing", "high")
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        assert fetch.pop_unacked(channel, [queue]) is None
+        assert fetch.pop_unacked(channel, fetch.pop_keys(channel, [queue])) is None
         assert held_by(channel, deployment.runtime.settings.key_prefix) == []
 
 
