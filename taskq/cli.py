@@ -239,8 +239,6 @@ def _run(argv: list[str] | None) -> int:
             raise
         sys.stderr.write(f"error: {exc.message}\n")
         return int(exc.exit_code)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
     except typer.TyperException as exc:  # bad usage: typer prints it with the usage line
         show = getattr(exc, "show", None)
         if show is not None:
@@ -250,7 +248,9 @@ def _run(argv: list[str] | None) -> int:
         return int(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         returned = ExitCode.INTERRUPTED
-    if returned == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns it
+    # Without standalone mode typer returns an Exit's code (Ctrl-C is Exit(130)) instead of
+    # raising it; a command itself returns None.
+    code = returned if isinstance(returned, int) else ExitCode.OK
+    if code == ExitCode.INTERRUPTED:
         sys.stderr.write("interrupted\n")
-        return int(ExitCode.INTERRUPTED)
-    return int(ExitCode.OK)
+    return int(code)
