@@ -156,14 +156,18 @@ class TaskStore:
             found = pipe.execute()
         return [TaskRecord.from_hash(_decoded(d)) if d else None for d in found]
 
-    def update(self, task_id: str, state: str, *, final: bool = False, **fields: Any) -> bool:
+    def update(self, task_id: str, state: str, *, final: bool = False, ride_out: bool = False,
+               **fields: Any) -> bool:
         """Set `state` and fields unless the record is final; True when it was written."""
-        return self.transition(task_id, state, final=final, **fields)[0] == 1
+        return self.transition(task_id, state, final=final, ride_out=ride_out, **fields)[0] == 1
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
-                   only_from: tuple[str, ...] = (), **fields: Any) -> tuple[int, str | None]:
+                   only_from: tuple[str, ...] = (), ride_out: bool = False,
+                   **fields: Any) -> tuple[int, str | None]:
         """Like update(), but only from `only_from` states when given; returns (outcome,
-        previous state): 1 written, 0 no record, -1 already final, -2 not from that state."""
+        previous state): 1 written, 0 no record, -1 already final, -2 not from that state.
+        With `ride_out` (a worker's writes) it retries through a backend outage of up to
+        WRITE_RETRY seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
@@ -173,7 +177,10 @@ class TaskStore:
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id)]
         with self.reachable():
-            outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)
+            if ride_out:
+                outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)
+            else:
+                outcome, previous = self._update(keys=keys, args=args)
         return int(outcome), _text(previous) or None
 
     def _riding_out_outages(self, call: Any, **kwargs: Any) -> Any:

@@ -37,7 +37,7 @@ class TaskqTask(Task):  # type: ignore[misc]
         outcome, _ = self.store.transition(
             task_id, records.STARTED, started_at=time.time(),
             attempts=self.request.retries + 1, worker=self.request.hostname,
-            next_attempt_at=None)
+            next_attempt_at=None, ride_out=True)
         if outcome == -1:
             # Cancelled (or already finished): Celery's revoke list is per worker and lost
             # on restart, so the record decides; Ignore acks the message without running it.
@@ -54,7 +54,7 @@ class TaskqTask(Task):  # type: ignore[misc]
         return super().retry(*args, exc=exc, **options)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        self.store.update(task_id, records.SUCCESS, final=True, result=retval,
+        self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
                           finished_at=time.time(), error=None, exc_type=None)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
@@ -63,7 +63,8 @@ class TaskqTask(Task):  # type: ignore[misc]
         history = record.attempt_errors + [{"attempt": self.request.retries + 1,
                                             "error": str(exc), "exc_type": type(exc).__name__,
                                             "at": time.time()}]
-        self.store.update(task_id, records.FAILURE, final=True, finished_at=time.time(),
+        self.store.update(task_id, records.FAILURE, final=True, ride_out=True,
+                          finished_at=time.time(),
                           error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
                           traceback=str(einfo.traceback) if einfo else None,
                           attempt_errors=history, next_attempt_at=None)
@@ -104,6 +105,7 @@ def _progress_reporter(store: TaskStore, task_id: str) -> Any:
         now = time.monotonic()
         if now - last[0] >= 0.5 or done >= total:  # at most two writes a second
             last[0] = now
-            store.update(task_id, records.STARTED, progress={"done": done, "total": total})
+            store.update(task_id, records.STARTED, ride_out=True,
+                         progress={"done": done, "total": total})
 
     return report
