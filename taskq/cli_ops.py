@@ -40,7 +40,7 @@ def list_(
     type_: TypeOpt = None,
     priority: PriorityOpt = None,
     since: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--since", help="Only tasks submitted in the last DURATION (90, 30s, 10m, 2h, 1d).")
+        "--since", help="Only tasks submitted in the last DURATION (90, 30s, 10m, 2h, 1d, 1w).")
     ] = None,
     limit: LimitOpt = 20,
     json_: JsonOpt = False,
@@ -169,7 +169,7 @@ def watch(
     priority: PriorityOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between refreshes (at most 0.5).")] = 0.5,
+        "--interval", help="Seconds between refreshes (0.05 to 0.5).")] = 0.5,
 ) -> None:
     """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
     from taskq import watch as watching
