@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -40,20 +41,35 @@ def prepare_all(settings: Settings, lines: Iterable[tuple[int, str]]
                 ) -> list[tuple[int, TaskRecord]]:
     """Validate every line and build its record, touching no server; InvalidParameters
     names each bad line, so that nothing of a file with one is queued."""
-    records: list[tuple[int, TaskRecord]] = []
+    numbered = list(lines)
+    built = prepare_labelled((f"line {number}", partial(_prepare_line, settings, text))
+                             for number, text in numbered)
+    return [(number, record) for (number, _), record in zip(numbered, built, strict=True)]
+
+
+def prepare_labelled(items: Iterable[tuple[str, Callable[[], TaskRecord]]]
+                     ) -> list[TaskRecord]:
+    """Build the record of every (label, prepare) item, e.g. ("line 3", ...) or ("tasks[3]",
+    ...); InvalidParameters names each bad item by its label (a problem that already starts
+    with it is kept as it is), at most MAX_PROBLEMS of them."""
+    records: list[TaskRecord] = []
     problems: list[str] = []
-    for number, text in lines:
+    for label, prepare in items:
         try:
-            records.append((number, _prepare_line(settings, text)))
+            records.append(prepare())
         except InvalidParameters as exc:
-            problems += [f"line {number}: {problem}" for problem in exc.problems]
+            problems += [_labelled(label, problem) for problem in exc.problems]
         except TaskqError as exc:
-            problems.append(f"line {number}: {exc.message}")
+            problems.append(_labelled(label, exc.message))
     if problems:
         more = len(problems) - MAX_PROBLEMS
         raise InvalidParameters(problems[:MAX_PROBLEMS] +
                                 ([f"and {more} more"] if more > 0 else []))
     return records
+
+
+def _labelled(label: str, problem: str) -> str:
+    return problem if problem.startswith(label) else f"{label}: {problem}"
 
 
 def _prepare_line(settings: Settings, text: str) -> TaskRecord:

@@ -1,26 +1,24 @@
-"""Turns API bodies into validated submit requests, one or a batch, each problem with its path."""
+"""Turns API bodies into validated task records, one or a batch, each problem with its path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+from taskq.bulk import prepare_labelled
 from taskq.config import Settings
 from taskq.errors import InvalidParameters, UsageError
 from taskq.records import TaskRecord
-from taskq.request import SubmitRequest, from_api_body
+from taskq.request import from_api_body
 from taskq.submit import prepare, resolve_priority, resolve_type
 
 MAX_BATCH = 1000  # tasks in one POST /api/tasks/batch
 
 
-def one(settings: Settings, body: Any, path: str = "body") -> SubmitRequest:
-    """Parse and fully validate one task body; every problem path starts at `path`."""
-    return checked(settings, body, path)[0]
-
-
-def checked(settings: Settings, body: Any, path: str) -> tuple[SubmitRequest, TaskRecord]:
-    """The request and the record prepare() builds for it, or InvalidParameters."""
+def one(settings: Settings, body: Any, path: str = "body") -> TaskRecord:
+    """Parse and fully validate one task body and build its record, touching no server; every
+    problem path starts at `path`."""
     request = from_api_body(body, path)
     for name, resolve in (("task_type", lambda: resolve_type(settings, request.type)),
                           ("priority", lambda: resolve_priority(settings, request.priority))):
@@ -29,7 +27,7 @@ def checked(settings: Settings, body: Any, path: str) -> tuple[SubmitRequest, Ta
         except UsageError as exc:
             raise InvalidParameters([f"{path}.{name}: {exc.message}"]) from None
     try:
-        return request, prepare(settings, request)
+        return prepare(settings, request)
     except InvalidParameters as exc:
         raise InvalidParameters([_under(path, p) for p in exc.problems]) from None
 
@@ -40,18 +38,9 @@ def _under(path: str, problem: str) -> str:
 
 def batch(settings: Settings, body: Any) -> list[TaskRecord]:
     """Validate every task of `{"tasks": [...]}` and build its record, before any is queued;
-    all problems at once."""
-    items = _items(body)
-    problems: list[str] = []
-    prepared: list[TaskRecord] = []
-    for i, item in enumerate(items):
-        try:
-            prepared.append(checked(settings, item, f"tasks[{i}]")[1])
-        except InvalidParameters as exc:
-            problems += exc.problems
-    if problems:
-        raise InvalidParameters(problems)
-    return prepared
+    all problems at once (up to bulk.MAX_PROBLEMS)."""
+    return prepare_labelled((f"tasks[{i}]", partial(one, settings, item, f"tasks[{i}]"))
+                            for i, item in enumerate(_items(body)))
 
 
 def _items(body: Any) -> list[Any]:

@@ -6,7 +6,9 @@ from typing import Any
 
 from taskq import records
 from taskq.api.intake import MAX_BATCH
+from taskq.api.ops_routes import MAX_PAGE
 from taskq.config import Settings
+from taskq.listing import MAX_LIMIT
 from taskq.submit import MAX_DELAY
 
 JSON = "application/json"
@@ -162,8 +164,9 @@ def _list_parameters(settings: Settings) -> list[dict[str, Any]]:
                "only this priority"),
         _query("since", {"type": "string", "pattern": r"^[0-9]+[smhdw]?$"},
                "submitted within, e.g. 10m"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size"),
-        _query("offset", {"type": "integer", "minimum": 0, "maximum": 900}, "skip this many"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "page size"),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT - 1},
+               f"skip this many (offset + limit ≤ {MAX_LIMIT})"),
     ]
 
 

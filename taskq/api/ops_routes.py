@@ -12,6 +12,7 @@ from taskq.errors import UsageError
 
 blueprint = Blueprint("ops", __name__)
 MAX_PAGE = 100  # tasks in one page of GET /api/tasks
+BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _multi(name: str) -> list[str]:
@@ -23,9 +24,17 @@ def _int(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # isdigit() alone takes "²", which int() refuses
         raise UsageError(f"{name}: must be a whole number ≥ 0, got {raw!r}")
     return int(raw)
+
+
+def _bool(name: str) -> bool:
+    raw = request.args.get(name, "false")
+    found = BOOLEANS.get(raw.lower())
+    if found is None:
+        raise UsageError(f"{name}: must be true or false, got {raw!r}")
+    return found
 
 
 @blueprint.get("/api/tasks")
@@ -53,8 +62,7 @@ def list_tasks() -> dict[str, Any]:
 def cancel_task(task_id: str) -> dict[str, Any]:
     from taskq import control
 
-    terminate = request.args.get("terminate", "false").lower() in ("1", "true", "yes")
-    return task_json(control.cancel(runtime(), task_id, terminate=terminate))
+    return task_json(control.cancel(runtime(), task_id, terminate=_bool("terminate")))
 
 
 @blueprint.post("/api/tasks/<task_id>/retry")

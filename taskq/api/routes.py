@@ -9,8 +9,8 @@ from flask import Blueprint
 from taskq import render
 from taskq.api import intake
 from taskq.api.context import json_body, runtime
+from taskq.bulk import submit_all
 from taskq.records import TaskRecord
-from taskq.submit import submit
 
 blueprint = Blueprint("tasks", __name__)
 HIDDEN = ("traceback",)  # the task's traceback stays with `taskq status`, off the wire
@@ -25,14 +25,13 @@ def task_json(record: TaskRecord) -> dict[str, Any]:
 @blueprint.post("/api/tasks")
 def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     rt = runtime()
-    record = submit(rt, intake.one(rt.settings, json_body()))
+    record = intake.one(rt.settings, json_body())
+    submit_all(rt, [record])  # what submit.submit() does, without preparing the record again
     return task_json(record), 202, {"Location": f"/api/tasks/{record.id}"}
 
 
 @blueprint.post("/api/tasks/batch")
 def submit_batch() -> tuple[dict[str, Any], int]:
-    from taskq.bulk import submit_all
-
     rt = runtime()
     records = submit_all(rt, intake.batch(rt.settings, json_body()))
     return {"count": len(records), "tasks": [task_json(r) for r in records]}, 202

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taskq import config
+from taskq import bulk, config
 from taskq.api import create_app, intake
 from taskq.api.server import check_exposure, is_loopback
 from taskq.config import ApiSettings
@@ -63,7 +63,7 @@ def test_an_unexpected_exception_is_a_500_without_its_traceback(settings, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("taskq.api.routes.submit", broken)
+    monkeypatch.setattr("taskq.api.routes.submit_all", broken)
     reply = client(settings).post("/api/tasks", json={"task_type": "data",
                                                       "parameters": {"data": "x"}})
     # Then the client gets a plain 500 and the log keeps the traceback
@@ -103,6 +103,27 @@ def test_batch_needs_a_non_empty_list_of_at_most_the_limit(settings):
     for body in ({}, {"tasks": []}, {"tasks": [{}] * (intake.MAX_BATCH + 1)}, [1]):
         with pytest.raises(InvalidParameters):
             intake.batch(settings, body)
+
+
+def test_batch_problems_stop_at_the_cap_and_count_the_rest(settings):
+    bad = [{"task_type": "nope"}] * (bulk.MAX_PROBLEMS + 10)
+    with pytest.raises(InvalidParameters) as caught:
+        intake.batch(settings, {"tasks": bad})
+    assert len(caught.value.problems) == bulk.MAX_PROBLEMS + 1
+    assert caught.value.problems[-1] == "and 10 more"
+
+
+@pytest.mark.parametrize("limit", ["²", "-1", "1.5", "ten"])
+def test_a_list_limit_that_is_not_a_plain_whole_number_is_a_400(settings, limit):
+    reply = client(settings).get("/api/tasks", query_string={"limit": limit})
+    assert (reply.status_code, reply.json["error"]) == (400, "bad_request")
+    assert reply.json["message"] == f"limit: must be a whole number ≥ 0, got {limit!r}"
+
+
+def test_cancel_with_an_unknown_terminate_value_is_a_400_naming_it(settings):
+    reply = client(settings).delete("/api/tasks/x", query_string={"terminate": "maybe"})
+    assert (reply.status_code, reply.json["error"]) == (400, "bad_request")
+    assert reply.json["message"] == "terminate: must be true or false, got 'maybe'"
 
 
 def test_openapi_describes_every_route_the_app_serves(settings):
