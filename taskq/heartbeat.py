@@ -11,21 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
 
+from taskq.workers_view import INTERVAL
+
 if TYPE_CHECKING:
     from taskq.config import Settings
     from taskq.store import TaskStore
 
-INTERVAL = 2.0  # seconds between heartbeats; a worker silent for 2 intervals is gone
 KEEP_GONE = 24 * 3600  # how long a stopped or gone worker stays listed
 TRIM_EVERY = 30  # beats between retention trims of the record indexes (once a minute)
-
-
-def worker_key(store: TaskStore, hostname: str) -> str:
-    return f"{store.prefix}:worker:{hostname}"
-
-
-def workers_set(store: TaskStore) -> str:
-    return f"{store.prefix}:workers"
 
 
 class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -41,14 +34,14 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, parent: Any) -> None:
         app = parent.app
         store: TaskStore = app.taskq_runtime.store
-        key = worker_key(store, parent.hostname)
+        key = store.worker_key(parent.hostname)
         plan = app.taskq_plan
         store.client.hset(key, mapping={
             "hostname": parent.hostname, "host": socket.gethostname(), "pid": os.getpid(),
             "profile": plan.name, "queues": json.dumps(plan.queues),
             "concurrency": plan.concurrency, "started_at": time.time(),
             "heartbeat_at": time.time(), "state": "online"})
-        store.client.sadd(workers_set(store), parent.hostname)
+        store.client.sadd(store.workers_key, parent.hostname)
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, args=(store, key, app.taskq_settings),
                                         daemon=True, name="taskq-heartbeat")
@@ -76,7 +69,7 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     def shutdown(self, parent: Any) -> None:
         self._stop.set()
         store: TaskStore = parent.app.taskq_runtime.store
-        key = worker_key(store, parent.hostname)
+        key = store.worker_key(parent.hostname)
         try:
             store.client.hset(key, mapping={"state": "stopped", "stopped_at": time.time()})
             store.client.expire(key, KEEP_GONE)

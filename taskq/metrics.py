@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskq import heartbeat, records
+from taskq import records
+from taskq.workers_view import BUSY, ONLINE, list_workers
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -62,7 +62,7 @@ def _queue_depth(runtime: Runtime) -> Metric:
 
     family = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue",
                                labels=["queue", "type", "priority"])
-    for queue in queue_stats(runtime):
+    for queue in queue_stats(runtime, oldest=False):  # the depth is all a scrape needs
         family.add_metric([queue.name, queue.type, queue.priority], queue.depth)
     return family
 
@@ -160,18 +160,9 @@ def _workers_online(runtime: Runtime) -> Metric:
     """Workers whose heartbeat is fresh: one that died stops counting within 2 intervals."""
     family = GaugeMetricFamily("taskq_workers_online", "Workers with a fresh heartbeat",
                                labels=["profile"])
-    store = runtime.store
-    now = time.time()
     online: Counter[str] = Counter({p: 0 for p in runtime.settings.workers})
-    with store.reachable():
-        names = sorted(_text(n) for n in store.client.smembers(heartbeat.workers_set(store)))
-        pipe = store.client.pipeline(transaction=False)
-        for name in names:
-            pipe.hmget(heartbeat.worker_key(store, name), ("state", "heartbeat_at", "profile"))
-        rows = pipe.execute()
-    for state, beat, profile in rows:
-        fresh = state == b"online" and beat and now - float(beat) < 2 * heartbeat.INTERVAL
-        online[_text(profile or b"")] += 1 if fresh else 0
+    for worker in list_workers(runtime, current=False):  # a gone worker's profile reads 0
+        online[worker.profile] += worker.state in (ONLINE, BUSY)
     for profile, count in sorted(online.items()):
         family.add_metric([profile], count)
     return family

@@ -116,11 +116,13 @@ def transport_errors() -> tuple[type[Exception], ...]:
 
 def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
                 types: tuple[str, ...] = (), priorities: tuple[str, ...] = (),
-                consumers: dict[str, int] | None = None) -> list[QueueInfo]:
+                consumers: dict[str, int] | None = None, *, oldest: bool = True
+                ) -> list[QueueInfo]:
     """Every queue (or those of the given types/priorities), highest priority first.
 
     `consumers` (queue -> live workers reading it, from workers_view) is the consumer count
     where the broker cannot tell (Redis) or does not see them (basic.get on RabbitMQ).
+    `oldest=False` skips reading oldest_waiting_at (one Redis round trip), left None.
     """
     settings = runtime.settings
     pairs = [(t, p) for p, t in itertools.product(settings.priorities, settings.task_types)
@@ -135,10 +137,10 @@ def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
     finally:
         if own:
             reader.close()
-    oldest = _oldest_waiting(runtime, pairs)
+    waiting = _oldest_waiting(runtime, pairs) if oldest else {}
     return [QueueInfo(name, t, p, depths[name][0],
                       _consumers(depths[name][1], (consumers or {}).get(name, 0)),
-                      oldest.get((t, p)))
+                      waiting.get((t, p)))
             for name, (t, p) in zip(names, pairs, strict=True)]
 
 
@@ -174,7 +176,7 @@ def queues_now(runtime: Runtime, types: list[str] | None = None,
     settings = runtime.settings
     chosen_types = tuple(resolve_type(settings, t).name for t in types or [])
     chosen_prios = tuple(resolve_priority(settings, p) for p in priorities or [])
-    consumers = consumers_by_queue(list_workers(runtime))
+    consumers = consumers_by_queue(list_workers(runtime, current=False))
     return queue_stats(runtime, types=chosen_types, priorities=chosen_prios,
                        consumers=consumers)
 

@@ -52,8 +52,6 @@ def start_workers(rt: Runtime, profiles: list[str], extra: list[str] | None = No
 
 def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY_TIMEOUT) -> None:
     """Block until every worker has registered its heartbeat; raise if one dies first."""
-    from taskq.heartbeat import worker_key
-
     deadline = time.monotonic() + timeout
     pending = list(workers)
     while pending:
@@ -61,7 +59,7 @@ def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY
         if w.process.poll() is not None:
             raise TaskqError(f"worker {w.profile} exited with code {w.process.returncode}; "
                              f"see {w.log_path}")
-        if rt.store.client.hget(worker_key(rt.store, w.hostname), "state") == b"online":
+        if rt.store.client.hget(rt.store.worker_key(w.hostname), "state") == b"online":
             pending.pop(0)
             continue
         if time.monotonic() > deadline:

@@ -92,6 +92,15 @@ class TaskStore:
         """Dead letters of one type, scored by the time they failed."""
         return f"{self.prefix}:dlq:{type_name}"
 
+    def worker_key(self, hostname: str) -> str:
+        """One worker's heartbeat hash (taskq/heartbeat.py; counters kept by _UPDATE)."""
+        return f"{self.prefix}:worker:{hostname}"
+
+    @property
+    def workers_key(self) -> str:
+        """The hostnames of the workers that have heartbeat hashes."""
+        return f"{self.prefix}:workers"
+
     @property
     def stats_key(self) -> str:
         """Counters of finished tasks (done, failed) since the deployment began."""

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
-from taskq.heartbeat import INTERVAL, worker_key, workers_set
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
     from taskq.store import TaskStore
 
+# Read here and written by taskq/heartbeat.py, which a worker imports (with Celery's
+# bootsteps); this module stays light for the CLI.
+INTERVAL = 2.0  # seconds between heartbeats
 GONE_AFTER = 2 * INTERVAL  # seconds without a heartbeat before an online worker is gone
 ONLINE, BUSY, GONE, STOPPED = "online", "busy", "gone", "stopped"
 
@@ -44,21 +46,23 @@ class WorkerInfo:
     current: list[CurrentTask] = field(default_factory=list)
 
 
-def list_workers(runtime: Runtime, now: float | None = None) -> list[WorkerInfo]:
-    """Every worker seen in the last day: online, busy, stopped, or gone (no heartbeat)."""
+def list_workers(runtime: Runtime, now: float | None = None,
+                 current: bool = True) -> list[WorkerInfo]:
+    """Every worker seen in the last day: online, busy, stopped, or gone (no heartbeat);
+    with the tasks each is running unless `current` is False (one read fewer)."""
     store = runtime.store
     now = now or time.time()
     with store.reachable():
-        names = sorted(_text(n) for n in store.client.smembers(workers_set(store)))
+        names = sorted(_text(n) for n in store.client.smembers(store.workers_key))
         pipe = store.client.pipeline(transaction=False)
         for name in names:
-            pipe.hgetall(worker_key(store, name))
+            pipe.hgetall(store.worker_key(name))
         hashes = pipe.execute()
     expired = [n for n, h in zip(names, hashes, strict=True) if not h]
     if expired:
         with store.reachable():
-            store.client.srem(workers_set(store), *expired)
-    running = running_tasks(runtime)
+            store.client.srem(store.workers_key, *expired)
+    running = running_tasks(runtime) if current else {}
     return [_info({_text(k): _text(v) for k, v in h.items()}, running, now)
             for h in hashes if h]
 
