@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from taskq import errors
 from taskq.config import mask_url
 from taskq.errors import TaskqError
-from taskq.runtime import CONNECT_TIMEOUT
+from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -32,7 +32,10 @@ def check_all(runtime: Runtime) -> list[Check]:
 def check_broker(runtime: Runtime) -> Check:
     url = mask_url(runtime.settings.broker_url) or "embedded"
     try:
-        with runtime.celery.connection_for_write() as conn:
+        # A reply timeout too: a Redis broker that accepts connections but never answers
+        # would otherwise hold the check (kombu's default is to wait forever).
+        options = {"socket_timeout": REPLY_TIMEOUT}
+        with runtime.celery.connection_for_write(transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
                                    timeout=CONNECT_TIMEOUT)
     except TaskqError as exc:  # the embedded broker could not start
