@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from taskq.errors import ExitCode, TaskqError
+from taskq.errors import ExitCode, TaskqError, UsageError
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -70,7 +70,7 @@ def submit(
         _refuse_with_from(type_, priority, param, params, delay, wait)
         return _submit_from(from_, json_)
     if type_ is None:
-        raise _usage("--type is required (or --from FILE)")
+        raise UsageError("--type is required (or --from FILE)")
     rt = runtime()
     record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
     if wait:
@@ -82,15 +82,9 @@ def submit(
         print(record.id)
 
 
-def _usage(message: str) -> Exception:
-    from taskq.errors import UsageError
-
-    return UsageError(message)
-
-
 def _refuse_with_from(*single_task_options: object) -> None:
     if any(option not in (None, [], 0.0, False) for option in single_task_options):
-        raise _usage("--from takes every task from the file: it cannot be combined with "
+        raise UsageError("--from takes every task from the file: it cannot be combined with "
                      "--type, --priority, --param, --params, --delay or --wait")
 
 
