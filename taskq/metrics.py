@@ -6,13 +6,14 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from taskq import records
+from taskq.store import text
 from taskq.workers_view import BUSY, ONLINE, list_workers
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def read_sample(runtime: Runtime) -> Sample:
         ids = store.client.zrevrange(f"{store.prefix}:tasks", 0, SAMPLE - 1)
         pipe = store.client.pipeline(transaction=False)
         for task_id in ids:
-            pipe.hmget(store.key(_text(task_id)), FIELDS)
+            pipe.hmget(store.key(text(task_id)), FIELDS)
         rows = pipe.execute()
     for row in rows:
         if row[0] is not None:
@@ -94,9 +95,6 @@ def _add(sample: Sample, row: dict[str, str | None]) -> None:
     if state in records.FINAL_STATES and started is not None and finished is not None:
         sample.run.setdefault(type_name, []).append(max(finished - started, 0.0))
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _float(value: str | None) -> float | None:

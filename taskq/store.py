@@ -138,7 +138,7 @@ class TaskStore:
     def delete(self, task_id: str) -> None:
         """Remove a record and every index entry of it."""
         with self.reachable():
-            state, type_name, priority = (_text(v) if v is not None else None for v in
+            state, type_name, priority = (text(v) if v is not None else None for v in
                                           self.client.hmget(self.key(task_id), "state",
                                                             "type", "priority"))
             pipe = self.client.pipeline(transaction=False)
@@ -154,7 +154,7 @@ class TaskStore:
             data = self.client.hgetall(self.key(task_id))
         if not data:
             raise UnknownTask(task_id)
-        return TaskRecord.from_hash(_decoded(data))
+        return TaskRecord.from_hash(decoded(data))
 
     def get_many(self, task_ids: list[str]) -> list[TaskRecord | None]:
         """Records in one round trip; None where a record has expired."""
@@ -163,7 +163,7 @@ class TaskStore:
             pipe.hgetall(self.key(task_id))
         with self.reachable():
             found = pipe.execute()
-        return [TaskRecord.from_hash(_decoded(d)) if d else None for d in found]
+        return [TaskRecord.from_hash(decoded(d)) if d else None for d in found]
 
     def update(self, task_id: str, state: str, *, final: bool = False, ride_out: bool = False,
                **fields: Any) -> bool:
@@ -190,7 +190,7 @@ class TaskStore:
                 outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)
             else:
                 outcome, previous = self._update(keys=keys, args=args)
-        return int(outcome), _text(previous) or None
+        return int(outcome), text(previous) or None
 
     def _riding_out_outages(self, call: Any, **kwargs: Any) -> Any:
         """Retry a state write through a short backend outage (a restart) for up to
@@ -279,7 +279,7 @@ class _Subscriptions:
 
 
 def _announces_final(message: dict[str, Any], channel: str) -> bool:
-    if _text(message.get("channel", b"")) != channel:
+    if text(message.get("channel", b"")) != channel:
         return False  # a late event of a kept connection's previous wait
     try:
         return json.loads(message["data"])["state"] in records.FINAL_STATES
@@ -287,9 +287,11 @@ def _announces_final(message: dict[str, Any], channel: str) -> bool:
         return True  # not one of our events: read the record to be sure
 
 
-def _decoded(data: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in data.items()}
+def decoded(data: dict[Any, Any]) -> dict[str, str]:
+    """A Redis hash as text."""
+    return {text(k): text(v) for k, v in data.items()}
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A Redis reply as text."""
     return value.decode() if isinstance(value, bytes) else str(value)

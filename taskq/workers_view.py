@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
+from taskq.store import decoded, text
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -53,7 +54,7 @@ def list_workers(runtime: Runtime, now: float | None = None,
     store = runtime.store
     now = now or time.time()
     with store.reachable():
-        names = sorted(_text(n) for n in store.client.smembers(store.workers_key))
+        names = sorted(text(n) for n in store.client.smembers(store.workers_key))
         pipe = store.client.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(store.worker_key(name))
@@ -63,7 +64,7 @@ def list_workers(runtime: Runtime, now: float | None = None,
         with store.reachable():
             store.client.srem(store.workers_key, *expired)
     running = running_tasks(runtime) if current else {}
-    return [_info({_text(k): _text(v) for k, v in h.items()}, running, now)
+    return [_info(decoded(h), running, now)
             for h in hashes if h]
 
 
@@ -93,7 +94,7 @@ def running_tasks(runtime: Runtime) -> dict[str, list[CurrentTask]]:
     for t, p in itertools.product(settings.task_types, settings.priorities):
         pipe.zrange(store.cell_key(records.STARTED, t, p), 0, -1)
     with store.reachable():
-        ids = [_text(m) for found in pipe.execute() for m in found]
+        ids = [text(m) for found in pipe.execute() for m in found]
     return _by_worker(store, ids)
 
 
@@ -106,8 +107,8 @@ def _by_worker(store: TaskStore, ids: list[str]) -> dict[str, list[CurrentTask]]
     out: dict[str, list[CurrentTask]] = {}
     for task_id, (worker, type_name, started) in zip(ids, rows, strict=True):
         if worker:
-            out.setdefault(_text(worker), []).append(
-                CurrentTask(task_id, _text(type_name), _float(started)))
+            out.setdefault(text(worker), []).append(
+                CurrentTask(task_id, text(type_name), _float(started)))
     return out
 
 
@@ -135,7 +136,4 @@ def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:
 def _float(value: Any) -> float | None:
     return float(value) if value not in (None, b"", "") else None
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
