@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import messages, topology
+from taskq.runtime import redis_client, redis_client_url
 
 if TYPE_CHECKING:
     import redis
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from taskq.messages import Template
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
-
-_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
 
 
 class Publisher:
@@ -222,30 +221,7 @@ def _make(runtime: Runtime) -> Publisher:
         return CeleryPublisher(runtime)
     if redis_url == redis_client_url(runtime.backend_url):
         return RedisPublisher(runtime, runtime.redis, shared=True)
-    return RedisPublisher(runtime, _client(redis_url), shared=False)
-
-
-def redis_client_url(url: str) -> str | None:
-    """The redis-py URL of a kombu Redis broker URL (None if it is not one we write to)."""
-    if not url.startswith(_REDIS_SCHEMES):
-        return None
-    if url.startswith("redis+socket://"):
-        path, _, query = url[len("redis+socket://"):].partition("?")
-        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
-        return f"unix://{path}?db={db}"
-    if url.startswith("unix://"):
-        return url if "db=" in url else url + ("&" if "?" in url else "?") + "db=0"
-    host = url.partition("://")[2].rpartition("@")[2]
-    return url if "/" in host else url + "/0"
-
-
-def _client(url: str) -> redis.Redis:
-    import redis
-
-    from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT
-
-    return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                socket_timeout=REPLY_TIMEOUT)
+    return RedisPublisher(runtime, redis_client(redis_url), shared=False)
 
 
 def send_all(runtime: Runtime, records: Sequence[TaskRecord], batch_size: int = 500,

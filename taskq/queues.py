@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from taskq import errors, records, topology
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable
+from taskq.runtime import redis_client
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -42,12 +43,9 @@ class RedisDepths:
     name + sep + step for the other priority steps, all under the global key prefix."""
 
     def __init__(self, broker_url: str, options: dict[str, Any], timeout: float) -> None:
-        import redis
         from kombu.transport import redis as kombu_redis
 
-        url = broker_url.replace("redis+socket://", "unix://")
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
-                                           socket_timeout=timeout)
+        self.client = redis_client(broker_url, timeout, timeout)
         self.prefix = options.get("global_keyprefix", "")
         self.sep = options.get("sep", kombu_redis.Channel.sep)
         self.steps = options.get("priority_steps", kombu_redis.PRIORITY_STEPS)

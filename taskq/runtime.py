@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from taskq.config import Settings, mask_url
 
@@ -17,6 +17,31 @@ if TYPE_CHECKING:
 # Seconds to wait for a connection or a reply before calling a server unreachable.
 CONNECT_TIMEOUT = 3.0
 REPLY_TIMEOUT = 5.0
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+
+
+def redis_client_url(url: str) -> str | None:
+    """The redis-py URL of a kombu Redis URL, database included (None if not Redis)."""
+    if not url.startswith(_REDIS_SCHEMES):
+        return None
+    if url.startswith("redis+socket://"):
+        path, _, query = url[len("redis+socket://"):].partition("?")
+        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
+        return f"unix://{path}?db={db}"
+    if url.startswith("unix://"):
+        return url if "db=" in url else url + ("&" if "?" in url else "?") + "db=0"
+    host = url.partition("://")[2].rpartition("@")[2]
+    return url if "/" in host else url + "/0"
+
+
+def redis_client(url: str, connect_timeout: float = CONNECT_TIMEOUT,
+                 reply_timeout: float = REPLY_TIMEOUT, **options: Any) -> redis.Redis:
+    """A redis-py client for a kombu or redis-py URL, with both timeouts (made lazily)."""
+    import redis
+
+    return redis.Redis.from_url(redis_client_url(url) or url,
+                                socket_connect_timeout=connect_timeout,
+                                socket_timeout=reply_timeout, **options)
 
 
 class Runtime:
@@ -52,11 +77,7 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        import redis
-
-        url = self.backend_url.replace("redis+socket://", "unix://")
-        return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                    socket_timeout=REPLY_TIMEOUT, health_check_interval=30)
+        return redis_client(self.backend_url, health_check_interval=30)
 
     @cached_property
     def store(self) -> TaskStore:

@@ -17,7 +17,7 @@ from taskq import dlq, errors, listing, records, tables
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
 from taskq.queues import QueueInfo, depth_reader, queue_stats, transport_errors
-from taskq.runtime import Runtime
+from taskq.runtime import Runtime, redis_client
 from taskq.workers_view import WorkerInfo, consumers_by_queue, list_workers
 
 if TYPE_CHECKING:
@@ -143,11 +143,7 @@ class _FastRuntime(Runtime):
 
     @cached_property
     def redis(self) -> redis.Redis:
-        import redis
-
-        url = self.backend_url.replace("redis+socket://", "unix://")
-        return redis.Redis.from_url(url, socket_connect_timeout=CALL_TIMEOUT,
-                                    socket_timeout=CALL_TIMEOUT)
+        return redis_client(self.backend_url, CALL_TIMEOUT, CALL_TIMEOUT)
 
 
 class Collector:

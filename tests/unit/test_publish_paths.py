@@ -6,7 +6,7 @@ import pytest
 from celery.utils.saferepr import saferepr
 
 from taskq.messages import Template, kwargs_repr
-from taskq.publish import redis_client_url
+from taskq.runtime import redis_client_url
 
 TEMPLATE = Template(queue="q", exchange="", routing_key="q", priority=0, headers={},
                     properties={}, embed={}, serializer="json", declare=(),
