@@ -7,7 +7,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq import messages, topology
+from taskq import errors, messages, topology
+from taskq.config import mask_url
+from taskq.errors import BrokerUnavailable
 from taskq.runtime import redis_client, redis_client_url
 
 if TYPE_CHECKING:
@@ -58,14 +60,12 @@ class Publisher:
 
     def _send_each(self, batch: Sequence[TaskRecord]) -> None:
         """Celery's send_task per message, after the batch's records are written."""
-        from taskq.submit import publish
-
         self._write_records(batch)
         sent = 0
         try:
             for record in batch:
-                publish(self.runtime, record, max(0.0, (record.eta or 0) -
-                                                  (record.submitted_at or 0)))
+                delay = max(0.0, (record.eta or 0) - (record.submitted_at or 0))
+                celery_send(self.runtime, record, delay)
                 sent += 1
         except BaseException as exc:
             self._forget(batch[sent:])
@@ -84,8 +84,6 @@ class Publisher:
             self.runtime.store.delete(record.id)
 
     def _translated(self, exc: BaseException) -> BaseException:
-        from taskq.submit import broker_unavailable
-
         return broker_unavailable(self.runtime, exc) or exc
 
 
@@ -222,6 +220,31 @@ def _make(runtime: Runtime) -> Publisher:
     if redis_url == redis_client_url(runtime.backend_url):
         return RedisPublisher(runtime, runtime.redis, shared=True)
     return RedisPublisher(runtime, redis_client(redis_url), shared=False)
+
+
+def celery_send(runtime: Runtime, record: TaskRecord, delay: float) -> None:
+    """Celery's own send_task: the path for delayed tasks and for brokers without a fast one."""
+    runtime.celery.send_task(
+        topology.task_name(record.type), kwargs=record.params, task_id=record.id,
+        queue=record.queue, routing_key=record.queue, countdown=delay or None,
+    )
+
+
+def broker_unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailable | None:
+    """The error to show for a failed publish, if it was a connection failure."""
+    if isinstance(exc, BrokerUnavailable):
+        return exc
+    if isinstance(exc, Exception) and _is_connection_error(exc):
+        return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", errors.reason(exc))
+    return None
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return isinstance(exc, OperationalError | OSError | ConnectionError | redis.ConnectionError
+                      | redis.TimeoutError)
 
 
 def send_all(runtime: Runtime, records: Sequence[TaskRecord], batch_size: int = 500,

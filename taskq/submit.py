@@ -6,10 +6,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from taskq import errors, records, topology
 from taskq import params as param_schema
-from taskq.config import Settings, TaskType, did_you_mean, mask_url
-from taskq.errors import BrokerUnavailable, InvalidParameters, UsageError
+from taskq import records, topology
+from taskq.config import Settings, TaskType, did_you_mean
+from taskq.errors import InvalidParameters, UsageError
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 
@@ -62,28 +62,3 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
     record.retry_of = retry_of
     publisher(runtime).send([record])
     return record
-
-
-def publish(runtime: Runtime, record: TaskRecord, delay: float) -> None:
-    """Celery's own send_task: the path for delayed tasks and for brokers without a fast one."""
-    runtime.celery.send_task(
-        topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue, countdown=delay or None,
-    )
-
-
-def broker_unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailable | None:
-    """The error to show for a failed publish, if it was a connection failure."""
-    if isinstance(exc, BrokerUnavailable):
-        return exc
-    if isinstance(exc, Exception) and _is_connection_error(exc):
-        return BrokerUnavailable("broker", mask_url(runtime.broker_url) or "", errors.reason(exc))
-    return None
-
-
-def _is_connection_error(exc: Exception) -> bool:
-    import redis
-    from kombu.exceptions import OperationalError
-
-    return isinstance(exc, OperationalError | OSError | ConnectionError | redis.ConnectionError
-                      | redis.TimeoutError)
