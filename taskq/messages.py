@@ -24,7 +24,6 @@ PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
 class Template:
     """One send_task call as Celery would publish it, minus the id and the keyword arguments."""
 
-    queue: str
     exchange: str
     routing_key: str
     priority: int
@@ -55,8 +54,8 @@ class _CapturingProducer:
         self.body, self.options = body, options
 
 
-def capture(app: Celery, task_name: str, queue: str, **options: Any) -> Template:
-    """What `app.send_task(task_name, queue=queue, **options)` publishes; does no I/O.
+def capture(app: Celery, task_name: str, queue: str) -> Template:
+    """What `app.send_task(task_name, queue=queue)` publishes; does no I/O.
 
     Celery's own code builds the headers and properties (protocol 2), so whatever it or
     taskq's configuration adds to a message is in the template too.
@@ -65,7 +64,7 @@ def capture(app: Celery, task_name: str, queue: str, **options: Any) -> Template
 
     producer = _CapturingProducer()
     app.send_task(task_name, kwargs={}, task_id=PLACEHOLDER_ID, queue=queue,
-                  routing_key=queue, producer=producer, **options)
+                  routing_key=queue, producer=producer)
     sent = dict(producer.options)
     args, _, embed = producer.body
     if args:
@@ -81,7 +80,7 @@ def capture(app: Celery, task_name: str, queue: str, **options: Any) -> Template
     if mode is not None and not isinstance(mode, int):  # as kombu's Producer.publish does
         sent["delivery_mode"] = DELIVERY_MODES[mode]
     return Template(
-        queue=queue, exchange=exchange_name, routing_key=routing_key,
+        exchange=exchange_name, routing_key=routing_key,
         priority=int(sent.pop("priority", 0) or 0), headers=headers,
         properties={k: v for k, v in sent.items() if k not in ("serializer", "declare")},
         embed=embed, serializer=sent.get("serializer") or "json",

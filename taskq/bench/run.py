@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -92,7 +92,7 @@ def run_broker(kind: str, sizes: Sizes, redis_url: str, amqp_url: str | None
                 if runtime.embedded is not None:
                     runtime.embedded.stop()
     finally:
-        subprocess.run(["rm", "-rf", str(home)], check=False)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _env(home: Path, target: targets.Target) -> dict[str, str]:

@@ -8,7 +8,7 @@ from celery.utils.saferepr import saferepr
 from taskq.messages import Template, kwargs_repr
 from taskq.runtime import redis_client_url
 
-TEMPLATE = Template(queue="q", exchange="", routing_key="q", priority=0, headers={},
+TEMPLATE = Template(exchange="", routing_key="q", priority=0, headers={},
                     properties={}, embed={}, serializer="json", declare=(),
                     kwargsrepr_maxsize=1024)
 
