@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from taskq import control, listing
 from taskq.errors import Conflict, UnknownTask
+from taskq.store import text
 from taskq.submit import resolve_type
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
-    from taskq.store import TaskStore
 
 
 @dataclass
@@ -37,13 +37,7 @@ def _keys(runtime: Runtime, type_name: str | None) -> list[str]:
 def dead_letters(runtime: Runtime, type_name: str | None = None,
                  limit: int = 20) -> list[TaskRecord]:
     """Dead letters, most recently failed first."""
-    store = runtime.store
-    keys = _keys(runtime, type_name)
-    for _ in range(3):  # read again once entries of expired records are dropped
-        page, stale = listing.fetch(store, listing.newest_ids(store, keys, limit))
-        if not stale:
-            break
-    return page
+    return listing.newest_records(runtime.store, _keys(runtime, type_name), limit)
 
 
 def count(runtime: Runtime, type_name: str | None = None) -> int:
@@ -56,17 +50,17 @@ def count(runtime: Runtime, type_name: str | None = None) -> int:
         return sum(int(n) for n in pipe.execute())
 
 
-def _members(store: TaskStore, key: str) -> list[str]:
-    with store.reachable():
-        found: list[bytes] = store.client.zrange(key, 0, -1)  # type: ignore[assignment]
-    return [m.decode() for m in found]
-
-
 def _all_ids(runtime: Runtime, type_name: str | None) -> list[tuple[str, str]]:
+    """(task id, dead-letter key) of every dead letter, oldest failure first per type."""
     store = runtime.store
+    keys = _keys(runtime, type_name)
+    pipe = store.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.zrange(key, 0, -1)
     with store.reachable():
-        return [(task_id, key) for key in _keys(runtime, type_name)
-                for task_id in _members(store, key)]
+        found = pipe.execute()
+    return [(text(task_id), key) for key, ids in zip(keys, found, strict=True)
+            for task_id in ids]
 
 
 def retry_all(runtime: Runtime, type_name: str | None = None) -> RetryReport:
@@ -87,12 +81,13 @@ def retry_all(runtime: Runtime, type_name: str | None = None) -> RetryReport:
 def purge(runtime: Runtime, type_name: str | None = None) -> int:
     """Delete every dead letter (record and index entries); returns how many."""
     store = runtime.store
-    removed = 0
-    for key in _keys(runtime, type_name):
-        for task_id in _members(store, key):
-            with store.reachable():
-                claimed = store.client.zrem(key, task_id)
-            if claimed:  # not retried or purged by someone else meanwhile
-                store.delete(task_id)
-                removed += 1
-    return removed
+    letters = _all_ids(runtime, type_name)
+    pipe = store.client.pipeline(transaction=False)
+    for task_id, key in letters:
+        pipe.zrem(key, task_id)
+    with store.reachable():
+        claimed = pipe.execute()
+    # Only those not retried or purged by someone else meanwhile.
+    mine = [task_id for (task_id, _), won in zip(letters, claimed, strict=True) if won]
+    store.delete_many(mine)
+    return len(mine)

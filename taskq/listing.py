@@ -103,9 +103,16 @@ def fetch(store: TaskStore, found: list[tuple[str, str]]) -> tuple[list[TaskReco
 def list_tasks(runtime: Runtime, query: ListQuery) -> list[TaskRecord]:
     """Matching tasks, newest submitted first, at most query.limit of them."""
     store = runtime.store
-    keys = index_keys(runtime.settings, store, query)
-    for _ in range(3):  # a page with expired entries is read again once they are dropped
-        page, stale = fetch(store, newest_ids(store, keys, query.limit, query.since))
+    return newest_records(store, index_keys(runtime.settings, store, query), query.limit,
+                          query.since)
+
+
+def newest_records(store: TaskStore, keys: list[str], limit: int,
+                   since: float | None = None) -> list[TaskRecord]:
+    """The newest records indexed by `keys`, at most `limit`; a page with expired entries
+    is read again once they are dropped."""
+    for _ in range(3):
+        page, stale = fetch(store, newest_ids(store, keys, limit, since))
         if not stale:
             break
     return page

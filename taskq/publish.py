@@ -80,8 +80,7 @@ class Publisher:
             pipe.execute()
 
     def _forget(self, batch: Sequence[TaskRecord]) -> None:
-        for record in batch:
-            self.runtime.store.delete(record.id)
+        self.runtime.store.delete_many([record.id for record in batch])
 
     def _translated(self, exc: BaseException) -> BaseException:
         return broker_unavailable(self.runtime, exc) or exc
