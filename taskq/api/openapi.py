@@ -185,7 +185,7 @@ def _ops_paths(settings: Settings) -> dict[str, Any]:
         "/api/tasks/{task_id}": {"delete": {
             "summary": "Cancel a waiting (or, with terminate, running) task",
             "operationId": "cancelTask", "parameters": [_task_id(), terminate],
-            "responses": {**_ok(200, "Now REVOKED", TASK), **_errors(401, 404, 409, 503)}}},
+            "responses": {**_ok(200, "Now REVOKED", TASK), **_errors(400, 401, 404, 409, 503)}}},
         "/api/tasks/{task_id}/retry": {"post": {
             "summary": "Submit a failed task again as a new, linked task",
             "operationId": "retryTask", "parameters": [_task_id()],
