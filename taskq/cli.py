@@ -12,8 +12,10 @@ from taskq.errors import ExitCode, TaskqError, UsageError
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
+# Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
+# markdown, traceback and syntax modules, which doubles `taskq --help` (0.29 -> 0.15 s).
 app = typer.Typer(
-    name="taskq", no_args_is_help=True, add_completion=False,
+    name="taskq", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Background work on Celery: typed tasks, strict priorities, retries and status.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
