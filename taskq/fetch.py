@@ -19,13 +19,13 @@ to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries).
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from amqp import spec
 from celery import bootsteps
 from celery.app.amqp import AMQP
 from celery.worker import state
@@ -38,7 +38,6 @@ from taskq import messages
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
 BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
-SKIP_FOR = 0.05  # seconds queues found empty are skipped on RabbitMQ (AmqpPollingConsumer)
 AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
 
 
@@ -97,9 +96,6 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def _take(self) -> Any:
         raise NotImplementedError
 
-    def forget(self) -> None:
-        """New work was announced: whatever was known about empty queues is stale."""
-
     def _in_order(self) -> list[Any]:
         return list(self.queues or ())
 
@@ -107,32 +103,50 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
 class AmqpPollingConsumer(PollingConsumer):
     """RabbitMQ: basic.get on each queue, highest priority first.
 
-    A round trip per queue adds up (a worker of 3 types reads 9 queues), so the queues ahead
-    of the one a message last came from, found empty then, are skipped for up to SKIP_FOR
-    seconds: new work in them rings the doorbell, which forgets the skip at once. Only work
-    queued without a ring (Celery's own retries, restored messages) can wait that long behind
-    a lower queue.
+    A round trip per queue adds up (a worker of 3 types reads 9 queues), so the queues up to
+    the one the last message came from are asked in one go: their basic.get requests are sent
+    together and the replies read in order. RabbitMQ answers a channel's requests one after
+    another, so the first message in that order is the highest-priority one waiting when it
+    was asked; any lower one taken with it goes back to the head of its queue. Only when all
+    of those are empty are the queues below asked, one at a time.
     """
 
-    _skip = 0  # leading queues found empty at the last full look
-    _skip_until = 0.0
-
-    def forget(self) -> None:
-        self._skip = 0
+    _expect = 0  # index of the queue the last message came from (or the last, when idle)
 
     def _take(self) -> Any:
         channel: Any = self.channel
         queues = self._in_order()
-        first = self._skip if time.monotonic() < self._skip_until else 0
-        # The skipped queues last: work queued there without a ring is still found.
-        for index in itertools.chain(range(first, len(queues)), range(first)):
+        ahead = min(self._expect, len(queues) - 1) + 1
+        found: tuple[int, Any] | None = None
+        for index, raw in enumerate(_get_each(channel, [q.name for q in queues[:ahead]])):
+            if raw is None:
+                continue
+            if found is None:
+                found = (index, raw)
+            else:
+                channel.basic_reject(raw.delivery_tag, requeue=True)
+        for index in range(ahead, len(queues) if found is None else 0):
             raw = channel.basic_get(queue=queues[index].name, no_ack=False)
             if raw is not None:
-                if first == 0:
-                    self._skip, self._skip_until = index, time.monotonic() + SKIP_FOR
-                return channel.message_to_python(raw)
-        self._skip = 0
-        return None
+                found = (index, raw)
+                break
+        if found is None:
+            self._expect = len(queues) - 1  # idle: the next look asks every queue at once
+            return None
+        self._expect = found[0]
+        return channel.message_to_python(found[1])
+
+
+def _get_each(channel: Any, names: Sequence[str]) -> list[Any]:
+    """basic.get on each queue of `names` (py-amqp channel): the requests sent together, the
+    replies (a message, or None for an empty queue) read in order, as basic_get reads one."""
+    for name in names:
+        channel.send_method(spec.Basic.Get, "Bsb", (0, name, False))
+    out = []
+    for _ in names:
+        reply = channel.wait([spec.Basic.GetOk, spec.Basic.GetEmpty], returns_tuple=True)
+        out.append(channel._on_get_ok(*reply) if reply and len(reply) > 1 else None)
+    return out
 
 
 class RedisPollingConsumer(PollingConsumer):
@@ -253,8 +267,6 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
     shutdown = stop
 
     def _rang(self, c: Any) -> None:
-        if isinstance(c.task_consumer, PollingConsumer):
-            c.task_consumer.forget()
         self._maybe_work = True
         self._idle = FIRST_IDLE_POLL
         self._schedule(c, 0)

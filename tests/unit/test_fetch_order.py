@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from kombu import Queue
 
 from taskq.fetch import AmqpPollingConsumer
 
 
 class ListChannel:
-    """Just enough of an AMQP channel: basic_get pops from named lists and counts the asks."""
+    """Just enough of a py-amqp channel: basic.get pops from named lists, in the order the
+    requests were sent, and each round trip is recorded with the queues it asked."""
 
     def __init__(self, **queues: list[str]) -> None:
         self.queues = queues
-        self.asked: list[str] = []
+        self.round_trips: list[list[str]] = []
+        self._sent: list[str] = []  # requests not yet answered, in the order sent
+        self._taken_from: dict[str, str] = {}
 
-    def basic_get(self, queue: str, no_ack: bool) -> str | None:
-        self.asked.append(queue)
-        return self.queues[queue].pop(0) if self.queues[queue] else None
+    def send_method(self, sig: Any, fmt: str, args: tuple[int, str, bool]) -> None:
+        if not self._sent:
+            self.round_trips.append([])
+        self.round_trips[-1].append(args[1])
+        self._sent.append(args[1])
 
-    def message_to_python(self, raw: str) -> str:
-        return raw
+    def wait(self, methods: Any, returns_tuple: bool) -> tuple[Any, ...]:
+        body = self._pop(self._sent.pop(0))
+        return ("",) if body is None else (body, False, "", "", 0, body)
+
+    def basic_get(self, queue: str, no_ack: bool) -> Delivery | None:
+        self.round_trips.append([queue])
+        body = self._pop(queue)
+        return None if body is None else Delivery(body)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool) -> None:
+        assert requeue
+        self.queues[self._taken_from.pop(delivery_tag)].insert(0, delivery_tag)
+
+    def message_to_python(self, raw: Delivery) -> str:
+        return raw.delivery_tag
+
+    def _on_get_ok(self, tag: str, *rest: Any) -> Delivery:
+        return Delivery(tag)
+
+    def _pop(self, name: str) -> str | None:
+        if not self.queues[name]:
+            return None
+        body = self.queues[name].pop(0)
+        self._taken_from[body] = name
+        return body
+
+
+@dataclass
+class Delivery:
+    delivery_tag: str  # the body doubles as the tag
 
 
 def consumer_of(channel: ListChannel) -> AmqpPollingConsumer:
@@ -27,34 +63,40 @@ def consumer_of(channel: ListChannel) -> AmqpPollingConsumer:
                                auto_declare=False)
 
 
-def test_queues_found_empty_are_not_asked_again_while_a_lower_one_drains():
+def test_the_first_look_asks_every_queue_in_order_one_at_a_time():
+    channel = ListChannel(high=[], normal=[], low=["l1"])
+    assert consumer_of(channel)._take() == "l1"
+    assert channel.round_trips == [["high"], ["normal"], ["low"]]
+
+
+def test_while_a_lower_queue_drains_the_higher_ones_are_asked_in_the_same_round_trip():
     # Given work only in the lowest of three queues
     channel = ListChannel(high=[], normal=[], low=["l1", "l2", "l3"])
     consumer = consumer_of(channel)
     # When three messages are taken
     taken = [consumer._take() for _ in range(3)]
-    # Then all come from the low queue, and the empty ones were asked once
+    # Then all come from the low queue, and after the first look each take is one round trip
     assert taken == ["l1", "l2", "l3"]
-    assert channel.asked == ["high", "normal", "low", "low", "low"]
+    assert channel.round_trips[3:] == [["high", "normal", "low"]] * 2
 
 
-def test_a_ring_makes_the_next_take_ask_from_the_highest_queue_again():
+def test_a_high_task_queued_while_a_low_queue_drains_is_taken_next_and_the_low_one_goes_back():
     channel = ListChannel(high=[], normal=[], low=["l1", "l2"])
     consumer = consumer_of(channel)
     assert consumer._take() == "l1"
-    # When a high task arrives and rings
+    # When a high task arrives (no ring needed)
     channel.queues["high"].append("h1")
-    consumer.forget()
-    # Then it is taken next
+    # Then it is taken next, and the low message asked for with it is back at its queue's head
     assert consumer._take() == "h1"
+    assert channel.queues["low"] == ["l2"]
+    assert consumer._take() == "l2"
 
 
-def test_work_queued_in_a_skipped_queue_without_a_ring_is_still_found():
-    channel = ListChannel(high=[], normal=[], low=["l1"])
+def test_an_idle_worker_asks_every_queue_in_one_round_trip():
+    channel = ListChannel(high=[], normal=[], low=[])
     consumer = consumer_of(channel)
-    assert consumer._take() == "l1"
-    # When a message lands in a skipped queue without ringing, and the lower ones are empty
-    channel.queues["normal"].append("n1")
-    # Then the take still finds it
-    assert consumer._take() == "n1"
     assert consumer._take() is None
+    channel.round_trips.clear()
+    channel.queues["normal"].append("n1")
+    assert consumer._take() == "n1"
+    assert channel.round_trips == [["high", "normal", "low"]]
