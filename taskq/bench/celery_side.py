@@ -71,7 +71,7 @@ class CelerySide(measure.WorkerSide):
         self.ids.append(result.id)
         return time.perf_counter() - start
 
-    def priority(self, lows: int, ms: float) -> int:
+    def priority(self, lows: int, ms: float, probes: int) -> int:
         """Celery's own message priority on the one default queue (on RabbitMQ it needs
         x-max-priority, which is not a default, so it has no effect there)."""
         spin = self.app.tasks["plain.spin"]
@@ -79,14 +79,16 @@ class CelerySide(measure.WorkerSide):
         results = [spin.apply_async((ms,), priority=low_pri) for _ in range(lows)]
         self.ids += [r.id for r in results]
         measure.poll(lambda: True if results[0].ready() else None, 30, "first low task")
-        submitted = time.time()
-        high = spin.apply_async((ms,), priority=high_pri)
-        self.ids.append(high.id)
-        high_started = high.get(timeout=60)["started"]
+        windows = []
+        for _ in range(probes):
+            high = spin.apply_async((ms,), priority=high_pri)
+            submitted = time.time()
+            self.ids.append(high.id)
+            windows.append((submitted, high.get(timeout=60)["started"]))
         self.purge()
         time.sleep(0.5)  # prefetched tasks still run after the purge: let them store results
         starts = [self._started(r) for r in results]
-        return sum(1 for t in starts if t is not None and submitted < t < high_started)
+        return measure.overtakes([t for t in starts if t is not None], windows)
 
     def _started(self, result: Any) -> float | None:
         meta = self.app.backend.get_task_meta(result.id)

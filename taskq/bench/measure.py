@@ -24,6 +24,12 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank]
 
 
+def overtakes(starts: Sequence[float], windows: Sequence[tuple[float, float]]) -> int:
+    """How many of `starts` fall inside one of the (high task submitted, high task started)
+    `windows`: low tasks that started while a high one waited."""
+    return sum(1 for t in starts for opened, closed in windows if opened < t < closed)
+
+
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 

@@ -11,7 +11,7 @@ FIGURES: tuple[tuple[str, str, str, bool], ...] = (
     ("drain_per_s", "drain, 1 worker x 2 processes", "/s", True),
     ("latency_p50_ms", "submit to result, p50", "ms", False),
     ("latency_p99_ms", "submit to result, p99", "ms", False),
-    ("priority_overtakes", "low tasks started before the high one", "", False),
+    ("priority_overtakes", "low tasks started while a high one waited", "", False),
     ("worker_ready_s", "worker start to first result", "s", False),
     ("stored_bytes", "a finished task's record (result)", "B", False),
     ("help_s", "--help", "s", False),

@@ -36,12 +36,16 @@ logging: {format: text, level: WARNING}
 class Sizes:
     tasks: int = 10_000  # enqueued through each path, and drained
     round_trips: int = 300  # for the latency percentiles
-    lows: int = 2_000  # low tasks queued before the high one
+    lows: int = 2_000  # low tasks queued before the high ones
+    probes: int = 5  # high tasks sent one after another while the lows run
     low_ms: float = 10.0  # CPU time of each of those tasks
     cli_runs: int = 5  # runs of each command whose start-up is timed
 
 
-SIZES = {"full": Sizes(), "tiny": Sizes(tasks=40, round_trips=5, lows=12, cli_runs=1)}
+SIZES = {
+    "full": Sizes(),
+    "tiny": Sizes(tasks=40, round_trips=5, lows=12, probes=1, cli_runs=1),
+}
 
 
 class Side(Protocol):
@@ -54,7 +58,7 @@ class Side(Protocol):
     def stop_worker(self) -> None: ...
     def finish_times(self, ids: list[str]) -> list[float] | None: ...
     def round_trip(self) -> float: ...
-    def priority(self, lows: int, ms: float) -> int: ...
+    def priority(self, lows: int, ms: float, probes: int) -> int: ...
     def help_argv(self) -> list[str]: ...
     def status_argv(self, task_id: str) -> list[str]: ...
     def stored_bytes(self, task_id: str) -> int: ...
@@ -116,7 +120,7 @@ def scenarios(side: Side, sizes: Sizes, env: dict[str, str]) -> dict[str, float]
     figures["enqueue_bulk_per_s"] = measure.rate(sizes.tasks, seconds)
     figures.update(_drain(side, ids))
     figures.update(_latency(side, sizes.round_trips))
-    figures["priority_overtakes"] = side.priority(sizes.lows, sizes.low_ms)
+    figures["priority_overtakes"] = side.priority(sizes.lows, sizes.low_ms, sizes.probes)
     figures["stored_bytes"] = side.stored_bytes(ids[0])
     side.stop_worker()
     figures["help_s"] = measure.command_seconds(side.help_argv(), env, sizes.cli_runs)

@@ -67,8 +67,10 @@ class TaskqSide(measure.WorkerSide):
         self.rt.store.wait(record.id, timeout=30)
         return time.perf_counter() - start
 
-    def priority(self, lows: int, ms: float) -> int:
-        """Low tasks that start after a high one is submitted and before it starts."""
+    def priority(self, lows: int, ms: float, probes: int) -> int:
+        """Low tasks that start after a high one is submitted (its submit returned: the task is
+        recorded and published) and before it starts, summed over `probes` high tasks sent one
+        after another while the lows run."""
         from taskq.bulk import submit_all
         from taskq.submit import prepare
 
@@ -76,12 +78,15 @@ class TaskqSide(measure.WorkerSide):
         batch = [prepare(self.rt.settings, low) for _ in range(lows)]
         submit_all(self.rt, batch)
         measure.poll(lambda: self._started(batch[0]), 30, "first low task")
-        high = self._submit_high(ms)
-        done = self.rt.store.wait(high.id, timeout=60)
+        windows = []
+        for _ in range(probes):
+            high = self._submit_high(ms)
+            submitted = time.time()
+            done = self.rt.store.wait(high.id, timeout=60)
+            assert done.started_at is not None
+            windows.append((submitted, done.started_at))
         self.purge()
-        started = self._start_times(batch)
-        assert done.started_at is not None and high.submitted_at is not None
-        return sum(1 for t in started if high.submitted_at < t < done.started_at)
+        return measure.overtakes(self._start_times(batch), windows)
 
     def _submit_high(self, ms: float) -> TaskRecord:
         from taskq.submit import submit
