@@ -96,6 +96,9 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def _take(self) -> Any:
         raise NotImplementedError
 
+    def announced(self, queues: set[str]) -> None:
+        """A ring named the queues that just got work."""
+
     def _in_order(self) -> list[Any]:
         return list(self.queues or ())
 
@@ -108,10 +111,17 @@ class AmqpPollingConsumer(PollingConsumer):
     together and the replies read in order. RabbitMQ answers a channel's requests one after
     another, so the first message in that order is the highest-priority one waiting when it
     was asked; any lower one taken with it goes back to the head of its queue. Only when all
-    of those are empty are the queues below asked, one at a time.
+    of those are empty are the queues below asked, one at a time. A ring names the queues
+    that got work, so an idle worker asks only down to the highest of them.
     """
 
     _expect = 0  # index of the queue the last message came from (or the last, when idle)
+
+    def announced(self, queues: set[str]) -> None:
+        # The best waiting message is now at most as far down as the highest rung queue.
+        rung = [index for index, queue in enumerate(self._in_order()) if queue.name in queues]
+        if rung:
+            self._expect = min(self._expect, rung[0])
 
     def _take(self) -> Any:
         channel: Any = self.channel
@@ -260,13 +270,15 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         queue = Queue(f"{exchange.name}.{uuid.uuid4().hex}", exchange, durable=False,
                       exclusive=True, auto_delete=True)
         doorbell = Consumer(c.connection.channel(), queues=[queue], no_ack=True,
-                            on_message=lambda _message: self._rang(c))
+                            on_message=lambda message: self._rang(c, message.body))
         doorbell.consume()
         return doorbell
 
     shutdown = stop
 
-    def _rang(self, c: Any) -> None:
+    def _rang(self, c: Any, body: Any) -> None:
+        if isinstance(c.task_consumer, PollingConsumer):
+            c.task_consumer.announced(messages.rung_queues(body))
         self._maybe_work = True
         self._idle = FIRST_IDLE_POLL
         self._schedule(c, 0)

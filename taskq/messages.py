@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -156,6 +156,18 @@ def wake_exchange(settings: Settings) -> Exchange:
     from taskq.topology import wake_exchange as name
 
     return Exchange(name(settings), type="fanout", durable=False, delivery_mode="transient")
+
+
+def wake_body(queues: Iterable[str]) -> bytes:
+    """A ring's body on RabbitMQ: the queues that got work, so a worker asks only as far down
+    its queues as the highest of them (taskq/fetch.py)."""
+    return ",".join(sorted(queues)).encode()
+
+
+def rung_queues(body: Any) -> set[str]:
+    """The queue names of a ring's body (none for an empty one)."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+    return {name for name in text.split(",") if name}
 
 
 def redis_wake(exchange: str) -> str:

@@ -167,7 +167,7 @@ class AmqpPublisher(Publisher):
         for record in batch[sent[0]:]:
             self._publish(producer.channel, self.template(record), record)
             sent[0] += 1
-        self._ring(producer)
+        self._ring(producer, {record.queue for record in batch})
 
     def _declare(self, producer: Any, name: str, *entities: Any) -> None:
         channel, done = self._declared
@@ -178,12 +178,13 @@ class AmqpPublisher(Publisher):
                 producer.maybe_declare(entity)
             done.add(name)
 
-    def _ring(self, producer: Any) -> None:
-        """Wake idle workers: an empty transient message to the doorbell, after the batch on
-        the same channel (so after its messages are routed)."""
+    def _ring(self, producer: Any, queues: set[str]) -> None:
+        """Wake idle workers: a transient message naming the batch's queues to the doorbell,
+        after the batch on the same channel (so after its messages are routed)."""
         self._declare(producer, self._wake.name, self._wake)
         channel = producer.channel
-        channel.basic_publish(channel.prepare_message(b"", 0, None, None, None, None),
+        body = messages.wake_body(queues)
+        channel.basic_publish(channel.prepare_message(body, 0, None, None, None, None),
                               exchange=self._wake.name, routing_key="")
 
     def _publish(self, channel: Any, template: Template, record: TaskRecord) -> None:

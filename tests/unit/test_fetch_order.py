@@ -100,3 +100,16 @@ def test_an_idle_worker_asks_every_queue_in_one_round_trip():
     channel.queues["normal"].append("n1")
     assert consumer._take() == "n1"
     assert channel.round_trips == [["high", "normal", "low"]]
+
+
+def test_a_ring_naming_a_queue_makes_an_idle_worker_ask_only_down_to_it():
+    channel = ListChannel(high=[], normal=[], low=[])
+    consumer = consumer_of(channel)
+    assert consumer._take() is None
+    channel.round_trips.clear()
+    # When work is queued in the normal queue and its ring names it
+    channel.queues["normal"].append("n1")
+    consumer.announced({"normal", "some.other.workers.queue"})
+    # Then one round trip asks the high and normal queues, not the low one
+    assert consumer._take() == "n1"
+    assert channel.round_trips == [["high", "normal"]]
