@@ -24,7 +24,9 @@ WRITE_RETRY = 10.0
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
 # from those (cancel's check-and-set). In the same atomic step it moves the id between the
 # per-(state, type, priority) index sets that make `taskq list` pages cheap, files a FAILURE
-# as a dead letter and counts finished tasks (deployment-wide and per worker).
+# as a dead letter and counts finished tasks (deployment-wide and per worker). The event goes
+# to the events channel and the task's own; on the task's own a final state's event carries
+# the whole record, so `wait` needs no second read.
 # KEYS: record, events channel, task channel. ARGV: ttl ('' keeps it), event, key prefix,
 # task id, allowed previous states (',A,B,' or ''), now, field/value...
 # Returns {1 written | 0 no record | -1 final | -2 not allowed, previous state}.
@@ -53,7 +55,16 @@ if new ~= old then
   if new == 'FAILURE' then redis.call('ZADD', p .. ':dlq:' .. rec[2], ARGV[6], id) end
 end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
-redis.call('PUBLISH', KEYS[3], ARGV[2])
+if new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED' then
+  -- a waiter gets the final record with the event instead of reading it again
+  local flat, record = redis.call('HGETALL', KEYS[1]), {}
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  local event = cjson.decode(ARGV[2])
+  event['record'] = record
+  redis.call('PUBLISH', KEYS[3], cjson.encode(event))
+else
+  redis.call('PUBLISH', KEYS[3], ARGV[2])
+end
 return {1, old}
 """
 
@@ -241,12 +252,13 @@ class TaskStore:
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout(task_id, timeout or 0, self.get(task_id).state)
-            # The record is re-read after a final state's event and at least every second,
-            # so a missed message (reconnect) costs at most a second, never a hang.
+            # The record is re-read at least every second, so a missed message (reconnect)
+            # costs at most a second, never a hang.
             message = pubsub.get_message(timeout=min(left, 1.0))
-            if message is not None and not _announces_final(message, channel):
-                continue
-            record = self.get(task_id)
+            if message is None:
+                record = self.get(task_id)
+            elif _is_final_event(message, channel):
+                record = _carried_record(message) or self.get(task_id)
         return record
 
 
@@ -288,13 +300,25 @@ class _Subscriptions:
         pubsub.close()
 
 
-def _announces_final(message: dict[str, Any], channel: str) -> bool:
+def _is_final_event(message: dict[str, Any], channel: str) -> bool:
     if text(message.get("channel", b"")) != channel:
         return False  # a late event of a kept connection's previous wait
     try:
         return json.loads(message["data"])["state"] in records.FINAL_STATES
     except (ValueError, KeyError, TypeError):
         return True  # not one of our events: read the record to be sure
+
+
+def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
+    """The final record a final state's event carries (None from an older worker)."""
+    try:
+        carried = json.loads(message["data"]).get("record")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(carried, dict) or not carried:
+        return None
+    record = TaskRecord.from_hash({str(k): str(v) for k, v in carried.items()})
+    return record if record.final else None
 
 
 def decoded(data: dict[Any, Any]) -> dict[str, str]:
