@@ -20,12 +20,14 @@ to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries).
 from __future__ import annotations
 
 import json
+import struct
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from amqp import spec
+from amqp.serialization import dumps
 from celery import bootsteps
 from celery.app.amqp import AMQP
 from celery.worker import state
@@ -148,15 +150,27 @@ class AmqpPollingConsumer(PollingConsumer):
 
 
 def _get_each(channel: Any, names: Sequence[str]) -> list[Any]:
-    """basic.get on each queue of `names` (py-amqp channel): the requests sent together, the
-    replies (a message, or None for an empty queue) read in order, as basic_get reads one."""
-    for name in names:
-        channel.send_method(spec.Basic.Get, "Bsb", (0, name, False))
+    """basic.get on each queue of `names` (py-amqp channel): the requests sent in one write,
+    the replies (a message, or None for an empty queue) read in order, as basic_get reads one.
+    One write, not one per frame as py-amqp sends them: a write costs ~0.1 ms here (a
+    profile of a draining worker spent a quarter of its time in them)."""
+    connection = channel.connection
+    connection.transport.write(get_frames(channel.channel_id, names))
+    connection.bytes_sent += 1  # py-amqp's heartbeat check: something was sent
     out = []
     for _ in names:
         reply = channel.wait([spec.Basic.GetOk, spec.Basic.GetEmpty], returns_tuple=True)
         out.append(channel._on_get_ok(*reply) if reply and len(reply) > 1 else None)
     return out
+
+
+def get_frames(channel_id: int, names: Sequence[str]) -> bytes:
+    """AMQP 0-9-1 method frames of basic.get (no_ack false) on each queue of `names`."""
+    frames = []
+    for name in names:
+        payload = struct.pack(">HH", *spec.Basic.Get) + dumps("Bsb", (0, name, False))
+        frames.append(struct.pack(">BHI", 1, channel_id, len(payload)) + payload + b"\xce")
+    return b"".join(frames)
 
 
 class RedisPollingConsumer(PollingConsumer):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+from amqp import method_framing, spec
+from amqp.serialization import dumps
 from kombu import Queue
 
-from taskq.fetch import AmqpPollingConsumer
+from taskq.fetch import AmqpPollingConsumer, get_frames
 
 
 class ListChannel:
     """Just enough of a py-amqp channel: basic.get pops from named lists, in the order the
-    requests were sent, and each round trip is recorded with the queues it asked."""
+    requests were sent, and each round trip (a write of frames, or a basic_get) is recorded
+    with the queues it asked."""
 
     def __init__(self, **queues: list[str]) -> None:
         self.queues = queues
@@ -20,11 +25,21 @@ class ListChannel:
         self._sent: list[str] = []  # requests not yet answered, in the order sent
         self._taken_from: dict[str, str] = {}
 
-    def send_method(self, sig: Any, fmt: str, args: tuple[int, str, bool]) -> None:
-        if not self._sent:
-            self.round_trips.append([])
-        self.round_trips[-1].append(args[1])
-        self._sent.append(args[1])
+    channel_id = 1
+
+    @property
+    def connection(self) -> Any:
+        return SimpleNamespace(transport=SimpleNamespace(write=self._write), bytes_sent=0)
+
+    def _write(self, frames: bytes) -> None:
+        """One write is one round trip: the queue names of the basic.get frames in it."""
+        names = []
+        while frames:
+            size = struct.unpack(">I", frames[3:7])[0]
+            payload, frames = frames[7:7 + size], frames[8 + size:]
+            names.append(payload[7:7 + payload[6]].decode())
+        self.round_trips.append(names)
+        self._sent += names
 
     def wait(self, methods: Any, returns_tuple: bool) -> tuple[Any, ...]:
         body = self._pop(self._sent.pop(0))
@@ -113,3 +128,13 @@ def test_a_ring_naming_a_queue_makes_an_idle_worker_ask_only_down_to_it():
     # Then one round trip asks the high and normal queues, not the low one
     assert consumer._take() == "n1"
     assert channel.round_trips == [["high", "normal"]]
+
+
+def test_the_basic_get_frames_written_at_once_are_those_py_amqp_writes_one_by_one():
+    written: list[bytes] = []
+    connection = SimpleNamespace(frame_max=131072, bytes_sent=0)
+    write_frame = method_framing.frame_writer(
+        connection, SimpleNamespace(write=lambda data: written.append(bytes(data))))
+    for name in ("taskq.email.high", "taskq.email.normal"):
+        write_frame(1, 7, spec.Basic.Get, dumps("Bsb", (0, name, False)), None)
+    assert get_frames(7, ["taskq.email.high", "taskq.email.normal"]) == b"".join(written)
