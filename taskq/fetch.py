@@ -14,7 +14,8 @@ for a free process, and acknowledged after the run (acks_late), so nothing waits
 while a higher priority waits in the broker. The fetcher is woken by every ack or reject (a
 process just freed) and by the doorbell publishers ring after queuing work
 (messages.wake_exchange); when its queues are empty it polls again after 1 ms, doubling up
-to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries).
+to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries). On RabbitMQ an idle
+worker also stands by, subscribed one message at a time, so new work is pushed to it (Standby).
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         message = self._take()
         if message is None:
             return False
+        self.deliver(message)
+        return True
+
+    def deliver(self, message: Any) -> None:
+        """Hand a message taken from one of our queues to the worker."""
         message.accept = self.accept
         _notify_on_settle(message, self)
         if message.errors:
@@ -93,7 +99,6 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         else:
             on_message: Any = self.on_message
             on_message(message)
-        return True
 
     def _take(self) -> Any:
         raise NotImplementedError
@@ -151,12 +156,8 @@ class AmqpPollingConsumer(PollingConsumer):
 
 def _get_each(channel: Any, names: Sequence[str]) -> list[Any]:
     """basic.get on each queue of `names` (py-amqp channel): the requests sent in one write,
-    the replies (a message, or None for an empty queue) read in order, as basic_get reads one.
-    One write, not one per frame as py-amqp sends them: a write costs ~0.1 ms here (a
-    profile of a draining worker spent a quarter of its time in them)."""
-    connection = channel.connection
-    connection.transport.write(get_frames(channel.channel_id, names))
-    connection.bytes_sent += 1  # py-amqp's heartbeat check: something was sent
+    the replies (a message, or None for an empty queue) read in order, as basic_get reads one."""
+    _send(channel, get_frames(channel.channel_id, names))
     out = []
     for _ in names:
         reply = channel.wait([spec.Basic.GetOk, spec.Basic.GetEmpty], returns_tuple=True)
@@ -164,13 +165,69 @@ def _get_each(channel: Any, names: Sequence[str]) -> list[Any]:
     return out
 
 
+def _send(channel: Any, frames: bytes) -> None:
+    """Write `frames` at once. py-amqp writes each frame with a syscall of its own, ~0.1 ms
+    each here: a profile of a draining worker spent a quarter of its time in them."""
+    connection = channel.connection
+    connection.transport.write(frames)
+    connection.bytes_sent += 1  # py-amqp's heartbeat check: something was sent
+
+
 def get_frames(channel_id: int, names: Sequence[str]) -> bytes:
     """AMQP 0-9-1 method frames of basic.get (no_ack false) on each queue of `names`."""
+    return method_frames(channel_id, spec.Basic.Get, "Bsb", [(0, name, False) for name in names])
+
+
+def method_frames(channel_id: int, method: tuple[int, int], argsig: str,
+                  each: Sequence[tuple[Any, ...]]) -> bytes:
+    """One AMQP 0-9-1 method frame (no content) of `method` for each argument tuple."""
     frames = []
-    for name in names:
-        payload = struct.pack(">HH", *spec.Basic.Get) + dumps("Bsb", (0, name, False))
+    for args in each:
+        payload = struct.pack(">HH", *method) + dumps(argsig, args)
         frames.append(struct.pack(">BHI", 1, channel_id, len(payload)) + payload + b"\xce")
     return b"".join(frames)
+
+
+class Standby:
+    """RabbitMQ: while a worker's queues are empty and a process is free, it is subscribed to
+    them on a channel of its own that lets one unacknowledged message through (basic.qos 1,
+    global), so the first task to arrive is pushed to it at once instead of waiting for a ring
+    and a basic.get round trip. With every queue empty, the first message to arrive is the
+    highest waiting. Once a message is taken or no process is free, the subscription ends and
+    the worker asks, highest priority first. Subscribing and cancelling send no-wait frames in
+    one write; a message pushed before a cancel reached the broker is taken like any other."""
+
+    def __init__(self, channel: Any, deliver: Any) -> None:
+        self.channel = channel
+        self.channel.basic_qos(0, 1, True)
+        self.deliver = deliver
+        self._tags: list[str] = []
+
+    def subscribe(self, queues: Sequence[Any]) -> None:
+        if self._tags:
+            return
+        self._tags = [f"taskq-standby-{index}" for index in range(len(queues))]
+        for tag in self._tags:
+            self.channel.callbacks[tag] = self._pushed
+        _send(self.channel, method_frames(
+            self.channel.channel_id, spec.Basic.Consume, "BssbbbbF",
+            [(0, queue.name, tag, False, False, False, True, {})
+             for tag, queue in zip(self._tags, queues, strict=True)]))
+
+    def unsubscribe(self) -> None:
+        tags, self._tags = self._tags, []
+        if tags:  # the callbacks stay: the same tags are used again
+            _send(self.channel, method_frames(self.channel.channel_id, spec.Basic.Cancel,
+                                              "sb", [(tag, True) for tag in tags]))
+
+    def close(self) -> None:
+        try:
+            self.channel.close()
+        except Exception:  # noqa: BLE001 - the connection is gone already
+            pass
+
+    def _pushed(self, raw: Any) -> None:
+        self.deliver(self.channel.message_to_python(raw))
 
 
 class RedisPollingConsumer(PollingConsumer):
@@ -253,6 +310,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._idle = FIRST_IDLE_POLL
         self._maybe_work = True  # False while the queues were empty at the last look
         self._doorbell: Consumer | None = None
+        self._standby: Standby | None = None
 
     def start(self, c: Any) -> None:
         consumer = c.task_consumer
@@ -262,12 +320,17 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._maybe_work = True
         consumer.on_settled = lambda: self._settled(c)
         self._doorbell = self._listen(c)
+        if isinstance(consumer, AmqpPollingConsumer):
+            self._standby = Standby(c.connection.channel(), lambda m: self._pushed(c, m))
         self._schedule(c, FIRST_IDLE_POLL)
 
     def stop(self, c: Any) -> None:
         if self._entry is not None:
             self._entry.cancel()
             self._entry = None
+        if self._standby is not None:
+            standby, self._standby = self._standby, None
+            standby.close()
         if self._doorbell is not None:
             doorbell, self._doorbell = self._doorbell, None
             try:
@@ -295,7 +358,8 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             c.task_consumer.announced(messages.rung_queues(body))
         self._maybe_work = True
         self._idle = FIRST_IDLE_POLL
-        self._schedule(c, 0)
+        # Not at once: a message just pushed or taken is handed to a process first.
+        self._schedule(c, AFTER_TAKE)
 
     def _settled(self, c: Any) -> None:
         # A process is free. Fetch now unless the queues were empty at the last look and no
@@ -316,17 +380,41 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if not isinstance(consumer, PollingConsumer) or not consumer.polling:
             self._schedule(c, BUSY_RECHECK)  # consume() not called yet, or reconnecting
             return
-        if _free_processes(c) <= 0:
+        if _handing_over(c):
+            # A task taken is still waiting to be written to a process: let the hub do that
+            # first (a look is a blocking round trip on RabbitMQ).
+            self._schedule(c, AFTER_TAKE)
+        elif _free_processes(c) <= 0:
+            if self._standby is not None:
+                self._standby.unsubscribe()
             self._schedule(c, BUSY_RECHECK)  # the next ack wakes it sooner
         elif consumer.fetch():
-            self._maybe_work = True
-            self._idle = FIRST_IDLE_POLL
-            # One message per round: the hub hands it to a process before the next look.
-            self._schedule(c, AFTER_TAKE)
+            if self._standby is not None:
+                self._standby.unsubscribe()
+            self._took(c)
         else:
             self._maybe_work = False
+            if self._standby is not None:
+                self._standby.subscribe(consumer._in_order())
             self._schedule(c, self._idle)
             self._idle = min(self._idle * 2, IDLE_POLL_MAX)
+
+    def _pushed(self, c: Any, message: Any) -> None:
+        consumer = c.task_consumer
+        if isinstance(consumer, PollingConsumer):
+            consumer.deliver(message)
+            self._took(c)
+
+    def _took(self, c: Any) -> None:
+        self._maybe_work = True
+        self._idle = FIRST_IDLE_POLL
+        # One message per round: the hub hands it to a process before the next look.
+        self._schedule(c, AFTER_TAKE)
+
+
+def _handing_over(c: Any) -> bool:
+    """Whether the prefork pool holds a task not yet written to a process."""
+    return bool(getattr(getattr(c.pool, "_pool", None), "outbound_buffer", None))
 
 
 def _free_processes(c: Any) -> int:

@@ -11,7 +11,7 @@ from amqp import method_framing, spec
 from amqp.serialization import dumps
 from kombu import Queue
 
-from taskq.fetch import AmqpPollingConsumer, get_frames
+from taskq.fetch import AmqpPollingConsumer, Standby, get_frames
 
 
 class ListChannel:
@@ -130,11 +130,64 @@ def test_a_ring_naming_a_queue_makes_an_idle_worker_ask_only_down_to_it():
     assert channel.round_trips == [["high", "normal"]]
 
 
-def test_the_basic_get_frames_written_at_once_are_those_py_amqp_writes_one_by_one():
+def py_amqp_frames(channel_id: int, method: tuple[int, int], argsig: str,
+                   each: list[tuple[Any, ...]]) -> bytes:
+    """The bytes py-amqp's own frame writer sends for these methods, one frame at a time."""
     written: list[bytes] = []
     connection = SimpleNamespace(frame_max=131072, bytes_sent=0)
     write_frame = method_framing.frame_writer(
         connection, SimpleNamespace(write=lambda data: written.append(bytes(data))))
-    for name in ("taskq.email.high", "taskq.email.normal"):
-        write_frame(1, 7, spec.Basic.Get, dumps("Bsb", (0, name, False)), None)
-    assert get_frames(7, ["taskq.email.high", "taskq.email.normal"]) == b"".join(written)
+    for args in each:
+        write_frame(1, channel_id, method, dumps(argsig, args), None)
+    return b"".join(written)
+
+
+def test_the_basic_get_frames_written_at_once_are_those_py_amqp_writes_one_by_one():
+    names = ["taskq.email.high", "taskq.email.normal"]
+    assert get_frames(7, names) == py_amqp_frames(
+        7, spec.Basic.Get, "Bsb", [(0, name, False) for name in names])
+
+
+class StandbyChannel:
+    """A py-amqp channel as the standby uses it: qos, callbacks, writes, message_to_python."""
+
+    channel_id = 3
+
+    def __init__(self) -> None:
+        self.callbacks: dict[str, Any] = {}
+        self.writes: list[bytes] = []
+        self.qos: tuple[int, int, bool] | None = None
+        self.connection = SimpleNamespace(
+            transport=SimpleNamespace(write=self.writes.append), bytes_sent=0)
+
+    def basic_qos(self, size: int, count: int, a_global: bool) -> None:
+        self.qos = (size, count, a_global)
+
+    def message_to_python(self, raw: str) -> str:
+        return f"message {raw}"
+
+
+def test_an_idle_worker_subscribes_to_every_queue_one_message_at_a_time_in_one_write():
+    channel, delivered = StandbyChannel(), []
+    standby = Standby(channel, delivered.append)
+    # When it subscribes to two queues (twice: the second is a no-op)
+    standby.subscribe([Queue("q.high"), Queue("q.low")])
+    standby.subscribe([Queue("q.high"), Queue("q.low")])
+    # Then one unacknowledged message at a time is let through, and one write asked for both
+    assert channel.qos == (0, 1, True)
+    assert channel.writes == [py_amqp_frames(3, spec.Basic.Consume, "BssbbbbF", [
+        (0, "q.high", "taskq-standby-0", False, False, False, True, {}),
+        (0, "q.low", "taskq-standby-1", False, False, False, True, {})])]
+    # And a message pushed to either is delivered to the worker
+    channel.callbacks["taskq-standby-1"]("raw")
+    assert delivered == ["message raw"]
+
+
+def test_the_standby_cancels_every_subscription_in_one_write_once():
+    channel = StandbyChannel()
+    standby = Standby(channel, lambda message: None)
+    standby.subscribe([Queue("q.high"), Queue("q.low")])
+    standby.unsubscribe()
+    standby.unsubscribe()
+    assert channel.writes[1:] == [py_amqp_frames(3, spec.Basic.Cancel, "sb", [
+        ("taskq-standby-0", True), ("taskq-standby-1", True)])]
