@@ -106,6 +106,13 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def announced(self, queues: set[str]) -> None:
         """A ring named the queues that just got work."""
 
+    def acknowledge(self, message: Any, ack: Any, multiple: bool) -> None:
+        """Acknowledge `message` (`ack` is its own ack)."""
+        ack(multiple=multiple)
+
+    def flush_acks(self) -> None:
+        """Send acknowledgements held back to go with the next fetch."""
+
     def _in_order(self) -> list[Any]:
         return list(self.queues or ())
 
@@ -123,6 +130,28 @@ class AmqpPollingConsumer(PollingConsumer):
     """
 
     _expect = 0  # index of the queue the last message came from (or the last, when idle)
+    _acks: list[int] | None = None  # delivery tags whose ack goes with the next write
+
+    def acknowledge(self, message: Any, ack: Any, multiple: bool) -> None:
+        # An ack is a write of its own (as costly as a fetch's); the next fetch, which an
+        # ack usually triggers at once, carries it in the same write instead.
+        if message.channel is not self.channel or multiple or message.acknowledged:
+            ack(multiple=multiple)
+            return
+        if self._acks is None:
+            self._acks = []
+        self._acks.append(message.delivery_tag)
+        message._state = "ACK"  # what kombu's Message.ack records after sending
+
+    def flush_acks(self) -> None:
+        if self._acks:
+            _send(self.channel, self._ack_frames())
+
+    def _ack_frames(self) -> bytes:
+        tags, self._acks = self._acks or [], None
+        channel: Any = self.channel
+        return method_frames(channel.channel_id, spec.Basic.Ack, "Lb",
+                             [(tag, False) for tag in tags])
 
     def announced(self, queues: set[str]) -> None:
         # The best waiting message is now at most as far down as the highest rung queue.
@@ -135,7 +164,8 @@ class AmqpPollingConsumer(PollingConsumer):
         queues = self._in_order()
         ahead = min(self._expect, len(queues) - 1) + 1
         found: tuple[int, Any] | None = None
-        for index, raw in enumerate(_get_each(channel, [q.name for q in queues[:ahead]])):
+        asked = _get_each(channel, [q.name for q in queues[:ahead]], self._ack_frames())
+        for index, raw in enumerate(asked):
             if raw is None:
                 continue
             if found is None:
@@ -154,10 +184,11 @@ class AmqpPollingConsumer(PollingConsumer):
         return channel.message_to_python(found[1])
 
 
-def _get_each(channel: Any, names: Sequence[str]) -> list[Any]:
-    """basic.get on each queue of `names` (py-amqp channel): the requests sent in one write,
-    the replies (a message, or None for an empty queue) read in order, as basic_get reads one."""
-    _send(channel, get_frames(channel.channel_id, names))
+def _get_each(channel: Any, names: Sequence[str], before: bytes = b"") -> list[Any]:
+    """basic.get on each queue of `names` (py-amqp channel): the requests sent in one write
+    (after the frames `before`), the replies (a message, or None for an empty queue) read in
+    order, as basic_get reads one."""
+    _send(channel, before + get_frames(channel.channel_id, names))
     out = []
     for _ in names:
         reply = channel.wait([spec.Basic.GetOk, spec.Basic.GetEmpty], returns_tuple=True)
@@ -264,16 +295,24 @@ def pop_unacked(channel: Any, keys: list[str]) -> str | None:
 
 
 def _notify_on_settle(message: Any, consumer: PollingConsumer) -> None:
-    def notifying(settle: Any) -> Any:
-        def settled(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return settle(*args, **kwargs)
-            finally:
-                if consumer.on_settled:
-                    consumer.on_settled()
-        return settled
+    """Settling a message (ack or reject) frees a process: tell the consumer's on_settled."""
+    ack, reject = message.ack, message.reject
 
-    message.ack, message.reject = notifying(message.ack), notifying(message.reject)
+    def acked(multiple: bool = False) -> None:
+        try:
+            consumer.acknowledge(message, ack, multiple)
+        finally:
+            if consumer.on_settled:
+                consumer.on_settled()
+
+    def rejected(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return reject(*args, **kwargs)
+        finally:
+            if consumer.on_settled:
+                consumer.on_settled()
+
+    message.ack, message.reject = acked, rejected
 
 
 class PriorityAMQP(AMQP):  # type: ignore[misc]
@@ -328,6 +367,12 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._entry is not None:
             self._entry.cancel()
             self._entry = None
+        consumer = c.task_consumer
+        if isinstance(consumer, PollingConsumer):
+            try:
+                consumer.flush_acks()
+            except Exception:  # noqa: BLE001 - the connection is gone: they are redelivered
+                pass
         if self._standby is not None:
             standby, self._standby = self._standby, None
             standby.close()
@@ -369,7 +414,12 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         # A timer, not hub.call_soon: acks often run in the hub's ready callbacks, and a
         # callback added from there waits for the next poll (up to BUSY_RECHECK), while due
         # timers fire before the hub polls again.
-        self._schedule(c, 0 if self._maybe_work else self._idle)
+        if self._maybe_work:
+            self._schedule(c, 0)  # the fetch carries the ack
+        else:
+            if isinstance(c.task_consumer, PollingConsumer):
+                c.task_consumer.flush_acks()
+            self._schedule(c, self._idle)
 
     def _schedule(self, c: Any, delay: float) -> None:
         if self._entry is not None:
@@ -384,8 +434,10 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if _handing_over(c):
             # A task taken is still waiting to be written to a process: let the hub do that
             # first (a look is a blocking round trip on RabbitMQ).
+            consumer.flush_acks()
             self._schedule(c, AFTER_TAKE)
         elif _free_processes(c) <= 0:
+            consumer.flush_acks()
             if self._standby is not None:
                 self._standby.unsubscribe()
             self._schedule(c, BUSY_RECHECK)  # the next ack wakes it sooner

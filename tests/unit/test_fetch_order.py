@@ -32,14 +32,18 @@ class ListChannel:
         return SimpleNamespace(transport=SimpleNamespace(write=self._write), bytes_sent=0)
 
     def _write(self, frames: bytes) -> None:
-        """One write is one round trip: the queue names of the basic.get frames in it."""
-        names = []
+        """One write is one round trip: the queue names of the basic.get frames in it, after
+        "ack <tag>" for each basic.ack frame."""
+        asked = []
         while frames:
             size = struct.unpack(">I", frames[3:7])[0]
             payload, frames = frames[7:7 + size], frames[8 + size:]
-            names.append(payload[7:7 + payload[6]].decode())
-        self.round_trips.append(names)
-        self._sent += names
+            if struct.unpack(">HH", payload[:4]) == spec.Basic.Ack:
+                asked.append(f"ack {struct.unpack('>Q', payload[4:12])[0]}")
+            else:
+                asked.append(payload[7:7 + payload[6]].decode())
+        self.round_trips.append(asked)
+        self._sent += [name for name in asked if not name.startswith("ack ")]
 
     def wait(self, methods: Any, returns_tuple: bool) -> tuple[Any, ...]:
         body = self._pop(self._sent.pop(0))
@@ -128,6 +132,30 @@ def test_a_ring_naming_a_queue_makes_an_idle_worker_ask_only_down_to_it():
     # Then one round trip asks the high and normal queues, not the low one
     assert consumer._take() == "n1"
     assert channel.round_trips == [["high", "normal"]]
+
+
+def test_an_ack_goes_out_in_the_same_write_as_the_next_look():
+    channel = ListChannel(high=[], low=["l1", "l2"])
+    consumer = consumer_of(channel)
+    assert consumer._take() == "l1"
+    sent_alone: list[bool] = []
+    message = SimpleNamespace(channel=channel, delivery_tag=41, acknowledged=False)
+    # When the task of the first message is acknowledged
+    consumer.acknowledge(message, lambda multiple: sent_alone.append(multiple), False)
+    # Then nothing is sent until the next look, which carries the ack before its requests
+    assert sent_alone == [] and message._state == "ACK"
+    assert consumer._take() == "l2"
+    assert channel.round_trips[-1] == ["ack 41", "high", "low"]
+
+
+def test_held_acks_are_sent_alone_when_no_look_follows():
+    channel = ListChannel(high=[], low=[])
+    consumer = consumer_of(channel)
+    consumer.acknowledge(SimpleNamespace(channel=channel, delivery_tag=7, acknowledged=False),
+                         lambda multiple: None, False)
+    consumer.flush_acks()
+    consumer.flush_acks()
+    assert channel.round_trips == [["ack 7"]]
 
 
 def py_amqp_frames(channel_id: int, method: tuple[int, int], argsig: str,
