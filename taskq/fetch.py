@@ -431,16 +431,16 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if not isinstance(consumer, PollingConsumer) or not consumer.polling:
             self._schedule(c, BUSY_RECHECK)  # consume() not called yet, or reconnecting
             return
-        if _handing_over(c):
-            # A task taken is still waiting to be written to a process: let the hub do that
-            # first (a look is a blocking round trip on RabbitMQ).
-            consumer.flush_acks()
-            self._schedule(c, AFTER_TAKE)
-        elif _free_processes(c) <= 0:
+        if _free_processes(c) <= 0:
             consumer.flush_acks()
             if self._standby is not None:
                 self._standby.unsubscribe()
             self._schedule(c, BUSY_RECHECK)  # the next ack wakes it sooner
+        elif _handing_over(c):
+            # A task taken is still waiting to be written to a free process: let the hub do
+            # that first (a look is a blocking round trip on RabbitMQ).
+            consumer.flush_acks()
+            self._schedule(c, AFTER_TAKE)
         elif consumer.fetch():
             if self._standby is not None:
                 self._standby.unsubscribe()
