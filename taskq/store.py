@@ -26,7 +26,7 @@ WRITE_RETRY = 10.0
 # per-(state, type, priority) index sets that make `taskq list` pages cheap, files a FAILURE
 # as a dead letter and counts finished tasks (deployment-wide and per worker). The event goes
 # to the events channel and the task's own; on the task's own a final state's event carries
-# the whole record, so `wait` needs no second read.
+# the whole record when someone waits on it, so `wait` needs no second read.
 # KEYS: record, events channel, task channel. ARGV: ttl ('' keeps it), event, key prefix,
 # task id, allowed previous states (',A,B,' or ''), now, field/value...
 # Returns {1 written | 0 no record | -1 final | -2 not allowed, previous state}.
@@ -55,7 +55,8 @@ if new ~= old then
   if new == 'FAILURE' then redis.call('ZADD', p .. ':dlq:' .. rec[2], ARGV[6], id) end
 end
 redis.call('PUBLISH', KEYS[2], ARGV[2])
-if new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED' then
+local final = new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED'
+if final and redis.call('PUBSUB', 'NUMSUB', KEYS[3])[2] > 0 then
   -- a waiter gets the final record with the event instead of reading it again
   local flat, record = redis.call('HGETALL', KEYS[1]), {}
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
