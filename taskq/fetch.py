@@ -21,14 +21,12 @@ worker also stands by, subscribed one message at a time, so new work is pushed t
 from __future__ import annotations
 
 import json
-import struct
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from amqp import spec
-from amqp.serialization import dumps
 from celery import bootsteps
 from celery.app.amqp import AMQP
 from celery.worker import state
@@ -37,6 +35,7 @@ from kombu.transport import virtual
 from redis.commands.core import Script
 
 from taskq import messages
+from taskq.amqp_frames import get_frames, method_frames, send
 
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
@@ -145,7 +144,7 @@ class AmqpPollingConsumer(PollingConsumer):
 
     def flush_acks(self) -> None:
         if self._acks:
-            _send(self.channel, self._ack_frames())
+            send(self.channel, self._ack_frames())
 
     def _ack_frames(self) -> bytes:
         tags, self._acks = self._acks or [], None
@@ -188,35 +187,12 @@ def _get_each(channel: Any, names: Sequence[str], before: bytes = b"") -> list[A
     """basic.get on each queue of `names` (py-amqp channel): the requests sent in one write
     (after the frames `before`), the replies (a message, or None for an empty queue) read in
     order, as basic_get reads one."""
-    _send(channel, before + get_frames(channel.channel_id, names))
+    send(channel, before + get_frames(channel.channel_id, names))
     out = []
     for _ in names:
         reply = channel.wait([spec.Basic.GetOk, spec.Basic.GetEmpty], returns_tuple=True)
         out.append(channel._on_get_ok(*reply) if reply and len(reply) > 1 else None)
     return out
-
-
-def _send(channel: Any, frames: bytes) -> None:
-    """Write `frames` at once. py-amqp writes each frame with a syscall of its own, ~0.1 ms
-    each here: a profile of a draining worker spent a quarter of its time in them."""
-    connection = channel.connection
-    connection.transport.write(frames)
-    connection.bytes_sent += 1  # py-amqp's heartbeat check: something was sent
-
-
-def get_frames(channel_id: int, names: Sequence[str]) -> bytes:
-    """AMQP 0-9-1 method frames of basic.get (no_ack false) on each queue of `names`."""
-    return method_frames(channel_id, spec.Basic.Get, "Bsb", [(0, name, False) for name in names])
-
-
-def method_frames(channel_id: int, method: tuple[int, int], argsig: str,
-                  each: Sequence[tuple[Any, ...]]) -> bytes:
-    """One AMQP 0-9-1 method frame (no content) of `method` for each argument tuple."""
-    frames = []
-    for args in each:
-        payload = struct.pack(">HH", *method) + dumps(argsig, args)
-        frames.append(struct.pack(">BHI", 1, channel_id, len(payload)) + payload + b"\xce")
-    return b"".join(frames)
 
 
 class Standby:
@@ -240,7 +216,7 @@ class Standby:
         self._tags = [f"taskq-standby-{index}" for index in range(len(queues))]
         for tag in self._tags:
             self.channel.callbacks[tag] = self._pushed
-        _send(self.channel, method_frames(
+        send(self.channel, method_frames(
             self.channel.channel_id, spec.Basic.Consume, "BssbbbbF",
             [(0, queue.name, tag, False, False, False, True, {})
              for tag, queue in zip(self._tags, queues, strict=True)]))
@@ -248,7 +224,7 @@ class Standby:
     def unsubscribe(self) -> None:
         tags, self._tags = self._tags, []
         if tags:  # the callbacks stay: the same tags are used again
-            _send(self.channel, method_frames(self.channel.channel_id, spec.Basic.Cancel,
+            send(self.channel, method_frames(self.channel.channel_id, spec.Basic.Cancel,
                                               "sb", [(tag, True) for tag in tags]))
 
     def close(self) -> None:

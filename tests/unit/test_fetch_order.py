@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from amqp import method_framing, spec
-from amqp.serialization import dumps
+from amqp import spec
 from kombu import Queue
 
-from taskq.fetch import AmqpPollingConsumer, Standby, get_frames
+from taskq.amqp_frames import method_frames
+from taskq.fetch import AmqpPollingConsumer, Standby
 
 
 class ListChannel:
@@ -158,24 +158,6 @@ def test_held_acks_are_sent_alone_when_no_look_follows():
     assert channel.round_trips == [["ack 7"]]
 
 
-def py_amqp_frames(channel_id: int, method: tuple[int, int], argsig: str,
-                   each: list[tuple[Any, ...]]) -> bytes:
-    """The bytes py-amqp's own frame writer sends for these methods, one frame at a time."""
-    written: list[bytes] = []
-    connection = SimpleNamespace(frame_max=131072, bytes_sent=0)
-    write_frame = method_framing.frame_writer(
-        connection, SimpleNamespace(write=lambda data: written.append(bytes(data))))
-    for args in each:
-        write_frame(1, channel_id, method, dumps(argsig, args), None)
-    return b"".join(written)
-
-
-def test_the_basic_get_frames_written_at_once_are_those_py_amqp_writes_one_by_one():
-    names = ["taskq.email.high", "taskq.email.normal"]
-    assert get_frames(7, names) == py_amqp_frames(
-        7, spec.Basic.Get, "Bsb", [(0, name, False) for name in names])
-
-
 class StandbyChannel:
     """A py-amqp channel as the standby uses it: qos, callbacks, writes, message_to_python."""
 
@@ -203,7 +185,7 @@ def test_an_idle_worker_subscribes_to_every_queue_one_message_at_a_time_in_one_w
     standby.subscribe([Queue("q.high"), Queue("q.low")])
     # Then one unacknowledged message at a time is let through, and one write asked for both
     assert channel.qos == (0, 1, True)
-    assert channel.writes == [py_amqp_frames(3, spec.Basic.Consume, "BssbbbbF", [
+    assert channel.writes == [method_frames(3, spec.Basic.Consume, "BssbbbbF", [
         (0, "q.high", "taskq-standby-0", False, False, False, True, {}),
         (0, "q.low", "taskq-standby-1", False, False, False, True, {})])]
     # And a message pushed to either is delivered to the worker
@@ -217,5 +199,5 @@ def test_the_standby_cancels_every_subscription_in_one_write_once():
     standby.subscribe([Queue("q.high"), Queue("q.low")])
     standby.unsubscribe()
     standby.unsubscribe()
-    assert channel.writes[1:] == [py_amqp_frames(3, spec.Basic.Cancel, "sb", [
+    assert channel.writes[1:] == [method_frames(3, spec.Basic.Cancel, "sb", [
         ("taskq-standby-0", True), ("taskq-standby-1", True)])]
