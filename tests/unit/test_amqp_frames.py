@@ -9,7 +9,7 @@ from typing import Any
 from amqp import Message, method_framing, spec
 from amqp.serialization import dumps
 
-from taskq.amqp_frames import get_frames, method_frames, publish_frames
+from taskq.amqp_frames import PropertyEncoder, get_frames, method_frames, publish_frames
 
 
 def py_amqp_writes(channel_id: int, frame_max: int,
@@ -56,3 +56,25 @@ def test_an_empty_body_sends_no_body_frame():
     frames = publish_frames(1, 131072, "wake", "", message)
     assert frames == py_amqp_writes(1, 131072, [(spec.Basic.Publish, "Bssbb",
                                                  (0, "wake", "", False, False), message)])
+
+
+def celery_like(task_id: str, kwargsrepr: str) -> Message:
+    headers = {"lang": "py", "task": "taskq.email_sending", "id": task_id, "shadow": None,
+               "eta": None, "expires": None, "group": None, "group_index": None, "retries": 0,
+               "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+               "argsrepr": "()", "kwargsrepr": kwargsrepr, "origin": "gen1@host",
+               "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None,
+               "stamps": {}}
+    return Message(b"{}", priority=0, content_type="application/json",
+                   content_encoding="utf-8", application_headers=headers,
+                   correlation_id=task_id, delivery_mode=2)
+
+
+def test_the_property_encoder_writes_what_py_amqp_writes_for_other_ids_and_kwargs():
+    encoder = PropertyEncoder(celery_like("a", "{}"), ["id", "root_id", "kwargsrepr"],
+                              ["correlation_id"])
+    for task_id, kwargsrepr in [("0f2c" * 9, "{'to': 'ops@example.com'}"),
+                                ("x", "{'text': 'naïve café ✓'}"), ("id", "")]:
+        message = celery_like(task_id, kwargsrepr)
+        assert encoder.encode(message.properties["application_headers"],
+                              {"correlation_id": task_id}) == message._serialize_properties()
