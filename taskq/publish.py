@@ -74,8 +74,7 @@ class Publisher:
     def _write_records(self, batch: Sequence[TaskRecord]) -> None:
         store = self.runtime.store
         pipe = store.client.pipeline(transaction=False)
-        for record in batch:
-            store.create(record, pipe)
+        store.create_many(batch, pipe)
         with store.reachable():
             pipe.execute()
 
@@ -110,8 +109,7 @@ class RedisPublisher(Publisher):
             self._write_records(batch)
         pipe = self.client.pipeline(transaction=self.shared)
         if self.shared:
-            for record in batch:
-                self.runtime.store.create(record, pipe)
+            self.runtime.store.create_many(batch, pipe)
         for queue, payloads in self._payloads(batch).items():
             pipe.lpush(self.key_prefix + queue, *payloads)  # workers RPOP: first in, first out
         pipe.publish(*self.wake)

@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -130,15 +130,28 @@ class TaskStore:
 
     def create(self, record: TaskRecord, pipe: Any = None) -> None:
         """Write a new record (into `pipe` when given, so it joins the caller's round trip)."""
+        self.create_many([record], pipe)
+
+    def create_many(self, batch: Sequence[TaskRecord], pipe: Any = None) -> None:
+        """Write new records (into `pipe` when given): a hash and its expiry each, and one
+        ZADD per index set for the whole batch."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
-        key = self.key(record.id)
-        # A shallow field map: to_hash only reads it, and asdict's deep copy cost ~25 us.
-        fields = {name: getattr(record, name) for name in record.__dataclass_fields__}
-        target.hset(key, mapping=to_hash(fields))  # type: ignore[arg-type]
-        target.expire(key, self._open_ttl(record))
-        score = record.submitted_at or time.time()
-        target.zadd(self.index_key, {record.id: score})
-        target.zadd(self.cell_key(record.state, record.type, record.priority), {record.id: score})
+        cells: dict[str, dict[str, float]] = {}
+        index: dict[str, float] = {}
+        for record in batch:
+            key = self.key(record.id)
+            # A shallow field map: to_hash only reads it, and asdict's deep copy cost ~25 us.
+            fields = {name: getattr(record, name) for name in record.__dataclass_fields__}
+            target.hset(key, mapping=to_hash(fields))  # type: ignore[arg-type]
+            target.expire(key, self._open_ttl(record))
+            score = record.submitted_at or time.time()
+            index[record.id] = score
+            cell = self.cell_key(record.state, record.type, record.priority)
+            cells.setdefault(cell, {})[record.id] = score
+        if index:
+            target.zadd(self.index_key, index)
+        for cell, members in cells.items():
+            target.zadd(cell, members)
         if pipe is None:
             with self.reachable():
                 target.execute()
