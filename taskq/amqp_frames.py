@@ -8,6 +8,7 @@ ones py-amqp writes (tests/unit/test_amqp_frames.py checks them against its fram
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -48,14 +49,20 @@ def content_frames(channel_id: int, frame_max: int, exchange: str, routing_key: 
                    body: bytes, properties: bytes) -> bytes:
     """basic.publish of `body` with serialized `properties` (flags and values)."""
     header = struct.pack(">HHQ", spec.Basic.Publish[0], 0, len(body)) + properties
-    frames = [method_frames(channel_id, spec.Basic.Publish, "Bssbb",
-                            [(0, exchange, routing_key, False, False)]),
+    frames = [_publish_method(channel_id, exchange, routing_key),
               struct.pack(">BHI", 2, channel_id, len(header)) + header + _END]
     piece = frame_max - 8
     for start in range(0, len(body), piece):
         part = body[start:start + piece]
         frames.append(struct.pack(">BHI", 3, channel_id, len(part)) + part + _END)
     return b"".join(frames)
+
+
+@functools.lru_cache(maxsize=256)
+def _publish_method(channel_id: int, exchange: str, routing_key: str) -> bytes:
+    """The basic.publish method frame: the same for every message to one routing key."""
+    return method_frames(channel_id, spec.Basic.Publish, "Bssbb",
+                         [(0, exchange, routing_key, False, False)])
 
 
 class PropertyEncoder:
@@ -82,8 +89,12 @@ class PropertyEncoder:
                 self._pieces.append(b"")  # the table goes here
                 self._table_at = len(self._pieces) - 1
                 for key, value in props[name].items():
-                    self._table.append(key if key in headers
-                                       else dumps("F", [{key: value}])[4:])
+                    if key in headers:
+                        self._table.append(key)
+                    elif self._table and isinstance(self._table[-1], bytes):
+                        self._table[-1] += dumps("F", [{key: value}])[4:]  # one run of bytes
+                    else:
+                        self._table.append(dumps("F", [{key: value}])[4:])
             elif name in properties:
                 self._pieces.append(name)
             else:
