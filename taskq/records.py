@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,13 @@ STATES = (QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 FINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 _JSON_FIELDS = ("params", "result", "attempt_errors", "progress")
 _FLOAT_FIELDS = ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at")
+
+
+def new_id() -> str:
+    """A new task id: a random (version 4) UUID as text, as str(uuid.uuid4()) makes it, at
+    a third of its cost (a tenth of a bulk submit's CPU went to uuid4)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 @dataclass
@@ -64,12 +72,30 @@ class TaskRecord:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+# json.dumps with options builds an encoder per call (~3 us); a new record has two fields.
+_to_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def to_hash(values: dict[str, Any]) -> dict[str, str]:
     """Encode record fields for a Redis hash: JSON for structured ones, str otherwise."""
     out = {}
     for name, value in values.items():
         if name in _JSON_FIELDS:
-            out[name] = json.dumps(value, separators=(",", ":"), default=str)
+            out[name] = _to_json(value)
         elif value is not None:
             out[name] = str(value)
     return out
+
+
+def hash_pairs(record: TaskRecord) -> list[str]:
+    """A record's fields, as to_hash encodes them, as a flat [field, value, ...] list,
+    without the empty ones (a missing field reads as its default)."""
+    out: list[str] = []
+    for name in _FIELD_NAMES:
+        value = getattr(record, name)
+        if value is not None:
+            out += (name, _to_json(value) if name in _JSON_FIELDS else str(value))
+    return out
+
+
+_FIELD_NAMES = tuple(TaskRecord.__dataclass_fields__)

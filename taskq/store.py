@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import errors, records
 from taskq.errors import BrokerUnavailable, UnknownTask, WaitTimeout
-from taskq.records import TaskRecord, to_hash
+from taskq.records import TaskRecord, hash_pairs, to_hash
 
 if TYPE_CHECKING:
     import redis
@@ -69,6 +69,19 @@ end
 return {1, old}
 """
 
+# Write a batch of new records in one command: a hash and its expiry each. A pipeline of
+# HSET + EXPIRE per record cost the client about 20 us a record to pack and parse; one JSON
+# argument for the whole batch costs it about 2.
+# KEYS: the records' keys. ARGV[1]: JSON, per record [ttl, [field, value, ...]].
+_CREATE = """
+local batch = cjson.decode(ARGV[1])
+for k = 1, #KEYS do
+  redis.call('HSET', KEYS[k], unpack(batch[k][2]))
+  redis.call('EXPIRE', KEYS[k], batch[k][1])
+end
+return #KEYS
+"""
+
 
 class TaskStore:
     """Reads and writes task records under `<prefix>:task:<id>`; publishes state changes."""
@@ -79,6 +92,7 @@ class TaskStore:
         self.ttl = ttl
         self.url = url
         self._update = client.register_script(_UPDATE)
+        self._create = client.register_script(_CREATE)
         self._subscriptions = _Subscriptions(client)
 
     def key(self, task_id: str) -> str:
@@ -133,23 +147,29 @@ class TaskStore:
         self.create_many([record], pipe)
 
     def create_many(self, batch: Sequence[TaskRecord], pipe: Any = None) -> None:
-        """Write new records (into `pipe` when given): a hash and its expiry each, and one
-        ZADD per index set for the whole batch."""
+        """Write new records (into `pipe` when given): one record as HSET and EXPIRE, more
+        in one script call (a pipeline with a script checks it is loaded first, a round
+        trip a single submit should not pay); and one ZADD per index set."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         cells: dict[str, dict[str, float]] = {}
         index: dict[str, float] = {}
+        keys: list[str] = []
+        rows: list[tuple[int, list[str]]] = []
         for record in batch:
             key = self.key(record.id)
-            # A shallow field map (asdict's deep copy cost ~25 us), without the empty fields:
-            # a missing field reads as its default.
-            fields = {name: value for name in record.__dataclass_fields__
-                      if (value := getattr(record, name)) is not None}
-            target.hset(key, mapping=to_hash(fields))  # type: ignore[arg-type]
-            target.expire(key, self._open_ttl(record))
+            pairs = hash_pairs(record)
+            if len(batch) == 1:
+                target.hset(key, items=pairs)
+                target.expire(key, self._open_ttl(record))
+            else:
+                keys.append(key)
+                rows.append((self._open_ttl(record), pairs))
             score = record.submitted_at or time.time()
             index[record.id] = score
             cell = self.cell_key(record.state, record.type, record.priority)
             cells.setdefault(cell, {})[record.id] = score
+        if keys:
+            self._create(keys=keys, args=[json.dumps(rows)], client=target)
         if index:
             target.zadd(self.index_key, index)
         for cell, members in cells.items():
@@ -345,3 +365,4 @@ def decoded(data: dict[Any, Any]) -> dict[str, str]:
 def text(value: Any) -> str:
     """A Redis reply as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from taskq import params as param_schema
@@ -47,7 +46,7 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     clean = param_schema.validate(task_type, request.params)
     now = time.time()
     return TaskRecord(
-        id=str(uuid.uuid4()), type=task_type.name, priority=priority,
+        id=records.new_id(), type=task_type.name, priority=priority,
         queue=topology.queue_name(settings, task_type.name, priority),
         state=records.SCHEDULED if request.delay else records.QUEUED, params=clean,
         submitted_at=now, eta=now + request.delay if request.delay else None,

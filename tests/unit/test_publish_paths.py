@@ -1,11 +1,15 @@
-"""Unit tests for the bulk path's pure parts: broker URL matching and the kwargsrepr header."""
+"""Unit tests for the bulk path's pure parts: broker URL matching, the kwargsrepr header,
+task ids and record fields."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 from celery.utils.saferepr import saferepr
 
 from taskq.messages import Template, kwargs_repr
+from taskq.records import TaskRecord, hash_pairs, new_id, to_hash
 from taskq.runtime import redis_client_url
 
 TEMPLATE = Template(exchange="", routing_key="q", priority=0, headers={},
@@ -39,3 +43,22 @@ def test_an_embedded_broker_and_its_backend_are_recognised_as_one_database():
 ])
 def test_kwargsrepr_is_what_celery_writes(kwargs):
     assert kwargs_repr(TEMPLATE, kwargs) == saferepr(kwargs, 1024)
+
+
+def test_a_new_task_id_is_a_random_version_4_uuid_in_its_usual_text_form():
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for task_id in ids:
+        parsed = uuid.UUID(task_id)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == task_id
+
+
+def test_a_records_hash_pairs_are_its_non_empty_fields_as_to_hash_encodes_them():
+    record = TaskRecord(id=new_id(), type="data", priority="high", queue="q",
+                        state="QUEUED", params={"data": [1, "é"]}, submitted_at=1.25,
+                        progress={"done": 1})
+    pairs = hash_pairs(record)
+    fields = {name: value for name, value in record.to_dict().items() if value is not None}
+    assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == to_hash(fields)
+    assert TaskRecord.from_hash(dict(zip(pairs[::2], pairs[1::2], strict=True))) == record
