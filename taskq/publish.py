@@ -5,7 +5,9 @@ from __future__ import annotations
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskq import amqp_frames, errors, messages, topology
 from taskq.config import mask_url
@@ -30,14 +32,20 @@ class Publisher:
 
     def send(self, batch: Sequence[TaskRecord]) -> None:
         """Record and publish `batch`; BrokerUnavailable if the broker cannot take it."""
+        self.build(batch)()
+
+    def build(self, batch: Sequence[TaskRecord]) -> Callable[[], None]:
+        """Do the CPU work of sending `batch` now (messages and record writes made ready)
+        and return the step that writes them, records before messages: send_all builds a
+        batch while the one before it is being written."""
         fast: list[TaskRecord] = []
         slow: list[TaskRecord] = []
         for record in batch:
             (fast if self._fast(record) else slow).append(record)
-        if fast:
-            self._send_fast(fast)
+        steps = [self._build_fast(fast)] if fast else []
         if slow:
-            self._send_each(slow)
+            steps.append(partial(self._send_each, slow))
+        return partial(_run_each, steps)
 
     def template(self, record: TaskRecord) -> Template:
         found = self._templates.get(record.queue)
@@ -55,12 +63,12 @@ class Publisher:
     def _can(self, template: Template) -> bool:
         return False
 
-    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
+    def _build_fast(self, batch: Sequence[TaskRecord]) -> Callable[[], None]:
         raise NotImplementedError
 
     def _send_each(self, batch: Sequence[TaskRecord]) -> None:
         """Celery's send_task per message, after the batch's records are written."""
-        self._write_records(batch)
+        self._write_records(self._records_pipe(batch))
         sent = 0
         try:
             for record in batch:
@@ -71,11 +79,14 @@ class Publisher:
             self._forget(batch[sent:])
             raise self._translated(exc) from None
 
-    def _write_records(self, batch: Sequence[TaskRecord]) -> None:
+    def _records_pipe(self, batch: Sequence[TaskRecord]) -> Any:
         store = self.runtime.store
         pipe = store.client.pipeline(transaction=False)
         store.create_many(batch, pipe)
-        with store.reachable():
+        return pipe
+
+    def _write_records(self, pipe: Any) -> None:
+        with self.runtime.store.reachable():
             pipe.execute()
 
     def _forget(self, batch: Sequence[TaskRecord]) -> None:
@@ -104,19 +115,23 @@ class RedisPublisher(Publisher):
         # Other priorities live in kombu's priority-step keys: left to kombu.
         return template.priority == 0
 
-    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
-        if not self.shared:
-            self._write_records(batch)
+    def _build_fast(self, batch: Sequence[TaskRecord]) -> Callable[[], None]:
+        records = None if self.shared else self._records_pipe(batch)
         pipe = self.client.pipeline(transaction=self.shared)
         if self.shared:
             self.runtime.store.create_many(batch, pipe)
         for queue, payloads in self._payloads(batch).items():
             pipe.lpush(self.key_prefix + queue, *payloads)  # workers RPOP: first in, first out
         pipe.publish(*self.wake)
+        return partial(self._write_fast, batch, records, pipe)
+
+    def _write_fast(self, batch: Sequence[TaskRecord], records: Any, pipe: Any) -> None:
+        if records is not None:
+            self._write_records(records)
         try:
             pipe.execute()
         except Exception as exc:
-            if not self.shared:
+            if records is not None:
                 self._forget(batch)
             raise self._translated(exc) from None
 
@@ -150,8 +165,13 @@ class AmqpPublisher(Publisher):
     def _can(self, template: Template) -> bool:
         return True
 
-    def _send_fast(self, batch: Sequence[TaskRecord]) -> None:
-        self._write_records(batch)
+    def _build_fast(self, batch: Sequence[TaskRecord]) -> Callable[[], None]:
+        return partial(self._write_fast, batch, self._records_pipe(batch),
+                       [self._parts(record) for record in batch])
+
+    def _write_fast(self, batch: Sequence[TaskRecord], records: Any,
+                    parts: Sequence[_Parts]) -> None:
+        self._write_records(records)
         sent = [0]
         app = self.runtime.celery
         try:
@@ -160,29 +180,28 @@ class AmqpPublisher(Publisher):
                 # published again, under the app's task_publish_retry_policy.
                 ensured = producer.connection.ensure(
                     producer, self._publish_rest, **app.conf.task_publish_retry_policy)
-                ensured(producer, batch, sent)
+                ensured(producer, parts, sent)
         except BaseException as exc:
             self._forget(batch[sent[0]:])
             raise self._translated(exc) from None
 
-    def _publish_rest(self, producer: Any, batch: Sequence[TaskRecord], sent: list[int]
-                      ) -> None:
+    def _publish_rest(self, producer: Any, parts: Sequence[_Parts], sent: list[int]) -> None:
         """Declare the batch's queues, then publish what is not yet sent, counting it: the
         messages' frames go out in writes of about WRITE_SIZE bytes, the ring after the last."""
-        for first in {record.queue: record for record in batch}.values():
+        for first in {part.record.queue: part.record for part in parts}.values():
             self._declare(producer, first.queue, *self.template(first).declare)
         self._declare(producer, self._wake.name, self._wake)
         channel = producer.channel
         pending: list[bytes] = []
         size = 0
-        for record in batch[sent[0]:]:
-            pending.append(self._frames(channel, record))
+        for part in parts[sent[0]:]:
+            pending.append(self._frames(channel, part))
             size += len(pending[-1])
             if size >= WRITE_SIZE:
                 amqp_frames.send(channel, b"".join(pending))
                 sent[0] += len(pending)
                 pending, size = [], 0
-        ring = self._ring_frames(channel, {record.queue for record in batch})
+        ring = self._ring_frames(channel, {part.record.queue for part in parts})
         amqp_frames.send(channel, b"".join(pending) + ring)
         sent[0] += len(pending)
 
@@ -202,20 +221,41 @@ class AmqpPublisher(Publisher):
         return amqp_frames.publish_frames(channel.channel_id, channel.connection.frame_max,
                                           self._wake.name, "", message)
 
-    def _frames(self, channel: Any, record: TaskRecord) -> bytes:
+    def _parts(self, record: TaskRecord) -> _Parts:
+        """A message's body and properties; serialized here when its queue's encoder is
+        known (it is made when the queue's first message is written)."""
         template = self.template(record)
         body, headers, properties = messages.amqp_parts(template, record.id, record.params)
         encoder = self._encoders.get(record.queue)
-        if encoder is None:  # the first message of this queue, or one py-amqp must serialize
-            message = channel.prepare_message(body, template.priority, "application/json",
-                                              "utf-8", headers, properties)
-            if record.queue not in self._encoders:
-                self._encoders[record.queue] = _encoder_for(message)
+        encoded = encoder.encode(headers, properties) if encoder is not None else None
+        return _Parts(record, template, body, headers, properties, encoded)
+
+    def _frames(self, channel: Any, part: _Parts) -> bytes:
+        template = part.template
+        encoded = part.encoded
+        if encoded is None and (encoder := self._encoders.get(part.record.queue)) is not None:
+            encoded = encoder.encode(part.headers, part.properties)
+        if encoded is None:  # the first message of this queue, or one py-amqp must serialize
+            message = channel.prepare_message(part.body, template.priority, "application/json",
+                                              "utf-8", part.headers, part.properties)
+            if part.record.queue not in self._encoders:
+                self._encoders[part.record.queue] = _encoder_for(message)
             return amqp_frames.publish_frames(channel.channel_id, channel.connection.frame_max,
                                               template.exchange, template.routing_key, message)
         return amqp_frames.content_frames(
             channel.channel_id, channel.connection.frame_max, template.exchange,
-            template.routing_key, body, encoder.encode(headers, properties))
+            template.routing_key, part.body, encoded)
+
+
+class _Parts(NamedTuple):
+    """One message made ready in a batch's build step."""
+
+    record: TaskRecord
+    template: Template
+    body: bytes
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    encoded: bytes | None  # the serialized properties, when the encoder was known
 
 
 def _encoder_for(message: Any) -> amqp_frames.PropertyEncoder | None:
@@ -288,11 +328,36 @@ def _is_connection_error(exc: Exception) -> bool:
 
 def send_all(runtime: Runtime, records: Sequence[TaskRecord], batch_size: int = 500,
              progress: Callable[[int], None] | None = None) -> None:
-    """Record and publish `records` in batches; `progress(n)` after each batch of n."""
+    """Record and publish `records` in batches, in order; `progress(n)` after each batch of
+    n. While a batch is written (by one writer thread, waiting on the servers most of the
+    time) the next is built; a failed write stops the rest, and the batch built after it is
+    dropped before any of it was written."""
     sender = publisher(runtime)
-    for start in range(0, len(records), batch_size):
-        batch = records[start:start + batch_size]
-        sender.send(batch)
+    batches = [records[start:start + batch_size]
+               for start in range(0, len(records), batch_size)]
+    if len(batches) == 1:  # nothing to overlap: no thread (the sidecar's single submit)
+        sender.send(batches[0])
         if progress is not None:
-            progress(len(batch))
+            progress(len(batches[0]))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-publish") as writer:
+        writing: tuple[Future[None], int] | None = None
+        for batch in batches:
+            write = sender.build(batch)
+            if writing is not None:
+                _finished(*writing, progress)
+            writing = (writer.submit(write), len(batch))
+        if writing is not None:
+            _finished(*writing, progress)
+
+
+def _finished(write: Future[None], size: int, progress: Callable[[int], None] | None) -> None:
+    write.result()
+    if progress is not None:
+        progress(size)
+
+
+def _run_each(steps: Sequence[Callable[[], None]]) -> None:
+    for step in steps:
+        step()
 

@@ -98,3 +98,43 @@ def test_a_lost_broker_connection_is_made_again_and_the_submit_goes_through(depl
         declared = conn.default_channel.queue_declare(second.queue, passive=True)
     assert declared.message_count == 2
     assert runtime.store.get(first.id).state == runtime.store.get(second.id).state == "QUEUED"
+
+
+@pytest.mark.brokers
+def test_a_batch_of_records_reads_back_as_prepared_with_its_expiry_and_index(deployment):
+    # Given records of several types and priorities, one with text that JSON escapes
+    runtime = deployment.runtime
+    requests = [SubmitRequest(type="data", params={"data": "é 😀 \"quoted\"\nnext line"}),
+                SubmitRequest(type="spin", priority="low", params={"ms": 1}),
+                SubmitRequest(type="data", priority="high", params={"data": [1.5, 2]})]
+    batch = [prepare(runtime.settings, request) for request in requests]
+    # When they are sent as one batch
+    publish.send_all(runtime, batch)
+    # Then each reads back as it was prepared, expires, and is in the index
+    store = runtime.store
+    for record in batch:
+        assert store.get(record.id) == record
+        assert 0 < store.client.ttl(store.key(record.id)) <= runtime.settings.record_ttl
+        assert store.client.zscore(store.index_key, record.id) == record.submitted_at
+
+
+@pytest.mark.brokers
+def test_batches_are_published_in_order_and_counted_as_each_is_written(deployment):
+    # Given 25 tasks for one queue
+    runtime = deployment.runtime
+    batch = [prepare(runtime.settings, SubmitRequest(type="data", params={"data": [n]}))
+             for n in range(25)]
+    counted: list[int] = []
+    # When they are sent in batches of 10
+    publish.send_all(runtime, batch, batch_size=10, progress=counted.append)
+    # Then progress counts each batch, and the queue holds them in submission order
+    assert counted == [10, 10, 5]
+    assert _queued_ids(runtime, batch[0].queue) == [record.id for record in batch]
+
+
+def _queued_ids(runtime, queue: str) -> list[str]:
+    ids = []
+    with runtime.celery.connection_for_write() as conn:
+        while (message := conn.default_channel.basic_get(queue, no_ack=True)) is not None:
+            ids.append(message.headers["id"])
+    return ids
