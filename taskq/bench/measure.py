@@ -42,9 +42,10 @@ def timed(action: Callable[[], T]) -> tuple[T, float]:
 
 
 def command_seconds(argv: Sequence[str], env: Mapping[str, str], runs: int) -> float:
-    """Median wall time of running `argv` to completion (it must exit 0)."""
+    """Median wall time of running `argv` to completion (it must exit 0), after one untimed
+    run that warms the file and bytecode caches."""
     times = []
-    for _ in range(runs):
+    for _ in range(runs + 1):
         start = time.perf_counter()
         done = subprocess.run(list(argv), env=dict(env), capture_output=True, check=False,
                               timeout=60)
@@ -52,7 +53,7 @@ def command_seconds(argv: Sequence[str], env: Mapping[str, str], runs: int) -> f
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: "
                                f"{done.stderr.decode(errors='replace')[-500:]}")
-    return statistics.median(times)
+    return statistics.median(times[1:])
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
