@@ -115,7 +115,7 @@ def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
         return
-    record = rt.store.get(task_id)
+    record = rt.record(task_id)
     if json_:
         render.print_json(render.record_json(record))
     else:

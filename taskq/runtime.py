@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from taskq.embedded import EmbeddedBroker
+    from taskq.records import TaskRecord
     from taskq.store import TaskStore
 
 # Seconds to wait for a connection or a reply before calling a server unreachable.
@@ -85,6 +86,30 @@ class Runtime:
 
         return TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                          mask_url(self.backend_url) or "")
+
+    def record(self, task_id: str) -> TaskRecord:
+        """One task's record, as `status` reads it: over a bare connection when the backend is
+        a Redis URL taskq.resp handles and it answers (no redis-py import: half of the
+        command's start-up), else through the store (which starts a stopped embedded broker,
+        or names the backend that cannot be reached)."""
+        from taskq import resp, store
+
+        url = self.settings.result_backend or (self.embedded.redis_url if self.embedded
+                                               else None)
+        try:
+            conn = resp.connect(redis_client_url(url) or url, CONNECT_TIMEOUT, REPLY_TIMEOUT
+                                ) if url else None
+        except OSError:
+            conn = None
+        if conn is None:
+            return self.store.get(task_id)
+        try:
+            fields = conn.hgetall(store.record_key(self.settings.key_prefix, task_id))
+        except (OSError, resp.RespError):
+            return self.store.get(task_id)
+        finally:
+            conn.close()
+        return store.record_from_fields(task_id, fields)
 
     @cached_property
     def celery(self) -> Celery:

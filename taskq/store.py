@@ -96,7 +96,7 @@ class TaskStore:
         self._subscriptions = _Subscriptions(client)
 
     def key(self, task_id: str) -> str:
-        return f"{self.prefix}:task:{task_id}"
+        return record_key(self.prefix, task_id)
 
     @property
     def events_channel(self) -> str:
@@ -209,9 +209,7 @@ class TaskStore:
     def get(self, task_id: str) -> TaskRecord:
         with self.reachable():
             data = self.client.hgetall(self.key(task_id))
-        if not data:
-            raise UnknownTask(task_id)
-        return TaskRecord.from_hash(decoded(data))
+        return record_from_fields(task_id, data)
 
     def get_many(self, task_ids: list[str]) -> list[TaskRecord | None]:
         """Records in one round trip; None where a record has expired."""
@@ -355,6 +353,18 @@ def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
         return None
     record = TaskRecord.from_hash({str(k): str(v) for k, v in carried.items()})
     return record if record.final else None
+
+
+def record_key(prefix: str, task_id: str) -> str:
+    """The key of a task's record hash."""
+    return f"{prefix}:task:{task_id}"
+
+
+def record_from_fields(task_id: str, data: dict[Any, Any]) -> TaskRecord:
+    """The record of a hash as HGETALL returns it; UnknownTask if it is empty."""
+    if not data:
+        raise UnknownTask(task_id)
+    return TaskRecord.from_hash(decoded(data))
 
 
 def decoded(data: dict[Any, Any]) -> dict[str, str]:
