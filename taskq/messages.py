@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,8 +119,11 @@ def _plain(value: Any) -> bool:
 
 
 def headers_for(template: Template, task_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {**template.headers, "id": task_id, "root_id": task_id,
-            "kwargsrepr": kwargs_repr(template, kwargs)}
+    return _headers(template, task_id, kwargs_repr(template, kwargs))
+
+
+def _headers(template: Template, task_id: str, kwargsrepr: str) -> dict[str, Any]:
+    return {**template.headers, "id": task_id, "root_id": task_id, "kwargsrepr": kwargsrepr}
 
 
 def body_for(template: Template, kwargs: dict[str, Any]) -> bytes:
@@ -129,16 +133,57 @@ def body_for(template: Template, kwargs: dict[str, Any]) -> bytes:
 
 def redis_payload(template: Template, task_id: str, kwargs: dict[str, Any]) -> str:
     """The JSON string kombu's Redis transport LPUSHes for this task (body base64-encoded)."""
+    return json.dumps(_redis_message(
+        template, base64.b64encode(body_for(template, kwargs)).decode(), task_id,
+        kwargs_repr(template, kwargs), delivery_tag()))
+
+
+def _redis_message(template: Template, body: str, task_id: str, kwargsrepr: str, tag: str
+                   ) -> dict[str, Any]:
     properties = {
         **template.properties, "correlation_id": task_id, "priority": template.priority,
         "delivery_info": {"exchange": template.exchange, "routing_key": template.routing_key},
-        "body_encoding": "base64", "delivery_tag": delivery_tag(),
+        "body_encoding": "base64", "delivery_tag": tag,
     }
-    return json.dumps({
-        "body": base64.b64encode(body_for(template, kwargs)).decode(),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": headers_for(template, task_id, kwargs), "properties": properties,
-    })
+    return {"body": body, "content-encoding": "utf-8", "content-type": "application/json",
+            "headers": _headers(template, task_id, kwargsrepr), "properties": properties}
+
+
+_HOLE = "@@taskq-hole-{}@@"
+_HOLES = re.compile('"' + _HOLE.format("(body|id|kwargsrepr|tag)") + '"')
+
+
+class RedisEncoder:
+    """redis_payload's text for one template, with its constant parts encoded once: per task
+    only the body, the task id, kwargsrepr and the delivery tag are (a whole message cost
+    ~30 us to encode, a fifth of a bulk submit's CPU)."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        text = json.dumps(_redis_message(template, *map(_HOLE.format, _FILLED)))
+        parts = _HOLES.split(text)
+        self._pieces, self._names = parts[0::2], parts[1::2]
+
+    def encode(self, task_id: str, kwargs: dict[str, Any]) -> str:
+        return self._fill(base64.b64encode(body_for(self.template, kwargs)).decode(),
+                          task_id, kwargs_repr(self.template, kwargs), delivery_tag())
+
+    def reproduces(self, task_id: str, kwargs: dict[str, Any]) -> bool:
+        """True if it writes exactly what redis_payload writes for this task."""
+        values = (base64.b64encode(body_for(self.template, kwargs)).decode(), task_id,
+                  kwargs_repr(self.template, kwargs), "0" * 32)
+        return self._fill(*values) == json.dumps(_redis_message(self.template, *values))
+
+    def _fill(self, body: str, task_id: str, kwargsrepr: str, tag: str) -> str:
+        values = dict(zip(_FILLED, map(json.dumps, (body, task_id, kwargsrepr, tag)),
+                          strict=True))
+        out = [self._pieces[0]]
+        for name, piece in zip(self._names, self._pieces[1:], strict=True):
+            out += (values[name], piece)
+        return "".join(out)
+
+
+_FILLED = ("body", "id", "kwargsrepr", "tag")
 
 
 def delivery_tag() -> str:

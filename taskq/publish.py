@@ -110,6 +110,7 @@ class RedisPublisher(Publisher):
         exchange = topology.wake_exchange(runtime.settings)
         db = client.connection_pool.connection_kwargs.get("db", 0)
         self.wake = (f"/{db}.{exchange}", messages.redis_wake(exchange))
+        self._encoders: dict[str, messages.RedisEncoder | None] = {}
 
     def _can(self, template: Template) -> bool:
         # Other priorities live in kombu's priority-step keys: left to kombu.
@@ -139,9 +140,20 @@ class RedisPublisher(Publisher):
         out: dict[str, list[str]] = defaultdict(list)
         for record in batch:
             template = self.template(record)
+            encoder = self._encoder(record)
             out[template.routing_key].append(
-                messages.redis_payload(template, record.id, record.params))
+                encoder.encode(record.id, record.params) if encoder is not None
+                else messages.redis_payload(template, record.id, record.params))
         return out
+
+    def _encoder(self, record: TaskRecord) -> messages.RedisEncoder | None:
+        """The queue's encoder, made with its first message; None if it would not write
+        exactly what redis_payload writes."""
+        if record.queue not in self._encoders:
+            encoder = messages.RedisEncoder(self.template(record))
+            self._encoders[record.queue] = (
+                encoder if encoder.reproduces(record.id, record.params) else None)
+        return self._encoders[record.queue]
 
 
 # Bytes of message frames per socket write on RabbitMQ (a write per message costs as much as

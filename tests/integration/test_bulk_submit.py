@@ -73,13 +73,15 @@ def test_a_bulk_message_is_exactly_what_send_task_publishes(deployment):
     runtime.celery.send_task(topology.task_name(record.type), kwargs=record.params,
                              task_id=record.id, queue=record.queue, routing_key=record.queue)
     sent = json.loads(runtime.store.client.rpop(record.queue))
-    # When the bulk path builds the same task's message
+    # When the bulk path builds the same task's message, whole and from the queue's encoder
     template = publish.publisher(runtime).template(record)
     built = json.loads(messages.redis_payload(template, record.id, record.params))
+    encoded = json.loads(messages.RedisEncoder(template).encode(record.id, record.params))
     # Then they are the same but for the delivery tag, which is unique to each message
-    for message in (sent, built):
+    for message in (sent, built, encoded):
         assert message["properties"].pop("delivery_tag")
     assert built == sent
+    assert encoded == sent
 
 
 @pytest.mark.brokers("rabbitmq")

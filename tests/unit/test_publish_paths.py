@@ -3,12 +3,13 @@ task ids and record fields."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from celery.utils.saferepr import saferepr
 
-from taskq.messages import Template, kwargs_repr
+from taskq.messages import RedisEncoder, Template, kwargs_repr, redis_payload
 from taskq.records import TaskRecord, hash_pairs, new_id, to_hash
 from taskq.runtime import redis_client_url
 
@@ -62,3 +63,23 @@ def test_a_records_hash_pairs_are_its_non_empty_fields_as_to_hash_encodes_them()
     fields = {name: value for name, value in record.to_dict().items() if value is not None}
     assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == to_hash(fields)
     assert TaskRecord.from_hash(dict(zip(pairs[::2], pairs[1::2], strict=True))) == record
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"data": [1, 2.5, None, True]}, {"subject": "héllo \"quoted\" 😀", "body": "a\nb"},
+    {"path": "a\\b"}, {"data": "x" * 1100},
+])
+def test_a_redis_encoder_writes_what_redis_payload_writes(kwargs):
+    template = Template(exchange="", routing_key="q.normal", priority=0,
+                        headers={"lang": "py", "task": "t", "id": None, "eta": None,
+                                 "timelimit": [None, None], "root_id": None,
+                                 "origin": "gen1@host", "stamps": {}},
+                        properties={"delivery_mode": 2, "reply_to": "r"},
+                        embed={"callbacks": None}, serializer="json", declare=(),
+                        kwargsrepr_maxsize=1024)
+    encoder = RedisEncoder(template)
+    assert encoder.reproduces("an-id", kwargs)
+    encoded, whole = (json.loads(text) for text in (encoder.encode("an-id", kwargs),
+                                                    redis_payload(template, "an-id", kwargs)))
+    assert encoded["properties"].pop("delivery_tag") != whole["properties"].pop("delivery_tag")
+    assert encoded == whole
