@@ -99,7 +99,7 @@ class Runtime:
         try:
             conn = resp.connect(redis_client_url(url) or url, CONNECT_TIMEOUT, REPLY_TIMEOUT
                                 ) if url else None
-        except OSError:
+        except (OSError, ValueError, resp.RespError):  # the store names what is wrong
             conn = None
         if conn is None:
             return self.store.get(task_id)

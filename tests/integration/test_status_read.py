@@ -72,3 +72,15 @@ def test_a_password_and_a_database_in_the_url_are_used(tmp_path: Path):
         server.wait(timeout=10)
         sock.unlink(missing_ok=True)
 
+
+
+def test_a_wrong_password_is_reported_by_status_as_the_store_reports_it(deployment):
+    # Given a deployment whose backend URL has a password the server does not take
+    deployment.env["TASKQ_RESULT_BACKEND"] = "redis://:wrong@127.0.0.1:6379/13"
+    deployment.env["TASKQ_BROKER_URL"] = "redis://127.0.0.1:6379/13"
+    # When status runs
+    result = deployment.cli("status", "some-id")
+    # Then it fails with a one-line error and no traceback
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
