@@ -149,8 +149,9 @@ def _redis_message(template: Template, body: str, task_id: str, kwargsrepr: str,
             "headers": _headers(template, task_id, kwargsrepr), "properties": properties}
 
 
+_FILLED = ("body", "id", "kwargsrepr", "tag")  # what RedisEncoder writes per task
 _HOLE = "@@taskq-hole-{}@@"
-_HOLES = re.compile('"' + _HOLE.format("(body|id|kwargsrepr|tag)") + '"')
+_HOLES = re.compile('"' + _HOLE.format("(" + "|".join(_FILLED) + ")") + '"')
 
 
 class RedisEncoder:
@@ -165,14 +166,17 @@ class RedisEncoder:
         self._pieces, self._names = parts[0::2], parts[1::2]
 
     def encode(self, task_id: str, kwargs: dict[str, Any]) -> str:
-        return self._fill(base64.b64encode(body_for(self.template, kwargs)).decode(),
-                          task_id, kwargs_repr(self.template, kwargs), delivery_tag())
+        return self._fill(*self._values(task_id, kwargs, delivery_tag()))
 
     def reproduces(self, task_id: str, kwargs: dict[str, Any]) -> bool:
         """True if it writes exactly what redis_payload writes for this task."""
-        values = (base64.b64encode(body_for(self.template, kwargs)).decode(), task_id,
-                  kwargs_repr(self.template, kwargs), "0" * 32)
+        values = self._values(task_id, kwargs, "0" * 32)
         return self._fill(*values) == json.dumps(_redis_message(self.template, *values))
+
+    def _values(self, task_id: str, kwargs: dict[str, Any], tag: str
+                ) -> tuple[str, str, str, str]:
+        return (base64.b64encode(body_for(self.template, kwargs)).decode(), task_id,
+                kwargs_repr(self.template, kwargs), tag)
 
     def _fill(self, body: str, task_id: str, kwargsrepr: str, tag: str) -> str:
         values = dict(zip(_FILLED, map(json.dumps, (body, task_id, kwargsrepr, tag)),
@@ -181,9 +185,6 @@ class RedisEncoder:
         for name, piece in zip(self._names, self._pieces[1:], strict=True):
             out += (values[name], piece)
         return "".join(out)
-
-
-_FILLED = ("body", "id", "kwargsrepr", "tag")
 
 
 def delivery_tag() -> str:

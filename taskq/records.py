@@ -78,13 +78,8 @@ _to_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 def to_hash(values: dict[str, Any]) -> dict[str, str]:
     """Encode record fields for a Redis hash: JSON for structured ones, str otherwise."""
-    out = {}
-    for name, value in values.items():
-        if name in _JSON_FIELDS:
-            out[name] = _to_json(value)
-        elif value is not None:
-            out[name] = str(value)
-    return out
+    return {name: _encoded(name, value) for name, value in values.items()
+            if value is not None or name in _JSON_FIELDS}
 
 
 def hash_pairs(record: TaskRecord) -> list[str]:
@@ -94,8 +89,12 @@ def hash_pairs(record: TaskRecord) -> list[str]:
     for name in _FIELD_NAMES:
         value = getattr(record, name)
         if value is not None:
-            out += (name, _to_json(value) if name in _JSON_FIELDS else str(value))
+            out += (name, _encoded(name, value))
     return out
+
+
+def _encoded(name: str, value: Any) -> str:
+    return _to_json(value) if name in _JSON_FIELDS else str(value)
 
 
 _FIELD_NAMES = tuple(TaskRecord.__dataclass_fields__)

@@ -92,24 +92,32 @@ class Runtime:
         a Redis URL taskq.resp handles and it answers (no redis-py import: half of the
         command's start-up), else through the store (which starts a stopped embedded broker,
         or names the backend that cannot be reached)."""
-        from taskq import resp, store
+        from taskq import store
+
+        fields = self._bare_hgetall(store.record_key(self.settings.key_prefix, task_id))
+        if fields is None:
+            return self.store.get(task_id)
+        return store.record_from_fields(task_id, fields)
+
+    def _bare_hgetall(self, key: str) -> dict[bytes, bytes] | None:
+        """HGETALL over taskq.resp; None when it cannot be done that way (the store then
+        names what is wrong). The backend URL without backend_url, which starts a stopped
+        embedded broker (and imports redis-py to ping it)."""
+        from taskq import resp
 
         url = self.settings.result_backend or (self.embedded.redis_url if self.embedded
                                                else None)
         try:
             conn = resp.connect(redis_client_url(url) or url, CONNECT_TIMEOUT, REPLY_TIMEOUT
                                 ) if url else None
-        except (OSError, ValueError, resp.RespError):  # the store names what is wrong
-            conn = None
-        if conn is None:
-            return self.store.get(task_id)
-        try:
-            fields = conn.hgetall(store.record_key(self.settings.key_prefix, task_id))
-        except (OSError, resp.RespError):
-            return self.store.get(task_id)
-        finally:
-            conn.close()
-        return store.record_from_fields(task_id, fields)
+            if conn is None:
+                return None
+            try:
+                return conn.hgetall(key)
+            finally:
+                conn.close()
+        except (OSError, ValueError, resp.RespError):
+            return None
 
     @cached_property
     def celery(self) -> Celery:

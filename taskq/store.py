@@ -155,10 +155,11 @@ class TaskStore:
         index: dict[str, float] = {}
         keys: list[str] = []
         rows: list[tuple[int, list[str]]] = []
+        single = len(batch) == 1
         for record in batch:
             key = self.key(record.id)
             pairs = hash_pairs(record)
-            if len(batch) == 1:
+            if single:
                 target.hset(key, items=pairs)
                 target.expire(key, self._open_ttl(record))
             else:
@@ -375,4 +376,3 @@ def decoded(data: dict[Any, Any]) -> dict[str, str]:
 def text(value: Any) -> str:
     """A Redis reply as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
-
