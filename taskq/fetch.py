@@ -112,6 +112,10 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def flush_acks(self) -> None:
         """Send acknowledgements held back to go with the next fetch."""
 
+    def reject(self, message: Any, reject: Any, requeue: bool) -> None:
+        """Reject `message` (`reject` is its own reject); RabbitMQ requeues it in its place."""
+        reject(requeue=requeue)
+
     def _in_order(self) -> list[Any]:
         return list(self.queues or ())
 
@@ -255,6 +259,18 @@ class RedisPollingConsumer(PollingConsumer):
         virtual.QoS.append(channel.qos, message, message.delivery_tag)
         return message
 
+    def reject(self, message: Any, reject: Any, requeue: bool) -> None:
+        if not requeue:
+            reject(requeue=False)
+            return
+        # kombu requeues at the tail (LPUSH, while messages are taken from the right); a
+        # task given back (a lost process, a yield to a higher task) keeps its place instead.
+        channel: Any = self.channel
+        qos = channel.qos
+        qos.restore_by_tag(message.delivery_tag, leftmost=False)
+        qos.ack(message.delivery_tag)
+        message._state = "REJECTED"  # what kombu's Message.reject records
+
 
 def pop_keys(channel: Any, queues: Sequence[str]) -> list[str]:
     """The keys _POP needs for `queues` (kombu Redis channel), in priority order."""
@@ -281,9 +297,9 @@ def _notify_on_settle(message: Any, consumer: PollingConsumer) -> None:
             if consumer.on_settled:
                 consumer.on_settled()
 
-    def rejected(*args: Any, **kwargs: Any) -> Any:
+    def rejected(requeue: bool = False) -> None:
         try:
-            return reject(*args, **kwargs)
+            consumer.reject(message, reject, requeue)
         finally:
             if consumer.on_settled:
                 consumer.on_settled()

@@ -39,6 +39,16 @@ class TaskContextFilter(logging.Filter):
                 "priority": parsed[1] if parsed else "?", "attempt": task.request.retries + 1}
 
 
+class QuietYields(logging.Filter):
+    """Drops Celery's warning and traceback for a task that gave its process to a higher one
+    (tasks.Yielded): routine scheduling, not a fault. The task runs later, and is not lost."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from taskq.tasks import Yielded
+
+        return not (record.exc_info and isinstance(record.exc_info[1], Yielded))
+
+
 class MaskingFormatter(logging.Formatter):
     """Text lines with any password in a URL replaced by ***."""
 
@@ -66,6 +76,7 @@ def configure(settings: Settings, level: str | None = None) -> None:
     """Send logs to stderr in the configured format (called in the worker's main process)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(TaskContextFilter(settings))
+    handler.addFilter(QuietYields())
     handler.setFormatter(JsonFormatter() if settings.log_format == "json"
                          else MaskingFormatter(TEXT_FORMAT))
     root = logging.getLogger()

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 # Seconds a state write keeps retrying while the backend is unreachable (taskq/recovery.py).
 WRITE_RETRY = 10.0
+# How recent a waiting higher-priority task must be for a starting task to yield to it. The
+# race it closes lasts milliseconds (a task taken just before a higher one was queued); the
+# bound keeps a record whose message is gone (a purged queue) from holding lower work back.
+YIELD_WINDOW = 1.0
 
 # Update a record unless it is already final, so a late worker write never turns a
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
@@ -27,9 +31,13 @@ WRITE_RETRY = 10.0
 # as a dead letter and counts finished tasks (deployment-wide and per worker). The event goes
 # to the events channel and the task's own; on the task's own a final state's event carries
 # the whole record when someone waits on it, so `wait` needs no second read.
-# KEYS: record, events channel, task channel. ARGV: ttl ('' keeps it), event, key prefix,
-# task id, allowed previous states (',A,B,' or ''), now, field/value...
-# Returns {1 written | 0 no record | -1 final | -2 not allowed, previous state}.
+# A task about to start yields (writes nothing) while one of the QUEUED index sets it is given
+# (the higher priorities its worker reads) holds a task submitted since ARGV[7]: that one was
+# queued after this one was taken and is not running yet (see tasks.TaskqTask.before_start).
+# KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
+# it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
+# field/value...
+# Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded, previous state}.
 _UPDATE = """
 local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker')
 local old = rec[1]
@@ -38,7 +46,10 @@ if old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then return {-1, old
 if ARGV[5] ~= '' and not string.find(ARGV[5], ',' .. old .. ',', 1, true) then
   return {-2, old}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+for k = 4, #KEYS do
+  if redis.call('ZCOUNT', KEYS[k], ARGV[7], '+inf') > 0 then return {-3, old} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
 if new ~= old then
@@ -227,20 +238,22 @@ class TaskStore:
         return self.transition(task_id, state, final=final, ride_out=ride_out, **fields)[0] == 1
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
-                   only_from: tuple[str, ...] = (), ride_out: bool = False,
-                   **fields: Any) -> tuple[int, str | None]:
-        """Like update(), but only from `only_from` states when given; returns (outcome,
-        previous state): 1 written, 0 no record, -1 already final, -2 not from that state.
-        With `ride_out` (a worker's writes) it retries through a backend outage of up to
-        WRITE_RETRY seconds; a user's command fails at once instead."""
+                   only_from: tuple[str, ...] = (), yield_to: Sequence[str] = (),
+                   ride_out: bool = False, **fields: Any) -> tuple[int, str | None]:
+        """Like update(), but only from `only_from` states when given, and not while one of
+        the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds;
+        returns (outcome, previous state): 1 written, 0 no record, -1 already final, -2 not
+        from that state, -3 yielded. With `ride_out` (a worker's writes) it retries through a
+        backend outage of up to WRITE_RETRY seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
         allowed = "," + ",".join(only_from) + "," if only_from else ""
-        args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now]
+        args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now,
+                           now - YIELD_WINDOW]
         for name, value in values.items():
             args += [name, value]
-        keys = [self.key(task_id), self.events_channel, self.task_channel(task_id)]
+        keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]
         with self.reachable():
             if ride_out:
                 outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 # Errors worth another attempt; anything else fails the task at once.
 TRANSIENT = (TransientError, ConnectionError, TimeoutError)
+
+
+class Yielded(Reject):
+    """Raised when a task about to start gives its process to a higher-priority task queued
+    since it was taken; its message goes back to the head of its queue. (Its arguments are
+    Reject's: the worker's main process unpickles it with them.)"""
 
 
 class TaskqTask(Task):  # type: ignore[misc]
@@ -37,11 +43,25 @@ class TaskqTask(Task):  # type: ignore[misc]
         outcome, _ = self.store.transition(
             task_id, records.STARTED, started_at=time.time(),
             attempts=self.request.retries + 1, worker=self.request.hostname,
-            next_attempt_at=None, ride_out=True)
+            next_attempt_at=None, yield_to=self._outranking(), ride_out=True)
+        if outcome == -3:
+            # A higher task was queued after this one was taken and has not started: it
+            # gets the process (the worker fetches it next), this one goes back to its queue.
+            raise Yielded("a higher-priority task is waiting", requeue=True)
         if outcome == -1:
             # Cancelled (or already finished): Celery's revoke list is per worker and lost
             # on restart, so the record decides; Ignore acks the message without running it.
             raise Ignore()
+
+    def _outranking(self) -> list[str]:
+        """The QUEUED index sets of the tasks this worker serves before this one."""
+        worker_plan = getattr(self.app, "taskq_plan", None)
+        if worker_plan is None:  # not a taskq worker: no plan to rank by
+            return []
+        queue = (self.request.delivery_info or {}).get("routing_key") or ""
+        ahead = topology.outranking(self.app.taskq_settings, worker_plan.types,
+                                    worker_plan.priorities, queue)
+        return [self.store.cell_key(records.QUEUED, t, p) for t, p in ahead]
 
     def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
         """Retry with the declared policy's backoff; record the failed attempt first."""

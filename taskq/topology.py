@@ -36,6 +36,17 @@ def consumed_queues(settings: Settings, types: Iterable[str],
     return [queue_name(settings, t, p) for p in settings.priorities if p in wanted for t in types]
 
 
+def outranking(settings: Settings, types: Iterable[str], priorities: Iterable[str],
+               queue: str) -> list[tuple[str, str]]:
+    """(type, priority) of the queues a worker reading `types` at `priorities` serves before
+    `queue`: each of its types at every priority above that queue's."""
+    parsed = parse_queue(settings, queue)
+    if parsed is None:
+        return []
+    above = settings.priorities[:list(settings.priorities).index(parsed[1])]
+    return [(t, p) for p in priorities if p in above for t in types]
+
+
 def parse_queue(settings: Settings, name: str) -> tuple[str, str] | None:
     """(type, priority) of one of our queue names, or None."""
     prefix = settings.key_prefix + "."

@@ -42,3 +42,15 @@ def test_queue_names_parse_back_to_type_and_priority():
     assert topology.parse_queue(s, "taskq.email_sending.high") == ("email_sending", "high")
     assert topology.parse_queue(s, "other.email_sending.high") is None
     assert topology.parse_queue(s, "taskq.nope.high") is None
+
+
+def test_a_task_is_outranked_by_every_type_its_worker_reads_at_higher_priorities_only():
+    s = settings()
+    types, priorities = ["data_processing", "email_sending"], ["high", "low"]
+    assert topology.outranking(s, types, priorities, "taskq.data_processing.low") == [
+        ("data_processing", "high"), ("email_sending", "high")]
+    # (normal is above low, but this worker does not read it; nothing is above high)
+    assert topology.outranking(s, types, priorities, "taskq.email_sending.high") == []
+    assert topology.outranking(s, types, ["normal", "low"], "taskq.data_processing.low") == [
+        ("data_processing", "normal"), ("email_sending", "normal")]
+    assert topology.outranking(s, types, priorities, "celery") == []
