@@ -21,6 +21,9 @@ def bench(
     amqp_url: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--amqp-url", help="RabbitMQ URL (default: a vhost of its own via rabbitmqctl).")
     ] = None,
+    runs: Annotated[int, typer.Option(
+        "--runs", help="Run everything this many times and report each figure's median.")
+    ] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")] = False,
 ) -> None:
     """Benchmark taskq against a plain Celery app with default settings on the same broker."""
@@ -36,7 +39,9 @@ def bench(
             raise UsageError(f"unknown broker {kind!r}; use {', '.join(targets.BROKERS)}")
     if size not in run.SIZES:
         raise UsageError(f"unknown size {size!r}; use {', '.join(run.SIZES)}")
-    results = run.run(kinds, size, redis_url, amqp_url)
+    if runs < 1:
+        raise UsageError("--runs must be at least 1")
+    results = run.run(kinds, size, redis_url, amqp_url, runs)
     results["rows"] = report.rows(results)
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

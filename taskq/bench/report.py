@@ -36,7 +36,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 def table(results: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    grid = Table(title=f"taskq bench ({results['size']}, {results['seconds']} s)")
+    runs = len(next(iter(results.get("runs", {}).values()), [None]))
+    medians = f", medians of {runs} runs" if runs > 1 else ""
+    grid = Table(title=f"taskq bench ({results['size']}{medians}, {results['seconds']} s)")
     for name in ("broker", "figure", "taskq", "celery", "taskq/celery", ""):
         grid.add_column(name, justify="left" if name in ("broker", "figure") else "right")
     for row in rows(results):

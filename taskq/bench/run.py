@@ -65,15 +65,30 @@ class Side(Protocol):
     def cleanup(self) -> None: ...
 
 
-def run(brokers: list[str], size: str, redis_url: str, amqp_url: str | None) -> dict[str, Any]:
-    """Every scenario on each broker; the figures as plain data."""
+def run(brokers: list[str], size: str, redis_url: str, amqp_url: str | None,
+        runs: int = 1) -> dict[str, Any]:
+    """Every scenario on each broker, `runs` times (round by round, so a machine that slows
+    down weighs on every broker alike); the median of each figure as plain data, and with
+    more than one run, every run's figures under "runs"."""
     sizes = SIZES[size]
     out: dict[str, Any] = {"size": size, "sizes": asdict(sizes), "machine": machine(),
                            "versions": versions(), "started_at": time.time(), "brokers": {}}
-    for kind in brokers:
-        out["brokers"][kind] = run_broker(kind, sizes, redis_url, amqp_url)
+    each: dict[str, list[dict[str, dict[str, float]]]] = {kind: [] for kind in brokers}
+    for _ in range(runs):
+        for kind in brokers:
+            each[kind].append(run_broker(kind, sizes, redis_url, amqp_url))
+    out["brokers"] = {kind: medians(found) for kind, found in each.items()}
+    if runs > 1:
+        out["runs"] = each
     out["seconds"] = round(time.time() - out["started_at"], 1)
     return out
+
+
+def medians(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per side, the median of each figure over `runs` (each: side -> figure -> value)."""
+    return {side: {key: statistics.median(run[side][key] for run in runs)
+                   for key in figures}
+            for side, figures in runs[0].items()}
 
 
 def run_broker(kind: str, sizes: Sizes, redis_url: str, amqp_url: str | None

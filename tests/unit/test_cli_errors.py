@@ -85,3 +85,8 @@ def test_config_show_json_is_plain_json_with_masked_passwords(monkeypatch, capsy
     data = json.loads(capsys.readouterr().out)
     assert data["smtp"]["url"] == "smtps://me:***@mail.example.com:465"
     assert data["broker_url"] == "embedded"
+
+
+def test_bench_with_fewer_than_one_run_exits_2_before_running_anything(capsys):
+    assert run("bench", "--runs", "0") == 2
+    assert capsys.readouterr().err == "error: --runs must be at least 1\n"
