@@ -112,13 +112,15 @@ def dlq_retry(
     json_: JsonOpt = False,
 ) -> None:
     """Submit every dead letter (of one type with --type) again; reports counts."""
-    from taskq import dlq, render
+    from taskq import dlq, progress, render
     from taskq.cli import runtime
     from taskq.errors import UsageError
 
     if not all_:
         raise UsageError("dlq retry needs --all (use `taskq retry ID` for one task)")
-    report = dlq.retry_all(runtime(), type_)
+    rt = runtime()
+    with progress.bar(dlq.count(rt, type_), "retrying") as advance:
+        report = dlq.retry_all(rt, type_, advance)
     if json_:
         render.print_json(report.to_dict())
     else:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+
+from taskq import config, dlq, records
+from taskq.errors import BrokerUnavailable
+from taskq.request import SubmitRequest
+from taskq.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +65,48 @@ def test_dlq_retry_all_by_type_and_purge_report_counts(deployment, tmp_path):
     assert deployment.cli("status", flaky.id).returncode == 4
     # And `dlq retry` without --all is refused
     assert deployment.cli("dlq", "retry").returncode == 2
+
+
+def _dead_letter(deployment, **params):
+    """A task recorded as failed for good (no worker needed): a dead letter."""
+    from taskq.submit import prepare
+
+    runtime = deployment.runtime
+    record = prepare(runtime.settings, SubmitRequest(type="data", params={"data": [1]}))
+    record.params = params or record.params
+    runtime.store.create(record)
+    runtime.store.update(record.id, records.FAILURE, final=True, error="boom",
+                         finished_at=time.time())
+    return record
+
+
+def test_dlq_retry_all_skips_a_letter_whose_parameters_no_longer_pass_and_keeps_it(deployment):
+    # Given two dead letters, one with parameters its type's schema now refuses
+    good = _dead_letter(deployment)
+    stale = _dead_letter(deployment, data=[1], dropped_option=True)
+    # When every dead letter is retried
+    report = deployment.cli_json("dlq", "retry", "--all")
+    # Then the good one is submitted again and the stale one is skipped and stays
+    assert report["retried"] == 1 and report["skipped"] == 1
+    assert [t["id"] for t in report["tasks"]] == [good.id]
+    assert [r["id"] for r in deployment.cli_json("dlq", "list")] == [stale.id]
+
+
+def test_dlq_retry_all_puts_every_letter_back_when_the_broker_is_down(deployment):
+    # Given three dead letters, and a runtime whose broker cannot be reached
+    letters = [_dead_letter(deployment) for _ in range(3)]
+    env = {**deployment.env, "TASKQ_BROKER_URL": "amqp://guest:guest@127.0.0.1:1//",
+           "TASKQ_RESULT_BACKEND": deployment.runtime.backend_url}
+    down = Runtime(config.load(env=env))
+    # When they are retried in bulk
+    try:
+        with pytest.raises(BrokerUnavailable):
+            dlq.retry_all(down, progress=lambda n: None)
+    finally:
+        down.celery.close()
+        down.redis.close()
+    # Then all are dead letters again, none linked to a new task, and no new task is left
+    store = deployment.runtime.store
+    assert dlq.count(deployment.runtime) == 3
+    assert [store.get(letter.id).retried_as for letter in letters] == [None] * 3
+    assert store.client.zcard(store.index_key) == 3
