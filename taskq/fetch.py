@@ -43,11 +43,17 @@ BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it 
 AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
 
 
-# Pops the first message of the first non-empty key and, in the same atomic step, records it
-# as kombu's Redis QoS.append would: [payload, exchange, routing key] in the unacked hash
-# under its delivery tag, and the time in the unacked index. The payload is kept verbatim.
-# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: now.
+# Acknowledges the messages it is given (their entries leave the unacked hash and index, as
+# kombu's Redis QoS.ack does), then pops the first message of the first non-empty key and, in
+# the same atomic step, records it as kombu's Redis QoS.append would: [payload, exchange,
+# routing key] in the unacked hash under its delivery tag, and the time in the unacked index.
+# The payload is kept verbatim.
+# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: now, tags to ack...
 _POP = """
+for i = 2, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
 for i = 3, #KEYS do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
@@ -105,12 +111,35 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def announced(self, queues: set[str]) -> None:
         """A ring named the queues that just got work."""
 
+    _acks: list[Any] | None = None  # delivery tags whose ack goes with the next look
+
     def acknowledge(self, message: Any, ack: Any, multiple: bool) -> None:
-        """Acknowledge `message` (`ack` is its own ack)."""
-        ack(multiple=multiple)
+        """Acknowledge `message` (`ack` is its own ack). An ack is a round trip of its own
+        (as costly as a look); the next look, which an ack usually triggers at once (a process
+        is free), carries it instead."""
+        if message.channel is not self.channel or multiple or message.acknowledged:
+            ack(multiple=multiple)
+            return
+        self._held(message.delivery_tag)
+        if self._acks is None:
+            self._acks = []
+        self._acks.append(message.delivery_tag)
+        message._state = "ACK"  # what kombu's Message.ack records after sending
+
+    def _held(self, delivery_tag: Any) -> None:
+        """What the transport does at once for an ack held back."""
+
+    def _held_acks(self) -> list[Any]:
+        tags, self._acks = self._acks or [], None
+        return tags
 
     def flush_acks(self) -> None:
-        """Send acknowledgements held back to go with the next fetch."""
+        """Send the acknowledgements held back, when no look follows to carry them."""
+        if self._acks:
+            self._send_acks(self._held_acks())
+
+    def _send_acks(self, tags: list[Any]) -> None:
+        raise NotImplementedError
 
     def reject(self, message: Any, reject: Any, requeue: bool) -> None:
         """Reject `message` (`reject` is its own reject); RabbitMQ requeues it in its place."""
@@ -133,25 +162,11 @@ class AmqpPollingConsumer(PollingConsumer):
     """
 
     _expect = 0  # index of the queue the last message came from (or the last, when idle)
-    _acks: list[int] | None = None  # delivery tags whose ack goes with the next write
 
-    def acknowledge(self, message: Any, ack: Any, multiple: bool) -> None:
-        # An ack is a write of its own (as costly as a fetch's); the next fetch, which an
-        # ack usually triggers at once, carries it in the same write instead.
-        if message.channel is not self.channel or multiple or message.acknowledged:
-            ack(multiple=multiple)
-            return
-        if self._acks is None:
-            self._acks = []
-        self._acks.append(message.delivery_tag)
-        message._state = "ACK"  # what kombu's Message.ack records after sending
+    def _send_acks(self, tags: list[Any]) -> None:
+        send(self.channel, self._ack_frames(tags))
 
-    def flush_acks(self) -> None:
-        if self._acks:
-            send(self.channel, self._ack_frames())
-
-    def _ack_frames(self) -> bytes:
-        tags, self._acks = self._acks or [], None
+    def _ack_frames(self, tags: list[Any]) -> bytes:
         channel: Any = self.channel
         return method_frames(channel.channel_id, spec.Basic.Ack, "Lb",
                              [(tag, False) for tag in tags])
@@ -167,7 +182,8 @@ class AmqpPollingConsumer(PollingConsumer):
         queues = self._in_order()
         ahead = min(self._expect, len(queues) - 1) + 1
         found: tuple[int, Any] | None = None
-        asked = _get_each(channel, [q.name for q in queues[:ahead]], self._ack_frames())
+        asked = _get_each(channel, [q.name for q in queues[:ahead]],
+                          self._ack_frames(self._held_acks()))
         for index, raw in enumerate(asked):
             if raw is None:
                 continue
@@ -251,13 +267,25 @@ class RedisPollingConsumer(PollingConsumer):
         names = tuple(queue.name for queue in self._in_order())
         if self._keys[0] != names:  # the queues change only by remote control
             self._keys = (names, pop_keys(channel, names))
-        raw = pop_unacked(channel, self._keys[1])
+        raw = pop_unacked(channel, self._keys[1], self._held_acks())
         if raw is None:
             return None
         message = channel.Message(json.loads(raw), channel=channel)
         # Already recorded unacked by the script: only kombu's in-memory bookkeeping is left.
         virtual.QoS.append(channel.qos, message, message.delivery_tag)
         return message
+
+    def _held(self, delivery_tag: Any) -> None:
+        channel: Any = self.channel
+        virtual.QoS.ack(channel.qos, delivery_tag)  # kombu's in-memory part; the entries
+        # in the unacked hash and index go with the next pop
+
+    def _send_acks(self, tags: list[Any]) -> None:
+        channel: Any = self.channel
+        pipe = channel.client.pipeline(transaction=False)
+        for tag in tags:
+            pipe.zrem(channel.unacked_index_key, tag).hdel(channel.unacked_key, tag)
+        pipe.execute()
 
     def reject(self, message: Any, reject: Any, requeue: bool) -> None:
         if not requeue:
@@ -279,10 +307,11 @@ def pop_keys(channel: Any, queues: Sequence[str]) -> list[str]:
                    for name in queues for step in channel.priority_steps]
 
 
-def pop_unacked(channel: Any, keys: list[str]) -> str | None:
+def pop_unacked(channel: Any, keys: list[str], acks: Sequence[str] = ()) -> str | None:
     """The first message of the first non-empty queue of `keys` (from pop_keys), taken out of
-    it and recorded unacknowledged in one atomic step; None if all are empty."""
-    raw = _POP_SCRIPT(keys=keys, args=[time.time()], client=channel.client)
+    it and recorded unacknowledged in one atomic step (after the entries of the messages
+    `acks` are removed); None if all are empty."""
+    raw = _POP_SCRIPT(keys=keys, args=[time.time(), *acks], client=channel.client)
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 

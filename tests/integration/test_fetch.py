@@ -45,6 +45,29 @@ def test_a_message_popped_by_a_worker_that_dies_at_once_goes_back_to_its_queue(d
 
 
 @pytest.mark.brokers("embedded", "redis")
+def test_the_acks_held_back_are_removed_in_the_same_step_as_the_next_pop(deployment):
+    # Given two tasks queued, and a worker's channel that has popped the first
+    first, second = (deployment.submit("data", data=[n]) for n in (1, 2))
+    app = deployment.runtime.celery
+    queue = topology.queue_name(deployment.runtime.settings, first.type, first.priority)
+    prefix = deployment.runtime.settings.key_prefix
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        keys = fetch.pop_keys(channel, [queue])
+        assert fetch.pop_unacked(channel, keys) is not None
+        [acked] = held_by(channel, prefix)
+        # When its task is done and the next pop carries its ack
+        assert fetch.pop_unacked(channel, keys, [acked.decode()]) is not None
+        # Then only the second is held: the first's entries are gone from hash and index
+        held = held_by(channel, prefix)
+        assert len(held) == 1 and held != [acked]
+        assert channel.client.zscore(channel.unacked_index_key, acked) is None
+        assert channel.client.llen(queue) == 0
+        # (nothing of this test's is left held for the fixture's cleanup to restore)
+        fetch.pop_unacked(channel, keys, [held[0].decode()])
+
+
+@pytest.mark.brokers("embedded", "redis")
 def test_an_empty_set_of_queues_yields_nothing_and_holds_nothing(deployment):
     app = deployment.runtime.celery
     queue = topology.queue_name(deployment.runtime.settings, "data_processing", "high")
