@@ -106,8 +106,13 @@ def test_in_a_terminal_the_view_redraws_in_place_until_ctrl_c(deployment):
         assert output.count(b"Latest tasks") >= 4
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        code = proc.wait(10)
-        os.close(main)
+        try:
+            code = proc.wait(10)
+        finally:
+            if proc.poll() is None:  # it ignored Ctrl-C: the test fails, leaving nothing
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            os.close(main)
     # And Ctrl-C ends it with the documented exit code
     assert code == 130
 
