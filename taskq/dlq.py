@@ -83,14 +83,14 @@ def retry_all(runtime: Runtime, type_name: str | None = None,
     for (task_id, key), old in zip(letters, runtime.store.get_many(
             [task_id for task_id, _ in letters]), strict=True):
         new = _again(runtime, old) if old is not None else None
-        if new is None or old is None:
+        if old is None:  # its record expired: its entry is dropped
+            expired.append((key, task_id))
+        if old is None or new is None:
             report.skipped.append(task_id)
-            if old is None:
-                expired.append((key, task_id))
         else:
             ready.append((key, old, new))
-    _claim(runtime, expired)
-    claimed = _claim(runtime, [(key, old.id) for key, old, _ in ready])
+    # One round trip drops the expired entries and takes the claims.
+    claimed = _claim(runtime, expired + [(key, old.id) for key, old, _ in ready])[len(expired):]
     report.skipped += [old.id for (_, old, _), won in zip(ready, claimed, strict=True)
                        if not won]
     mine = [item for item, won in zip(ready, claimed, strict=True) if won]
@@ -129,8 +129,10 @@ def _claim(runtime: Runtime, entries: list[tuple[str, str]]) -> list[bool]:
     pipe = store.client.pipeline(transaction=False)
     for key, task_id in entries:
         pipe.zrem(key, task_id)
+    if not entries:
+        return []
     with store.reachable():
-        return [bool(n) for n in pipe.execute()] if entries else []
+        return [bool(n) for n in pipe.execute()]
 
 
 def _published(runtime: Runtime, news: list[TaskRecord], sent: int) -> list[bool]:

@@ -120,14 +120,14 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         if message.channel is not self.channel or multiple or message.acknowledged:
             ack(multiple=multiple)
             return
-        self._held(message.delivery_tag)
+        self._ack_in_memory(message.delivery_tag)
         if self._acks is None:
             self._acks = []
         self._acks.append(message.delivery_tag)
         message._state = "ACK"  # what kombu's Message.ack records after sending
 
-    def _held(self, delivery_tag: Any) -> None:
-        """What the transport does at once for an ack held back."""
+    def _ack_in_memory(self, delivery_tag: Any) -> None:
+        """What the transport does at once for an ack held back (nothing on RabbitMQ)."""
 
     def _held_acks(self) -> list[Any]:
         tags, self._acks = self._acks or [], None
@@ -275,7 +275,7 @@ class RedisPollingConsumer(PollingConsumer):
         virtual.QoS.append(channel.qos, message, message.delivery_tag)
         return message
 
-    def _held(self, delivery_tag: Any) -> None:
+    def _ack_in_memory(self, delivery_tag: Any) -> None:
         channel: Any = self.channel
         virtual.QoS.ack(channel.qos, delivery_tag)  # kombu's in-memory part; the entries
         # in the unacked hash and index go with the next pop
@@ -293,10 +293,10 @@ class RedisPollingConsumer(PollingConsumer):
             return
         # kombu requeues at the tail (LPUSH, while messages are taken from the right); a
         # task given back (a lost process, a yield to a higher task) keeps its place instead.
+        # (restore_by_tag also removes its unacked entries: only kombu's in-memory ack is left)
         channel: Any = self.channel
-        qos = channel.qos
-        qos.restore_by_tag(message.delivery_tag, leftmost=False)
-        qos.ack(message.delivery_tag)
+        channel.qos.restore_by_tag(message.delivery_tag, leftmost=False)
+        self._ack_in_memory(message.delivery_tag)
         message._state = "REJECTED"  # what kombu's Message.reject records
 
 

@@ -43,7 +43,7 @@ def outranking(settings: Settings, types: Iterable[str], priorities: Iterable[st
     parsed = parse_queue(settings, queue)
     if parsed is None:
         return []
-    above = settings.priorities[:list(settings.priorities).index(parsed[1])]
+    above = settings.priorities[:settings.priorities.index(parsed[1])]
     return [(t, p) for p in priorities if p in above for t in types]
 
 

@@ -36,7 +36,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 def table(results: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    runs = len(next(iter(results.get("runs", {}).values()), [None]))
+    runs = results.get("repeat", 1)
     medians = f", medians of {runs} runs" if runs > 1 else ""
     grid = Table(title=f"taskq bench ({results['size']}{medians}, {results['seconds']} s)")
     for name in ("broker", "figure", "taskq", "celery", "taskq/celery", ""):

@@ -78,6 +78,7 @@ def run(brokers: list[str], size: str, redis_url: str, amqp_url: str | None,
         for kind in brokers:
             each[kind].append(run_broker(kind, sizes, redis_url, amqp_url))
     out["brokers"] = {kind: medians(found) for kind, found in each.items()}
+    out["repeat"] = runs
     if runs > 1:
         out["runs"] = each
     out["seconds"] = round(time.time() - out["started_at"], 1)
