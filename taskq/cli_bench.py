@@ -1,9 +1,9 @@
-"""The benchmark command: taskq bench against plain Celery on the same broker."""
+"""The benchmark command: taskq bench against its peers on the same broker."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -12,7 +12,10 @@ def bench(
     broker: Annotated[str, typer.Option(
         "--broker", help="Comma-separated: embedded, rabbitmq, redis.")] = "embedded",
     size: Annotated[str, typer.Option(
-        "--size", help="full (10,000 tasks; a few minutes) or tiny (a smoke test).")] = "full",
+        "--size", help="full (10,000 tasks; minutes) or tiny (a smoke test).")] = "full",
+    peers: Annotated[str, typer.Option(
+        "--peers", help="Comma-separated: celery, dramatiq, huey (the bench extra installs "
+        "the last two); empty for taskq alone.")] = "celery",
     out: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--out", help="Also write the results as JSON to this file.")] = None,
     redis_url: Annotated[str, typer.Option(
@@ -26,29 +29,38 @@ def bench(
     ] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")] = False,
 ) -> None:
-    """Benchmark taskq against a plain Celery app with default settings on the same broker."""
+    """Benchmark taskq against Celery, Dramatiq and Huey on the same broker."""
     import json
 
     from taskq import render
-    from taskq.bench import report, run, targets
-    from taskq.errors import UsageError
+    from taskq.bench import peers as peer_list
+    from taskq.bench import run
 
-    kinds = [b.strip() for b in broker.split(",") if b.strip()]
-    for kind in kinds:
-        if kind not in targets.BROKERS:
-            raise UsageError(f"unknown broker {kind!r}; use {', '.join(targets.BROKERS)}")
-    if size not in run.SIZES:
-        raise UsageError(f"unknown size {size!r}; use {', '.join(run.SIZES)}")
-    if runs < 1:
-        raise UsageError("--runs must be at least 1")
-    results = run.run(kinds, size, redis_url, amqp_url, runs)
-    results["rows"] = report.rows(results)
+    kinds = run.checked(broker, size, runs)
+    names, notes = peer_list.usable(peer_list.parse(peers))
+    for note in notes:
+        render.console(stderr=True).print(note)
+    results = run.run(kinds, size, redis_url, amqp_url, runs, names)
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    _show(results, json_)
+
+
+def _show(results: dict[str, Any], json_: bool) -> None:
+    """JSON, tables on a terminal, or aligned text in a pipe."""
+    import sys
+
+    from taskq import render
+    from taskq.bench import report
+
+    console = render.console()
     if json_:
         render.print_json(results)
+    elif console.is_terminal:
+        for table in report.tables(results):
+            console.print(table)
     else:
-        render.console().print(report.table(results))
+        sys.stdout.write(report.plain(results))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,1 +1,2 @@
-"""`taskq bench`: taskq against a plain Celery app with default settings on the same broker."""
+"""`taskq bench`: taskq against its peers (Celery, Dramatiq, Huey) on the same broker, and
+taskq as its users run it (`submit --from FILE`, the sidecar's batch route, `submit --wait`)."""

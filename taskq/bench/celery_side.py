@@ -5,35 +5,37 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from taskq.bench import measure, targets
 from taskq.bench.plain import make_app
+from taskq.bench.side import COMMON, PeerSide
 
 
-class CelerySide(measure.WorkerSide):
+class CelerySide(PeerSide):
     """Celery as it comes: a Redis result backend, default prefetch, acks and queue."""
 
     name = "celery"
+    measures = COMMON | {"enqueue_bulk_in_process_per_s", "submit_process_s",
+                         "priority_overtakes", "stored_bytes", "help_s", "status_s"}
 
-    def __init__(self, broker: str, backend: str, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, target: targets.Target, env: Mapping[str, str], logs: Path) -> None:
         self.queue = f"plain-{uuid.uuid4().hex[:8]}"
-        self.args = [broker, backend, self.queue]
-        self.app = make_app(broker, backend, self.queue)
-        super().__init__(env, logs)
-        self.amqp = broker.startswith("amqp")
+        self.args = [target.plain_broker, target.plain_backend, self.queue]
+        self.app = make_app(target.plain_broker, target.plain_backend, self.queue)
+        super().__init__(target, env, logs)
+        self.amqp = target.plain_broker.startswith("amqp")
         self.ids: list[str] = []
 
     @property
     def noop(self) -> Any:
         return self.app.tasks["plain.noop"]
 
-    def enqueue_single(self, n: int) -> float:
-        _, seconds = measure.timed(lambda: [self._keep(self.noop.apply_async())
-                                            for _ in range(n)])
-        return seconds
+    def enqueue_single(self, n: int) -> tuple[list[str], float]:
+        return measure.timed(lambda: [self._keep(self.noop.apply_async()) for _ in range(n)])
 
     def enqueue_bulk(self, n: int) -> tuple[list[str], float]:
         """Celery has no bulk path: its fastest is apply_async on one shared producer."""
@@ -100,6 +102,9 @@ class CelerySide(measure.WorkerSide):
     def status_argv(self, task_id: str) -> list[str]:
         return [sys.executable, "-m", "taskq.bench.plain", *self.args, "result", task_id]
 
+    def submit_argv(self) -> list[str]:
+        return [sys.executable, "-m", "taskq.bench.plain", *self.args, "call", "plain.noop"]
+
     def stored_bytes(self, task_id: str) -> int:
         key = self.app.backend.get_key_for_task(task_id)
         return int(self.app.backend.client.memory_usage(key) or 0)
@@ -111,8 +116,7 @@ class CelerySide(measure.WorkerSide):
             keys = [self.app.backend.get_key_for_task(i) for i in self.ids[start:start + 1000]]
             client.delete(*keys)
         # kombu's Redis transport keeps the queue's bindings in keys of their own.
-        for key in client.scan_iter(match=f"_kombu.binding*.{self.queue}", count=1000):
-            client.delete(key)
+        measure.delete_matching(client, f"_kombu.binding*.{self.queue}")
         self.app.close()
 
 

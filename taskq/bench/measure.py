@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from taskq.errors import TaskqError
 
@@ -41,19 +40,32 @@ def timed(action: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
-def command_seconds(argv: Sequence[str], env: Mapping[str, str], runs: int) -> float:
-    """Median wall time of running `argv` to completion (it must exit 0), after one untimed
-    run that warms the file and bytecode caches."""
+def command_times(argv: Sequence[str], env: Mapping[str, str], runs: int, warm: int = 0,
+                  timeout: float = 60) -> list[float]:
+    """The wall time of each of `runs` runs of `argv` (each must exit 0), after `warm`
+    untimed ones; its output is read and dropped, as a pipe would."""
     times = []
-    for _ in range(runs + 1):
+    for _ in range(warm + runs):
         start = time.perf_counter()
-        done = subprocess.run(list(argv), env=dict(env), capture_output=True, check=False,
-                              timeout=60)
+        done = subprocess.run(list(argv), env=dict(env), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=False, timeout=timeout)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: "
-                               f"{done.stderr.decode(errors='replace')[-500:]}")
-    return statistics.median(times[1:])
+            raise TaskqError(f"benchmark: {' '.join(argv)} exited {done.returncode}: "
+                             f"{done.stderr.decode(errors='replace')[-500:]}")
+    return times[warm:]
+
+
+def delete_matching(client: Any, pattern: str, batch: int = 1000) -> None:
+    """Delete every key matching `pattern`, `batch` keys a call (a run leaves 100,000s)."""
+    keys: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=batch):
+        keys.append(key)
+        if len(keys) >= batch:
+            client.delete(*keys)
+            keys.clear()
+    if keys:
+        client.delete(*keys)
 
 
 def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -68,39 +80,25 @@ def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(POLL)
 
 
-def start(argv: Sequence[str], env: Mapping[str, str], log: str) -> subprocess.Popen[bytes]:
+def start(argv: Sequence[str], env: Mapping[str, str], log: str,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a worker in its own process group, its output in `log`."""
     with open(log, "ab") as out:
-        return subprocess.Popen(list(argv), env=dict(env), stdout=out,
+        return subprocess.Popen(list(argv), env=dict(env), stdout=out, cwd=cwd,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM (warm shutdown), then SIGKILL of its group if it hangs."""
+    """SIGTERM (warm shutdown), then SIGKILL of its group if it hangs; a child left behind
+    by a main process that exited is killed with its group."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
+        pass
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-class WorkerSide:
-    """What both sides of the benchmark share: one worker process, started and stopped."""
-
-    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.worker: subprocess.Popen[bytes] | None = None
-
-    def launch(self, argv: Sequence[str], log_name: str) -> float:
-        """Start the worker; returns the wall-clock time it was started at."""
-        started = time.time()
-        self.worker = start(argv, self.env, str(self.logs / log_name))
-        return started
-
-    def stop_worker(self) -> None:
-        if self.worker is not None:
-            stop(self.worker)
-            self.worker = None
+    except ProcessLookupError:
+        pass
+    proc.wait()

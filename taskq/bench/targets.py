@@ -1,5 +1,5 @@
 """Where a benchmark runs: one broker (embedded, RabbitMQ + Redis, or Redis), isolated and
-cleaned up, with the URLs that taskq and the plain Celery app each use on it."""
+cleaned up, with the URLs that taskq, the plain Celery app and the peers each use on it."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ class Target:
     backend_url: str | None  # taskq's TASKQ_RESULT_BACKEND (None: embedded)
     plain_broker: str
     plain_backend: str
+    peer_redis: str  # redis-py URL: Dramatiq's and Huey's broker (unless RabbitMQ) and results
+    peer_amqp: str | None = None  # RabbitMQ for Dramatiq on the rabbitmq target
+
+
+PEER_DB = 3  # the embedded server's database for Dramatiq and Huey (each has its own keys)
 
 
 def plain_urls_for_embedded(socket: Path) -> tuple[str, str]:
@@ -41,12 +46,12 @@ def opened(kind: str, home: Path, redis_url: str, amqp_url: str | None) -> Itera
     if kind == "embedded":
         socket = home / "redis.sock"
         broker, backend = plain_urls_for_embedded(socket)
-        yield Target(kind, None, None, broker, backend)
+        yield Target(kind, None, None, broker, backend, f"unix://{socket}?db={PEER_DB}")
     elif kind == "redis":
-        yield Target(kind, redis_url, redis_url, redis_url, redis_url)
+        yield Target(kind, redis_url, redis_url, redis_url, redis_url, redis_url)
     elif kind == "rabbitmq":
         with _vhost(amqp_url) as url:
-            yield Target(kind, url, redis_url, url, redis_url)
+            yield Target(kind, url, redis_url, url, redis_url, redis_url, url)
     else:
         raise UsageError(f"unknown broker {kind!r}; use one of {', '.join(BROKERS)}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from taskq import records
 from taskq.bench import measure, targets
+from taskq.bench.side import COMMON, Side
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime
@@ -15,20 +16,22 @@ from taskq.runtime import Runtime
 NOOP = SubmitRequest(type="noop")
 
 
-class TaskqSide(measure.WorkerSide):
+class TaskqSide(Side):
     """taskq with all its features on: records, events, strict priority."""
 
     name = "taskq"
+    measures = COMMON | {"enqueue_bulk_in_process_per_s", "submit_process_s",
+                         "submit_wait_p50_ms", "submit_wait_p99_ms", "priority_overtakes",
+                         "stored_bytes", "help_s", "status_s"}
 
     def __init__(self, runtime: Runtime, env: dict[str, str], logs: Path) -> None:
         self.rt = runtime
         super().__init__(env, logs)
 
-    def enqueue_single(self, n: int) -> float:
+    def enqueue_single(self, n: int) -> tuple[list[str], float]:
         from taskq.submit import submit
 
-        _, seconds = measure.timed(lambda: [submit(self.rt, NOOP) for _ in range(n)])
-        return seconds
+        return measure.timed(lambda: [submit(self.rt, NOOP).id for _ in range(n)])
 
     def enqueue_bulk(self, n: int) -> tuple[list[str], float]:
         """The bulk path as `taskq submit --from` takes it: validate all, then send."""
@@ -106,6 +109,12 @@ class TaskqSide(measure.WorkerSide):
     def help_argv(self) -> list[str]:
         return [sys.executable, "-m", "taskq", "--help"]
 
+    def submit_argv(self) -> list[str]:
+        return [sys.executable, "-m", "taskq", "submit", "--type", "noop"]
+
+    def wait_argv(self) -> list[str]:
+        return [*self.submit_argv(), "--wait", "--timeout", "30"]
+
     def status_argv(self, task_id: str) -> list[str]:
         return [sys.executable, "-m", "taskq", "status", task_id]
 
@@ -117,5 +126,4 @@ class TaskqSide(measure.WorkerSide):
         client = self.rt.store.client
         prefix = self.rt.settings.key_prefix
         for pattern in (f"{prefix}:*", f"{prefix}.*", f"_kombu.binding*.{prefix}.*"):
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
+            measure.delete_matching(client, pattern)
