@@ -76,10 +76,11 @@ def test_taskq_is_at_least_as_good_when_higher_is_better_and_it_is_higher():
 
 
 def test_a_side_reports_what_it_measures_and_n_a_for_everything_else():
-    found = {"drain_per_s": 1800.0, "worker_ready_s": 0.3, "stray": 1.0}
-    # When a side that measures two figures completes its figures
+    # Given a side that measures two figures, and a value found for one it does not measure
+    found = {"drain_per_s": 1800.0, "worker_ready_s": 0.3, "help_s": 0.5}
+    # When its figures are completed
     done = figures.complete(found, {"drain_per_s", "worker_ready_s"})
-    # Then every figure is there, the two measured ones with their value, the rest n/a
+    # Then every figure is there, the two it measures with their value, the rest n/a
     assert list(done) == list(KEYS)
     assert done["drain_per_s"] == 1800.0 and done["worker_ready_s"] == 0.3
     assert [k for k, v in done.items() if v is None] == [
