@@ -69,7 +69,11 @@ def drain(side: Side, handles: list[Any]) -> dict[str, float]:
     """Start the worker on the queued tasks: start to first result, and the drain rate
     (n - 1) / (last finish - first finish)."""
     started = side.start_worker()
-    finishes = measure.poll(lambda: side.finish_times(handles), DRAIN_TIMEOUT, "drain")
+
+    def finished() -> list[float] | None:
+        side.worker_alive()
+        return side.finish_times(handles)
+    finishes = measure.poll(finished, DRAIN_TIMEOUT, "drain")
     first, last = min(finishes), max(finishes)
     return {"worker_ready_s": first - started,
             "drain_per_s": measure.rate(len(handles) - 1, last - first)}

@@ -13,6 +13,7 @@ from typing import Any
 
 from taskq.bench import measure
 from taskq.bench.targets import BROKERS, Target
+from taskq.errors import TaskqError
 
 # What every side measures: the scenarios the peers share.
 COMMON = frozenset({"enqueue_single_in_process_per_s", "drain_per_s", "worker_ready_s",
@@ -30,12 +31,22 @@ class Side:
         self.env = env
         self.logs = logs
         self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log = logs / "worker.log"
 
     def launch(self, argv: Sequence[str], log_name: str, cwd: Path | None = None) -> float:
         """Start the worker; returns the wall-clock time it was started at."""
         started = time.time()
-        self.worker = measure.start(argv, self.env, str(self.logs / log_name), cwd)
+        self.worker_log = self.logs / log_name
+        self.worker = measure.start(argv, self.env, str(self.worker_log), cwd)
         return started
+
+    def worker_alive(self) -> None:
+        """Raise, with the end of its log, if the worker has exited: a drain would wait for
+        it until its timeout."""
+        if self.worker is not None and self.worker.poll() is not None:
+            tail = self.worker_log.read_text(errors="replace")[-1500:]
+            raise TaskqError(f"benchmark: the {self.name} worker exited "
+                             f"{self.worker.returncode}:\n{tail}")
 
     def stop_worker(self) -> None:
         if self.worker is not None:

@@ -4,16 +4,20 @@ it, n/a where a side cannot measure, the task file and the options; no server.""
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
+import time
 from dataclasses import asdict
 
 import pytest
 
 from taskq import config
-from taskq.bench import figures, peers, report, run, taskfile
+from taskq.bench import figures, peers, report, run, scenarios, taskfile
 from taskq.bench.figures import FIGURES, KEYS, Figure
 from taskq.bench.measure import overtakes
+from taskq.bench.side import Side
 from taskq.bulk import prepare_all
-from taskq.errors import UsageError
+from taskq.errors import TaskqError, UsageError
 
 DRAIN = Figure("drain_per_s", "drain", "/s", True)
 P50 = Figure("latency_in_process_p50_ms", "p50", "ms", False)
@@ -206,3 +210,26 @@ def test_a_peer_not_installed_is_skipped_with_a_line_naming_the_extra(monkeypatc
 def test_bad_benchmark_options_are_refused(brokers, size, runs, problem):
     with pytest.raises(UsageError, match=problem):
         run.checked(brokers, size, runs)
+
+
+class _CrashingPeer(Side):
+    """A peer whose worker exits at once, saying why, and whose tasks never finish."""
+
+    name = "peer"
+
+    def start_worker(self) -> float:
+        return self.launch([sys.executable, "-c", "import sys; print('no module named app');"
+                            " sys.exit(3)"], "peer-worker.log")
+
+    def finish_times(self, handles: list) -> None:
+        return None
+
+
+def test_a_drain_stops_waiting_when_the_worker_has_exited_and_shows_its_log(tmp_path):
+    side = _CrashingPeer({"PATH": os.environ["PATH"]}, tmp_path)
+    # When the drain starts the worker and waits for its tasks (for up to 15 minutes)
+    started = time.monotonic()
+    with pytest.raises(TaskqError, match="the peer worker exited 3:\nno module named app"):
+        scenarios.drain(side, ["a task"])
+    # Then it gives up as soon as the worker is gone, with the end of the worker's log
+    assert time.monotonic() - started < 60
