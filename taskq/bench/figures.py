@@ -21,28 +21,34 @@ class Figure:
     higher_is_better: bool
 
 
-FIGURES: tuple[Figure, ...] = (
-    Figure("submit_file_per_s",
-           "`submit --from FILE`, {file_lines:,} typed tasks, whole process", "/s", True),
-    Figure("submit_big_file_per_s",
-           "`submit --from FILE`, {big_file_lines:,} typed tasks, whole process", "/s", True),
-    Figure("submit_http_batch_per_s",
-           "POST /api/tasks/batch to `taskq api`, {http_batch:,} a request", "/s", True),
-    Figure("submit_process_s", "submit one task, whole process (Celery: `celery call`)", "s",
-           False),
-    Figure("enqueue_single_in_process_per_s", "enqueue one at a time, in-process", "/s", True),
-    Figure("enqueue_bulk_in_process_per_s", "enqueue, bulk path, in-process", "/s", True),
-    Figure("drain_per_s", "drain, 1 worker x 2 processes, results stored", "/s", True),
-    Figure("worker_ready_s", "worker start to first result", "s", False),
-    Figure("latency_in_process_p50_ms", "submit to result, in-process, p50", "ms", False),
-    Figure("latency_in_process_p99_ms", "submit to result, in-process, p99", "ms", False),
-    Figure("submit_wait_p50_ms", "`submit --wait`, whole process, p50", "ms", False),
-    Figure("submit_wait_p99_ms", "`submit --wait`, whole process, p99", "ms", False),
-    Figure("priority_overtakes", "low tasks started while a high one waited", "", False),
-    Figure("stored_bytes", "a finished task's record (result)", "B", False),
-    Figure("help_s", "--help", "s", False),
-    Figure("status_s", "status <id>", "s", False),
-)
+# key, unit ("/s", "s", "ms", "B", or "count"), which way is better, label (may name a size)
+TABLE = """
+submit_file_per_s               /s    higher `submit --from`, {file_lines:,} tasks, CLI process
+submit_big_file_per_s           /s    higher `submit --from`, {big_file_lines:,} tasks, CLI process
+submit_http_batch_per_s         /s    higher POST /api/tasks/batch, {http_batch:,} a request
+submit_process_s                s     lower  submit one task, CLI process (Celery: `celery call`)
+enqueue_single_in_process_per_s /s    higher enqueue one at a time, in-process
+enqueue_bulk_in_process_per_s   /s    higher enqueue, bulk path, in-process
+drain_per_s                     /s    higher drain, 1 worker x 2 processes, results stored
+worker_ready_s                  s     lower  worker start to first result
+latency_in_process_p50_ms       ms    lower  submit to result, in-process, p50
+latency_in_process_p99_ms       ms    lower  submit to result, in-process, p99
+submit_wait_p50_ms              ms    lower  `submit --wait`, CLI process, p50
+submit_wait_p99_ms              ms    lower  `submit --wait`, CLI process, p99
+priority_overtakes              count lower  low tasks started while a high one waited
+stored_bytes                    B     lower  a finished task's record (result)
+help_s                          s     lower  --help
+status_s                        s     lower  status <id>
+"""
+
+
+def _parse(table: str) -> tuple[Figure, ...]:
+    rows = (line.split(maxsplit=3) for line in table.strip().splitlines())
+    return tuple(Figure(key, label, "" if unit == "count" else unit, better == "higher")
+                 for key, unit, better, label in rows)
+
+
+FIGURES = _parse(TABLE)
 KEYS = tuple(figure.key for figure in FIGURES)
 
 

@@ -128,10 +128,22 @@ def test_a_peer_on_a_broker_it_cannot_use_is_n_a_there_and_not_the_best():
     assert drain["best_peer"] == "dramatiq"
 
 
+def test_each_figure_has_its_unit_and_the_way_that_is_better():
+    by_key = {figure.key: figure for figure in FIGURES}
+    assert len(by_key) == len(FIGURES) == 16
+    assert (by_key["drain_per_s"].unit, by_key["drain_per_s"].higher_is_better) == ("/s", True)
+    assert (by_key["submit_wait_p50_ms"].unit,
+            by_key["submit_wait_p50_ms"].higher_is_better) == ("ms", False)
+    # a count has no unit: the report shows "0", not "0 count"
+    assert (by_key["priority_overtakes"].unit,
+            by_key["priority_overtakes"].higher_is_better) == ("", False)
+    assert report.number(0.0, by_key["priority_overtakes"].unit) == "0"
+
+
 def test_a_row_label_names_the_size_it_was_measured_at():
     rows = _results()["rows"]
     labels = {r["figure"]: r["label"] for r in rows}
-    assert "100,000 typed tasks" in labels["submit_big_file_per_s"]
+    assert "100,000 tasks" in labels["submit_big_file_per_s"]
     assert "1,000 a request" in labels["submit_http_batch_per_s"]
 
 
