@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 
 from taskq import resp
 from taskq.embedded import find_redis_server
-from taskq.errors import UnknownTask
+from taskq.errors import BrokerUnavailable, UnknownTask
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +75,21 @@ def test_a_password_and_a_database_in_the_url_are_used(tmp_path: Path):
 
 
 
-def test_a_wrong_password_is_reported_by_status_as_the_store_reports_it(deployment):
-    # Given a deployment whose backend URL has a password the server does not take
-    deployment.env["TASKQ_RESULT_BACKEND"] = "redis://:wrong@127.0.0.1:6379/13"
-    deployment.env["TASKQ_BROKER_URL"] = "redis://127.0.0.1:6379/13"
-    # When status runs
-    result = deployment.cli("status", "some-id")
-    # Then it fails with a one-line error and no traceback
-    assert result.returncode != 0
-    assert result.stderr.startswith("error: ")
-    assert "Traceback" not in result.stderr
+def test_a_wrong_password_is_reported_by_status_as_the_store_reports_it(deployment, redis_url):
+    # Given a result backend of the test's own that takes one password, and a deployment
+    # whose backend URL carries another
+    with RedisServer(password="s3cret") as server:
+        deployment.env["TASKQ_BROKER_URL"] = redis_url
+        deployment.env["TASKQ_RESULT_BACKEND"] = server.url(password="wrong")
+        # When status runs
+        result = deployment.cli("status", "some-id")
+        # Then it exits 7 with the store's own one-line message: the backend, its URL with
+        # the password masked, and the server's refusal of that password
+        with pytest.raises(BrokerUnavailable) as refused:
+            deployment.runtime.store.get("some-id")
+    assert result.returncode == 7, result.stderr
+    assert result.stderr == f"error: {refused.value.message}\n"
+    assert "invalid username-password pair" in result.stderr
+    assert f"result backend unreachable at redis://:***@127.0.0.1:{server.port}/0" \
+        in result.stderr
+    assert "wrong" not in result.stderr
