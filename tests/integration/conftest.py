@@ -47,6 +47,11 @@ TEST_TYPES: dict[str, Any] = {
               "parameters": {"marker_dir": {"kind": "string", "required": True},
                              "failures": {"kind": "integer", "default": 2}},
               "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2, "jitter": False}},
+    # spin after leaving a marker file per run (the process id in its name)
+    "marked": {"function": "jobs:marked",
+               "parameters": {"marker_dir": {"kind": "string", "required": True},
+                              "ms": {"kind": "number", "default": 0}},
+               "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
     "crash": {"function": "jobs:crash", "parameters": {"code": {"kind": "integer",
                                                               "default": 1}},
               "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2, "jitter": False}},

@@ -34,6 +34,16 @@ def flaky(marker_dir: str, failures: int) -> dict[str, int]:
     return {"runs": runs}
 
 
+def marked(marker_dir: str, ms: float) -> dict[str, int]:
+    """Leave a file named after this run and its process in `marker_dir`, then spin for `ms`:
+    a side effect that shows the work ran, whatever the record says."""
+    path = Path(marker_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"run-{time.time_ns()}-{os.getpid()}").touch()
+    spin(ms)
+    return {"pid": os.getpid()}
+
+
 def crash(code: int) -> None:
     """Fail permanently with a plain exception (no retry)."""
     raise ValueError(f"bad input {code}")

@@ -24,10 +24,10 @@ def _poll(predicate, timeout=20.0):
 
 @pytest.mark.brokers()
 def test_cancelled_queued_and_delayed_tasks_never_run_even_when_a_worker_starts_later(
-        deployment):
-    # Given a queued and a delayed task, and no worker running
-    queued = deployment.submit("spin", ms=1)
-    delayed = deployment.submit("spin", delay=1.0, ms=1)
+        deployment, tmp_path):
+    # Given a queued and a delayed task whose work leaves a marker file, and no worker running
+    queued = deployment.submit("marked", marker_dir=str(tmp_path / "queued"))
+    delayed = deployment.submit("marked", delay=1.0, marker_dir=str(tmp_path / "delayed"))
     # When both are cancelled
     for task in (queued, delayed):
         result = deployment.cli("cancel", task.id, "--json")
@@ -35,16 +35,20 @@ def test_cancelled_queued_and_delayed_tasks_never_run_even_when_a_worker_starts_
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["state"] == "REVOKED"
     # And when a worker starts later and runs a task submitted after them (due after the
-    # delayed one), the cancelled ones still never started
+    # delayed one), the work of the cancelled ones never ran: no marker file
     deployment.start_worker("--concurrency", "1")
-    marker = deployment.submit("spin", delay=1.5, ms=1)
+    marker = deployment.submit("marked", delay=1.5, marker_dir=str(tmp_path / "after"))
     assert deployment.wait(marker.id, timeout=30).state == "SUCCESS"
+    assert len(list((tmp_path / "after").iterdir())) == 1
+    assert not (tmp_path / "queued").exists()
+    assert not (tmp_path / "delayed").exists()
+    # and their records still say so
     for task in (queued, delayed):
         record = deployment.runtime.store.get(task.id)
         assert record.state == "REVOKED"
         assert record.started_at is None
     # And their messages were consumed, not left in the queue
-    depths = {q["name"]: q["depth"] for q in deployment.cli_json("queues", "--type", "spin")}
+    depths = {q["name"]: q["depth"] for q in deployment.cli_json("queues", "--type", "marked")}
     assert set(depths.values()) == {0}
 
 
