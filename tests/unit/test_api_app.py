@@ -100,9 +100,19 @@ def test_batch_problems_carry_the_index_of_each_bad_task(settings):
 
 
 def test_batch_needs_a_non_empty_list_of_at_most_the_limit(settings):
-    for body in ({}, {"tasks": []}, {"tasks": [{}] * (intake.MAX_BATCH + 1)}, [1]):
-        with pytest.raises(InvalidParameters):
+    valid = {"task_type": "data", "parameters": {"data": "x"}}
+    # A full batch of valid tasks is taken
+    assert len(intake.batch(settings, {"tasks": [valid] * intake.MAX_BATCH})) == 1000
+    # but one more valid task is refused for the number alone, as are an empty or missing list
+    for body, problem in (
+            ({"tasks": [valid] * (intake.MAX_BATCH + 1)},
+             "body.tasks: at most 1000 tasks in one batch"),
+            ({}, "body.tasks: required, a non-empty list of task bodies"),
+            ({"tasks": []}, "body.tasks: required, a non-empty list of task bodies"),
+            ([1], 'body: must be a JSON object {"tasks": [...]}')):
+        with pytest.raises(InvalidParameters) as refused:
             intake.batch(settings, body)
+        assert refused.value.problems == [problem]
 
 
 def test_batch_problems_stop_at_the_cap_and_count_the_rest(settings):
