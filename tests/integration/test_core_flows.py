@@ -3,11 +3,18 @@ every broker (embedded, RabbitMQ + Redis, Redis)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
+from taskq.records import TaskRecord
+
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.brokers
@@ -46,6 +53,18 @@ def test_submit_json_names_id_type_priority_queue_and_state(deployment):
     assert len(record["id"]) == 36
 
 
+def _documented_status_fields() -> list[str]:
+    """The fields the README's `taskq status` row lists, in its order."""
+    row = next(line for line in (REPO / "README.md").read_text().splitlines()
+               if line.startswith("| `taskq status ID"))
+    listed = row.partition("The task's record:")[2].partition(".")[0]
+    return re.findall(r"`(\w+)`", listed)
+
+
+def test_the_readme_documents_every_field_of_a_record():
+    assert _documented_status_fields() == [f.name for f in dataclasses.fields(TaskRecord)]
+
+
 def test_status_json_has_every_documented_field(deployment):
     deployment.start_worker()
     record = deployment.submit("data", data="a b c")
@@ -53,9 +72,7 @@ def test_status_json_has_every_documented_field(deployment):
     result = deployment.cli("status", record.id, "--json")
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    for key in ("id", "type", "priority", "queue", "state", "attempts", "result", "error",
-                "traceback", "submitted_at", "started_at", "finished_at", "worker"):
-        assert key in status
+    assert sorted(status) == sorted(_documented_status_fields())
     assert status["state"] == "SUCCESS"
     assert status["attempts"] == 1
     assert status["worker"].startswith("worker.")
