@@ -68,7 +68,7 @@ TEST_TYPES: dict[str, Any] = {
 def test_config() -> dict[str, Any]:
     raw = yaml.safe_load((REPO / "config" / "celery.yaml").read_text())
     raw["task_types"]["email_sending"]["retry"] = {
-        "max_retries": 3, "backoff": 0.3, "backoff_max": 5, "jitter": False}
+        "max_retries": 3, "backoff": 0.5, "backoff_max": 5, "jitter": False}
     raw["task_types"].update(TEST_TYPES)
     raw["smtp"]["timeout"] = 5
     return raw
