@@ -18,19 +18,33 @@ pytestmark = pytest.mark.integration
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
+class StateEvents(list):
+    """(task id, state) of every state event the records published, in order."""
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> None:
+        """Block until `predicate(self)` holds: the events it needs have arrived."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            assert time.monotonic() < deadline, f"events still missing: {self[-20:]}"
+            time.sleep(0.02)  # polling for events on their way
+
+
 @contextmanager
-def state_events(deployment) -> Iterator[list[tuple[str, str]]]:
-    """Every (task id, state) the records publish while the block runs."""
+def state_events(deployment) -> Iterator[StateEvents]:
+    """Every (task id, state) the records publish from the start of the block (subscribed
+    before it starts) to its end; `wait_for` what the test needs before leaving it."""
     store = deployment.runtime.store
-    pubsub = store.client.pubsub(ignore_subscribe_messages=True)
+    pubsub = store.client.pubsub()
     pubsub.subscribe(store.events_channel)
-    events: list[tuple[str, str]] = []
+    confirmed = pubsub.get_message(timeout=10)
+    assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
+    events = StateEvents()
     stop = threading.Event()
 
     def listen():
         while not stop.is_set():
             message = pubsub.get_message(timeout=0.2)
-            if message:
+            if message and message["type"] == "message":
                 event = json.loads(message["data"])
                 events.append((event["id"], event["state"]))
 
@@ -39,7 +53,6 @@ def state_events(deployment) -> Iterator[list[tuple[str, str]]]:
     try:
         yield events
     finally:
-        time.sleep(0.3)  # the last events in flight
         stop.set()
         thread.join(5)
         pubsub.close()
@@ -82,6 +95,8 @@ def test_a_worker_killed_mid_run_loses_no_task_and_its_task_ends_once_elsewhere(
         deployment.kill_worker(a)
         # Then every task ends, the long one on B
         _wait_final(deployment, [long_task.id, *shorts], 301, timeout=90)
+        events.wait_for(lambda seen: {task for task, state in seen if state in FINAL}
+                        >= {long_task.id, *shorts})
     record = deployment.runtime.store.get(long_task.id)
     assert record.state == "SUCCESS"
     assert f".{b.pid}@" in record.worker
@@ -106,6 +121,7 @@ def test_a_task_delayed_longer_than_the_lease_runs_exactly_once(deployment):
         record = deployment.submit("data", delay=recovery.LEASE + 2 * recovery.RENEW_EVERY,
                                    data=[1, 2])
         done = deployment.wait(record.id, timeout=60)
+        events.wait_for(lambda seen: (record.id, "SUCCESS") in seen)
     # Then it ran once, when due
     assert done.state == "SUCCESS"
     assert done.started_at >= record.eta - 0.05
