@@ -41,8 +41,8 @@ def test_up_serves_tasks_and_ctrl_c_stops_workers_and_broker(deployment):
         # When Ctrl-C is pressed
         up.send_signal(signal.SIGINT)
         rest = up.stderr.read()
-        # Then it stops everything and exits 0
-        assert up.wait(60) == 0, rest
+        # Then it stops everything (its exit code: test_cli_blocking's Ctrl-C test)
+        up.wait(60)
         assert "stopped" in rest
         assert not deployment.runtime.embedded.is_running()
     finally:
