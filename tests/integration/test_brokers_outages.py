@@ -1,5 +1,5 @@
-"""Broker outages: a restart mid-run loses no task, and a submit to a broker that is down fails
-fast and leaves no record behind."""
+"""Outages: a broker restart mid-run loses no task, a worker rides out a result backend
+outage, and a submit to a broker that is down fails fast and leaves no record behind."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ pytestmark = pytest.mark.integration
 FINAL = (b"SUCCESS", b"FAILURE", b"REVOKED")
 SUBMIT_FAILS_WITHIN = 5.0  # seconds
 DOWN_FOR = 2.0  # seconds a restarted broker is down
+# Seconds the result backend is down: well within the 10 s (store.WRITE_RETRY) a worker's
+# write rides out, so that the test does not race its end on a loaded machine.
+BACKEND_DOWN_FOR = 6.0
 
 
 def _states(deployment, ids):
@@ -120,3 +123,34 @@ def test_submit_while_the_broker_is_down_exits_7_fast_and_leaves_no_record(deplo
     store = deployment.runtime.store
     assert store.client.zcard(f"{store.prefix}:tasks") == 0
     assert not list(store.client.scan_iter(match=f"{store.prefix}:task:*"))
+
+
+def test_a_worker_rides_out_a_result_backend_outage_and_its_final_write_lands(deployment):
+    # Given a worker whose result backend is a redis-server of the test's own, running a task
+    with RedisServer() as backend:
+        deployment.env["TASKQ_RESULT_BACKEND"] = backend.url()
+        worker = deployment.start_worker("--concurrency", "1")
+        task = deployment.submit("spin", ms=500)
+        _wait_state(deployment, task.id, "STARTED")
+        # When the backend goes down while the task runs, and comes back BACKEND_DOWN_FOR
+        # seconds later
+        backend.stop()
+        time.sleep(BACKEND_DOWN_FOR)  # the outage itself
+        backend.start()
+        back = time.time()
+        # Then the task's final write, made during the outage, landed once it was back
+        done = deployment.wait(task.id, timeout=30)
+        assert done.state == "SUCCESS", deployment.worker_logs()
+        assert done.finished_at < back, "the task did not finish during the outage"
+        # And the worker goes on serving
+        assert worker.poll() is None
+        after = deployment.submit("data", data=[1])
+        assert deployment.wait(after.id, timeout=30).state == "SUCCESS"
+        deployment.stop_workers()  # before its backend goes
+
+
+def _wait_state(deployment, task_id, state, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while deployment.runtime.store.get(task_id).state != state:
+        assert time.monotonic() < deadline, deployment.worker_logs()
+        time.sleep(0.02)  # polling for readiness
