@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from taskq import records
+from taskq import control, records
 from taskq.store import YIELD_WINDOW, _carried_record
 
 pytestmark = pytest.mark.integration
@@ -77,3 +77,50 @@ def test_a_start_does_not_yield_to_a_higher_task_queued_before_the_yield_window(
     # Then it starts: a stale record does not hold lower work back
     assert outcome == 1
     assert store.get(low.id).state == records.STARTED
+
+
+def _finished(deployment, state: str) -> str:
+    """A task in the final `state`, ended the way it is in real use."""
+    record = deployment.submit("data", data=[1])
+    store = deployment.runtime.store
+    if state == records.REVOKED:
+        control.cancel(deployment.runtime, record.id)
+    else:
+        store.update(record.id, records.STARTED, started_at=time.time(), attempts=1,
+                     worker="w1")
+        store.update(record.id, state, final=True, finished_at=time.time(),
+                     result={"n": 1} if state == records.SUCCESS else None,
+                     error=None if state == records.SUCCESS else "boom")
+    return record.id
+
+
+def _everything_about(store, task_id: str) -> dict:
+    """The record, the index sets and dead letters holding the id, and the counters."""
+    client = store.client
+    holding = sorted(key for key in client.scan_iter(match=f"{store.prefix}:*", count=1000)
+                     if client.type(key) == b"zset" and client.zscore(key, task_id) is not None)
+    return {"record": client.hgetall(store.key(task_id)), "sets": holding,
+            "stats": client.hgetall(store.stats_key)}
+
+
+@pytest.mark.parametrize("final", [records.SUCCESS, records.FAILURE, records.REVOKED])
+def test_a_final_state_is_never_overwritten_by_a_late_write(deployment, final):
+    # Given a task in a final state
+    task_id = _finished(deployment, final)
+    store = deployment.runtime.store
+    before = _everything_about(store, task_id)
+    # When late writes arrive, as a worker makes them: a start, a retry, a success, a failure
+    late = [
+        store.transition(task_id, records.STARTED, started_at=time.time(), attempts=2,
+                         worker="w2", next_attempt_at=None, ride_out=True)[0],
+        store.transition(task_id, records.RETRY, error="later", next_attempt_at=time.time())[0],
+        store.transition(task_id, records.SUCCESS, final=True, ride_out=True,
+                         result={"n": 2}, finished_at=time.time())[0],
+        store.transition(task_id, records.FAILURE, final=True, ride_out=True,
+                         error="later", finished_at=time.time())[0],
+    ]
+    # Then each is refused as coming after a final state, and nothing about the task changed:
+    # its record, the index sets and dead letters it is in, the counters
+    assert late == [-1, -1, -1, -1]
+    assert _everything_about(store, task_id) == before
+    assert store.get(task_id).state == final
