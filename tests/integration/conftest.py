@@ -52,6 +52,12 @@ TEST_TYPES: dict[str, Any] = {
                "parameters": {"marker_dir": {"kind": "string", "required": True},
                               "ms": {"kind": "number", "default": 0}},
                "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
+    # flaky with retries slow enough to watch a task waiting in RETRY (1 s, then 2 s)
+    "hesitant": {"function": "jobs:flaky",
+                 "parameters": {"marker_dir": {"kind": "string", "required": True},
+                                "failures": {"kind": "integer", "default": 2}},
+                 "retry": {"max_retries": 2, "backoff": 1.0, "backoff_max": 10,
+                           "jitter": False}},
     "crash": {"function": "jobs:crash", "parameters": {"code": {"kind": "integer",
                                                               "default": 1}},
               "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2, "jitter": False}},
