@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from types import TracebackType
 
@@ -25,7 +26,7 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
 
-class RedisServer:
+class RedisServer(AbstractContextManager["RedisServer"]):
     """One redis-server on 127.0.0.1, persisting to an append-only file in a directory of its
     own (fsync on every write), so a stop and a start keep everything written."""
 
@@ -35,9 +36,6 @@ class RedisServer:
         self.dir = Path(tempfile.mkdtemp(prefix="tq-redis-", dir="/tmp"))
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
-
-    def __enter__(self) -> RedisServer:
-        return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -88,10 +86,8 @@ class RedisServer:
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def _answers(self) -> bool:
-        client = self.client()
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        with closing(self.client()) as client:
+            try:
+                return bool(client.ping())
+            except (redis.RedisError, OSError):
+                return False

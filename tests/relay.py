@@ -22,6 +22,7 @@ import select
 import socket
 import threading
 import time
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 UPSTREAM = "upstream"  # client to server
@@ -32,7 +33,7 @@ POLL = 0.05  # seconds a pump waits before looking at the relay's state again
 CHUNK = 65536
 
 
-class Relay:
+class Relay(AbstractContextManager["Relay"]):
     """Forwards every connection to 127.0.0.1:<port> to `target` until cut or closed."""
 
     def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
@@ -46,9 +47,6 @@ class Relay:
         self._listener: socket.socket | None = None
         self._closed = False
         self._listen()
-
-    def __enter__(self) -> Relay:
-        return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from listening import listening
 
 from taskq import recovery
 
@@ -39,22 +39,15 @@ def state_events(deployment) -> Iterator[StateEvents]:
     confirmed = pubsub.get_message(timeout=10)
     assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
     events = StateEvents()
-    stop = threading.Event()
 
-    def listen():
-        while not stop.is_set():
-            message = pubsub.get_message(timeout=0.2)
-            if message and message["type"] == "message":
-                event = json.loads(message["data"])
-                events.append((event["id"], event["state"]))
+    def record(message):
+        event = json.loads(message["data"])
+        events.append((event["id"], event["state"]))
 
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
     try:
-        yield events
+        with listening(pubsub, record):
+            yield events
     finally:
-        stop.set()
-        thread.join(5)
         pubsub.close()
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from listening import listening
 
 from taskq.request import SubmitRequest
 from taskq.runtime import redis_client
@@ -48,19 +49,19 @@ def worker_events(deployment) -> Iterator[list[tuple[str, str, float]]]:
     back (a yield)."""
     app = deployment.runtime.celery
     seen: list[tuple[str, str, float]] = []
-    listening = threading.Event()
+    heard = threading.Event()
 
     def on_event(event):
         if event["type"].startswith("task-"):
             seen.append((event["type"], event["uuid"], event["timestamp"]))
-        listening.set()
+        heard.set()
 
     with app.connection_for_read() as conn:
         receiver = app.events.Receiver(conn, handlers={"*": on_event})
         thread = threading.Thread(target=receiver.capture,
                                   kwargs={"limit": None, "wakeup": False}, daemon=True)
         thread.start()
-        assert listening.wait(30), "no event from the worker"
+        assert heard.wait(30), "no event from the worker"
         try:
             yield seen
         finally:
@@ -89,27 +90,19 @@ def write_order(deployment) -> Iterator[list[tuple[str, str]]]:
                          "PREFIX", store.key(""))
     assert tracker.read_response() == b"OK"
     seen: list[tuple[str, str]] = []
-    stop = threading.Event()
 
-    def listen():
-        while not stop.is_set():
-            message = listener.get_message(timeout=0.1)
-            if message is None:
-                continue
-            if message["channel"] == INVALIDATIONS.encode():
-                seen.extend(("written", key.decode().rpartition(":")[2])
-                            for key in message["data"] or ())
-            else:
-                event = json.loads(message["data"])
-                seen.append((event["state"], event["id"]))
+    def record(message):
+        if message["channel"] == INVALIDATIONS.encode():
+            seen.extend(("written", key.decode().rpartition(":")[2])
+                        for key in message["data"] or ())
+        else:
+            event = json.loads(message["data"])
+            seen.append((event["state"], event["id"]))
 
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
     try:
-        yield seen
+        with listening(listener, record):
+            yield seen
     finally:
-        stop.set()
-        thread.join(10)
         tracker.disconnect()
         listener.close()
         client.close()
