@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import io
 import sys
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -22,15 +22,17 @@ MAX_PROBLEMS = 20  # a file of bad lines should not make an error of a million l
 
 def read_lines(source: str) -> list[tuple[int, str]]:
     """(line number, text) of each non-blank line of a file, or of stdin when `source` is -."""
-    if source == "-":
-        return _numbered(sys.stdin)
     try:
+        if source == "-":  # read as bytes: stdin's own decoding would fail with a traceback
+            return _numbered(io.StringIO(sys.stdin.buffer.read().decode(), newline=None))
         with Path(source).open(encoding="utf-8") as stream:
             return _numbered(stream)
     except OSError as exc:
         raise UsageError(f"cannot read {source}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{source} is not UTF-8 text: {exc.reason}") from None
+        name = "stdin" if source == "-" else source
+        raise UsageError(f"{name} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+                         ) from None
 
 
 def _numbered(stream: IO[str]) -> list[tuple[int, str]]:
@@ -73,10 +75,7 @@ def _labelled(label: str, problem: str) -> str:
 
 
 def _prepare_line(settings: Settings, text: str) -> TaskRecord:
-    try:
-        body: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    body: Any = request.parse_json(text)
     return submit.prepare(settings, request.from_api_body(body, path="task"))
 
 

@@ -73,6 +73,7 @@ def submit(
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
+    timeout = request.wait_timeout(timeout)
     rt = runtime()
     record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
     if wait:
@@ -109,8 +110,9 @@ def _submit_from(source: str, json_: bool) -> None:
 def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
     """Show a task's state, result and error."""
-    from taskq import render
+    from taskq import render, request
 
+    timeout = request.wait_timeout(timeout)
     rt = runtime()
     if wait:
         _finish_wait(rt, task_id, timeout, json_)

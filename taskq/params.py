@@ -10,6 +10,7 @@ from email.utils import getaddresses
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from taskq import payload
 from taskq.config import ParamSpec, TaskType, did_you_mean
 from taskq.errors import InvalidParameters
 from taskq.work import data as data_work
@@ -20,6 +21,11 @@ MAX_TEXT_CHARS = 10_000_000
 MAX_RECIPIENTS = 100
 MAX_ITEM_PROBLEMS = 5  # a million bad items should not make a million-line error
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Never in an email header (to, cc, from, subject): control characters but tab, which
+# include every character some standard reads as a line break (CR, LF, VT, FF, the
+# separators 1C-1E, NEL), and the Unicode line and paragraph separators.
+_HEADER_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+HEADER_RULE = "must not contain line breaks or other control characters"
 
 Problems = list[str]
 Check = Callable[[Any, str, Problems], Any]
@@ -44,7 +50,11 @@ def validate(task_type: TaskType, params: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         raise InvalidParameters([f"parameters: must be a mapping of names to values, "
                                  f"got {type(params).__name__}"])
-    problems: Problems = []
+    # First what no type can take (too deep, too big, not Unicode): the checks below would
+    # trip on it, and a worker could not take its message.
+    problems: Problems = payload.problems(dict(params))
+    if problems:
+        raise InvalidParameters(problems)
     if task_type.parameters is None:
         schema = BUILTIN_SCHEMAS[task_type.name]
         result = _apply(schema, params, problems)
@@ -87,8 +97,9 @@ def _text(value: Any, path: str, problems: Problems) -> Any:
 
 
 def _one_line(value: Any, path: str, problems: Problems) -> Any:
-    if isinstance(value, str) and ("\r" in value or "\n" in value):
-        problems.append(f"{path}: must not contain line breaks")
+    """A header's text: one line, whatever a reader takes for a line break."""
+    if isinstance(value, str) and _HEADER_BREAK.search(value):
+        problems.append(f"{path}: {HEADER_RULE}")
         return value
     return _text(value, path, problems)
 
@@ -106,8 +117,8 @@ def _one_of(*choices: str) -> Check:
 def _address(value: Any, path: str, problems: Problems) -> Any:
     if not isinstance(value, str):
         problems.append(f"{path}: must be an email address, got {_describe(value)}")
-    elif "\r" in value or "\n" in value:
-        problems.append(f"{path}: must not contain line breaks")
+    elif _HEADER_BREAK.search(value):
+        problems.append(f"{path}: {HEADER_RULE}")
     else:
         found = getaddresses([value])
         if len(found) != 1 or not _ADDRESS.match(found[0][1]):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from taskq.errors import InvalidParameters, UsageError
+from taskq.payload import MAX_DEPTH
 
 API_KEYS = ("task_type", "priority", "parameters", "delay")
 
@@ -26,11 +28,7 @@ def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json
     when they parse, so `n=3` is a number and `to=a@b.c` stays a string)."""
     params: dict[str, Any] = {}
     if params_json:
-        try:
-            loaded = json.loads(params_json)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--params is not valid JSON: {exc.msg} "
-                             f"at column {exc.colno}") from None
+        loaded = parse_json(params_json, "--params")
         if not isinstance(loaded, dict):
             raise UsageError("--params must be a JSON object")
         params.update(loaded)
@@ -38,15 +36,44 @@ def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--param {pair!r}: expected key=value")
-        params[key] = _value(value)
+        params[key] = _value(key, value)
     return SubmitRequest(type=type_name, priority=priority, params=params, delay=delay)
 
 
-def _value(text: str) -> Any:
+def wait_timeout(seconds: float | None) -> float | None:
+    """--timeout, checked before anything is queued: seconds ≥ 0, or None (no limit)."""
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise UsageError(f"--timeout must be a number of seconds ≥ 0, got {seconds:g}")
+    return seconds
+
+
+def _value(key: str, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        return text
+        return text  # not JSON: the text itself
+    except (ValueError, RecursionError):  # JSON too deep or too long to read: refused
+        return parse_json(text, f"--param {key}")
+
+
+def parse_json(text: str | bytes, what: str = "") -> Any:
+    """`text` read as JSON; UsageError starting with `what` (e.g. "--params", "body") when
+    it is not JSON, or is nested too deeply or holds a number too long for the parser: one
+    line, never a RecursionError's traceback."""
+    prefix = f"{what}: " if what else ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else \
+            f"column {exc.colno}"
+        raise UsageError(f"{prefix}not valid JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise UsageError(f"{prefix}nested too deeply to read (parameters may have at most "
+                         f"{MAX_DEPTH} levels)") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{prefix}not UTF-8 text: {exc.reason}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise UsageError(f"{prefix}cannot be read as JSON: {str(exc).split(':')[0]}") from None
 
 
 def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
@@ -63,10 +90,21 @@ def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     params = body.get("parameters", {})
     if not isinstance(params, Mapping):
         problems.append(f"{path}.parameters: must be a JSON object")
-    delay = body.get("delay", 0) or 0
-    if isinstance(delay, bool) or not isinstance(delay, int | float):
+    delay = _seconds(body.get("delay", 0) or 0)
+    if delay is None:
         problems.append(f"{path}.delay: must be a number of seconds")
     if problems:
         raise InvalidParameters(problems)
     return SubmitRequest(type=str(type_name), priority=priority, params=dict(params),
-                         delay=float(delay))
+                         delay=delay or 0.0)
+
+
+def _seconds(value: Any) -> float | None:
+    """A JSON number as a float (its range is checked with the request); None if it is not a
+    number. An integer too large for a float reads as infinity, which the range refuses."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf

@@ -22,19 +22,29 @@ def task_json(record: TaskRecord) -> dict[str, Any]:
     return {"task_id": record.id, "status": record.state, **data}
 
 
+def _reply(records: list[TaskRecord]) -> list[dict[str, Any]]:
+    """The reply's tasks, built before any is queued: whatever fails there (a 500) then
+    fails while nothing is queued; what is left, serializing it, cannot fail on validated
+    parameters (JSON data). Publishing does not change a record."""
+    return [task_json(r) for r in records]
+
+
 @blueprint.post("/api/tasks")
 def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     rt = runtime()
     record = intake.one(rt.settings, json_body())
+    reply = _reply([record])[0]
     submit_all(rt, [record])  # what submit.submit() does, without preparing the record again
-    return task_json(record), 202, {"Location": f"/api/tasks/{record.id}"}
+    return reply, 202, {"Location": f"/api/tasks/{record.id}"}
 
 
 @blueprint.post("/api/tasks/batch")
 def submit_batch() -> tuple[dict[str, Any], int]:
     rt = runtime()
-    records = submit_all(rt, intake.batch(rt.settings, json_body()))
-    return {"count": len(records), "tasks": [task_json(r) for r in records]}, 202
+    records = intake.batch(rt.settings, json_body())
+    tasks = _reply(records)
+    submit_all(rt, records)
+    return {"count": len(records), "tasks": tasks}, 202
 
 
 @blueprint.get("/api/tasks/<task_id>")

@@ -46,7 +46,7 @@ def test_config_check_of_the_shipped_config_exits_0(capsys):
 def test_params_that_are_not_json_exit_2_before_any_connection(capsys):
     assert run("submit", "--type", "data", "--params", "{nope") == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --params is not valid JSON")
+    assert err.startswith("error: --params: not valid JSON")
     assert len(err.strip().splitlines()) == 1
 
 
