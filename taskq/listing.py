@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from taskq import records
 from taskq.errors import UsageError
+from taskq.store import text
 from taskq.submit import resolve_priority, resolve_type
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def newest_ids(store: TaskStore, keys: list[str], limit: int,
                               start=0, num=limit, withscores=True)
     with store.reachable():
         pages = pipe.execute()
-    tagged = ([(-score, member.decode(), key) for member, score in page]
+    tagged = ([(-score, text(member), key) for member, score in page]
               for key, page in zip(keys, pages, strict=True))
     return [(tid, key) for _, tid, key in itertools.islice(heapq.merge(*tagged), limit)]
 

@@ -80,25 +80,21 @@ def read_sample(runtime: Runtime) -> Sample:
         rows = pipe.execute()
     for row in rows:
         if row[0] is not None:
-            _add(sample, dict(zip(FIELDS, (v.decode() if v else None for v in row),
+            _add(sample, dict(zip(FIELDS, (text(v) if v else None for v in row),
                                   strict=True)))
     return sample
 
 
 def _add(sample: Sample, row: dict[str, str | None]) -> None:
     type_name, state = row["type"] or "", row["state"] or ""
-    sample.retries[type_name] += max(int(row["attempts"] or 0) - 1, 0)
-    started, finished = _float(row["started_at"]), _float(row["finished_at"])
-    ready = _float(row["eta"]) or _float(row["submitted_at"])
+    sample.retries[type_name] += max(records.read_count(row["attempts"]) - 1, 0)
+    started = records.read_time(row["started_at"])
+    finished = records.read_time(row["finished_at"])
+    ready = records.read_time(row["eta"]) or records.read_time(row["submitted_at"])
     if started is not None and ready is not None:
         sample.wait.setdefault(type_name, []).append(max(started - ready, 0.0))
     if state in records.FINAL_STATES and started is not None and finished is not None:
         sample.run.setdefault(type_name, []).append(max(finished - started, 0.0))
-
-
-
-def _float(value: str | None) -> float | None:
-    return float(value) if value else None
 
 
 def _counts(runtime: Runtime) -> Iterator[Metric]:

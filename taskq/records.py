@@ -60,16 +60,96 @@ class TaskRecord:
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> TaskRecord:
-        values: dict[str, Any] = dict(data)
+        """The record a hash holds. Never fails on an odd field (written by another program,
+        an older taskq or by hand): what cannot be read is left at its default, or for
+        `result` shown as the text stored (see read_json)."""
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in _FIELD_NAMES}
+        for name in ("id", "type", "priority", "queue", "state"):
+            values.setdefault(name, "")
         for name in _JSON_FIELDS:
             if name in values:
-                values[name] = json.loads(values[name])
+                values[name] = _READERS[name](values[name])
         for name in _FLOAT_FIELDS:
             if name in values:
-                values[name] = float(values[name])
-        values["attempts"] = int(values.get("attempts", 0))
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in values.items() if k in known})
+                values[name] = read_time(values[name])
+        values["attempts"] = read_count(values.get("attempts"))
+        return cls(**values)
+
+
+# Reading stored fields: each reader returns what can be shown of a field, never raises.
+
+READ_DEPTH = 100  # levels of a stored JSON value shown as data; deeper ones as their text
+_LATEST_TIME = 253402300800.0  # 10000-01-01: later times cannot be shown as dates
+
+
+def read_json(text: str) -> Any:
+    """A stored JSON value; its text itself when it is not JSON or is nested deeper than
+    READ_DEPTH (rendering it would exhaust the recursion limit, as parsing it may)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, too deep, a number too long
+        return text
+    # Counting brackets is quick, and when there are few the value cannot be deep.
+    few = text.count("[") + text.count("{") <= READ_DEPTH
+    return value if few or not _deeper_than(value, READ_DEPTH) else text
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if `value` has more than `limit` levels of lists and objects (iterative)."""
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children
+                         if isinstance(child, dict | list))
+    return False
+
+
+def _read_params(text: str) -> dict[str, Any]:
+    value = read_json(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _read_attempt_errors(text: str) -> list[dict[str, Any]]:
+    value = read_json(text)
+    entries = [dict(e) for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+    for entry in entries:
+        entry["at"] = read_time(entry.get("at"))
+    return entries
+
+
+def _read_progress(text: str) -> dict[str, Any] | None:
+    value = read_json(text)
+    if isinstance(value, dict) and all(isinstance(value.get(k), int) and
+                                       not isinstance(value.get(k), bool)
+                                       for k in ("done", "total")):
+        return value
+    return None
+
+
+_READERS = {"params": _read_params, "result": read_json,
+            "attempt_errors": _read_attempt_errors, "progress": _read_progress}
+
+
+def read_time(value: Any) -> float | None:
+    """A stored epoch time; None unless it is a number that can be shown as a date."""
+    try:
+        found = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return found if 0 <= found < _LATEST_TIME else None
+
+
+def read_count(value: Any) -> int:
+    """A stored count (attempts, done, failed); 0 unless it is a whole number ≥ 0."""
+    try:
+        found = int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+    return found if found >= 0 else 0
 
 
 # json.dumps with options builds an encoder per call (~3 us); a new record has two fields.

@@ -49,15 +49,17 @@ def state_text(state: str) -> str:
 
 
 def record_panel(record: TaskRecord) -> Any:
-    """The human view of one task: a two-column table of what is known."""
+    """The human view of one task: a two-column table of what is known. Values are Text, not
+    markup: a stored "[/]" (in an error message, a result) is shown, never parsed."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
     rows: list[tuple[str, Any]] = [
-        ("id", record.id), ("state", state_text(record.state)), ("type", record.type),
-        ("priority", record.priority), ("queue", record.queue),
+        ("id", record.id), ("state", Text(record.state, STATE_STYLES.get(record.state, "white"))),
+        ("type", record.type), ("priority", record.priority), ("queue", record.queue),
         ("attempts", str(record.attempts)), ("submitted", _iso(record.submitted_at)),
         ("scheduled for", _iso(record.eta)), ("started", _iso(record.started_at)),
         ("finished", _iso(record.finished_at)), ("worker", record.worker),
@@ -69,10 +71,10 @@ def record_panel(record: TaskRecord) -> Any:
     if record.state == "SUCCESS":
         rows.append(("result", json.dumps(record.result, indent=2, default=str)))
     if record.error:
-        rows.append(("error", f"[red]{record.exc_type}: {record.error}[/]"))
+        rows.append(("error", Text(f"{record.exc_type}: {record.error}", "red")))
     for name, value in rows:
         if value not in (None, ""):
-            table.add_row(name, value)
+            table.add_row(name, Text(value) if isinstance(value, str) else value)
     return table
 
 

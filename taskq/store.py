@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import errors, records
 from taskq.errors import BrokerUnavailable, UnknownTask, WaitTimeout
+from taskq.payload import is_text
 from taskq.records import TaskRecord, hash_pairs, to_hash
 
 if TYPE_CHECKING:
@@ -370,7 +371,10 @@ def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
 
 
 def record_key(prefix: str, task_id: str) -> str:
-    """The key of a task's record hash."""
+    """The key of a task's record hash; UnknownTask for an id no task can have (not valid
+    Unicode, e.g. invalid UTF-8 on the command line: it could not be sent to Redis)."""
+    if not task_id.isascii() and not is_text(task_id):
+        raise UnknownTask(task_id)
     return f"{prefix}:task:{task_id}"
 
 
@@ -387,5 +391,5 @@ def decoded(data: dict[Any, Any]) -> dict[str, str]:
 
 
 def text(value: Any) -> str:
-    """A Redis reply as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A Redis reply as text (bytes that are not UTF-8 as U+FFFD: a read never fails on them)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -49,9 +49,10 @@ def tasks_table(tasks: list[TaskRecord], now: float | None = None,
     table.add_column("note", overflow="fold", min_width=12)
     for task in tasks:
         table.add_row(task.id[:8] if short_ids else task.id, state_cell(task.state),
-                      task.type, task.priority,
+                      Text(task.type), Text(task.priority),
                       ago(now - task.submitted_at if task.submitted_at else None),
-                      str(task.attempts), (task.worker or "").split("@")[0], _note(task, now))
+                      str(task.attempts), Text((task.worker or "").split("@")[0]),
+                      Text(_note(task, now)))  # Text: a stored "[/]" is shown, not parsed
     return table
 
 

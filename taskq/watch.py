@@ -124,7 +124,7 @@ def _retrying(snap: Snapshot) -> RenderableType:
     for t in snap.retrying:
         when = (f"in {tables.ago(t.next_attempt_at - snap.taken_at)}" if t.next_attempt_at
                 else "-")
-        table.add_row(t.id[:8], t.type, str(t.attempts), when, (t.error or "")[:50])
+        table.add_row(t.id[:8], Text(t.type), str(t.attempts), when, Text((t.error or "")[:50]))
     return _compact(table, "Retrying")
 
 

@@ -134,6 +134,6 @@ def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:
 
 
 def _float(value: Any) -> float | None:
-    return float(value) if value not in (None, b"", "") else None
+    return records.read_time(text(value)) if value not in (None, b"", "") else None
 
 

@@ -58,7 +58,7 @@ def test_a_new_task_id_is_a_random_version_4_uuid_in_its_usual_text_form():
 def test_a_records_hash_pairs_are_its_non_empty_fields_as_to_hash_encodes_them():
     record = TaskRecord(id=new_id(), type="data", priority="high", queue="q",
                         state="QUEUED", params={"data": [1, "é"]}, submitted_at=1.25,
-                        progress={"done": 1})
+                        progress={"done": 1, "total": 2})
     pairs = hash_pairs(record)
     fields = {name: value for name, value in record.to_dict().items() if value is not None}
     assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == to_hash(fields)
