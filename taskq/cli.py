@@ -191,10 +191,12 @@ def demo() -> None:
 
 @config_app.command("check")
 def config_check() -> None:
-    """Validate the configuration; lists every problem and exits 3 if there is one."""
+    """Validate the configuration and import every task type's function; lists every
+    problem and exits 3 if there is one."""
     from taskq import config, render
 
     settings = config.load()
+    config.check_functions(settings)
     render.console(stderr=True).print(f"configuration OK: {settings.source}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,14 +31,19 @@ ENV_OVERRIDES = {
     "TASKQ_LOG_FORMAT": ("logging", "format"),
     "TASKQ_API_TOKEN": ("api", "token"),
 }
-# user:password@ right after a scheme; the password may hold anything but @ and spaces
-# (a raw "/" included), so that a careless URL is still masked.
-_SECRET = re.compile(r"(?<=://)([^:/@\s]*):([^@\s]*)@")
+# Flower's basic auth: user:password, neither part empty nor holding spaces.
+BASIC_AUTH = re.compile(r"^[^:\s]+:\S+$")
+# Credentials right after a scheme: everything up to the URL's last @ (a password may hold
+# an unencoded @, /, : or anything but a space, so a careless URL is still masked whole).
+# With a colon the user before it is kept (user:***@); without one, all of it (***@).
+_SECRET = re.compile(r"(?<=://)(?:([^:/@\s]*):\S*|[^:/\s]*)@")
 
 
 def mask_url(url: str | None) -> str | None:
-    """Return `url` with any password replaced by ***."""
-    return _SECRET.sub(r"\1:***@", url) if url else url
+    """Return `url` (or a text holding URLs) with any password replaced by ***."""
+    if not url:
+        return url
+    return _SECRET.sub(lambda m: "***@" if m.group(1) is None else f"{m.group(1)}:***@", url)
 
 
 @dataclass(frozen=True)
@@ -168,18 +174,53 @@ def load(env: Mapping[str, str] | None = None, path: Path | None = None) -> Sett
     """Read, override from the environment, validate and freeze the configuration."""
     env = os.environ if env is None else env
     path = path or find_config(env)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}".splitlines()[0]]) from None
+    raw = _read(path)
     if not isinstance(raw, dict):
         raise ConfigError(str(path), ["top level: must be a mapping"])
+    if _deeper_than(raw, MAX_DEPTH):
+        raise ConfigError(str(path), [f"nested deeper than {MAX_DEPTH} levels"])
     _apply_env(raw, env)
     from taskq.config_schema import build
 
     return build(raw, str(path), env)
+
+
+MAX_DEPTH = 16  # levels of mappings and lists in the file; the schema itself needs 5
+
+
+def _read(path: Path) -> Any:
+    """The file's YAML as data; ConfigError (one line) when it cannot be read as such."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]
+                          ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}".splitlines()[0]]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [f"nested deeper than {MAX_DEPTH} levels"]) from None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if `value` has more than `limit` levels of mappings and lists. Each container is
+    measured once, however often YAML aliases repeat it; one inside itself is endless."""
+    heights: dict[int, float] = {}
+
+    def height(item: Any) -> float:
+        if not isinstance(item, dict | list):
+            return 0
+        if id(item) not in heights:
+            heights[id(item)] = math.inf  # while measured: met again inside itself, endless
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            heights[id(item)] = 1 + max(map(height, children), default=0)
+        return heights[id(item)]
+
+    try:
+        return height(value) > limit
+    except RecursionError:  # a chain of aliases deeper than the stack
+        return True
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -192,6 +233,28 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
                 node[key] = {}
             node = node[key]
         node[keys[-1]] = env[var] or None
+
+
+def check_functions(settings: Settings) -> None:
+    """Import every task type's function, as a worker will when it runs one; ConfigError
+    naming each that cannot be imported (only `config check` does this: other commands
+    never import the work)."""
+    from taskq.errors import reason
+    from taskq.work import load_function
+
+    problems = []
+    for task_type in settings.task_types.values():
+        where = f"task_types.{task_type.name}.function"
+        try:
+            found = load_function(task_type.function)
+        except Exception as exc:  # noqa: BLE001 - the user's module: any failure to import
+            problems.append(f"{where}: cannot import {task_type.function} "
+                            f"({type(exc).__name__}: {reason(exc)})")
+            continue
+        if not callable(found):
+            problems.append(f"{where}: {task_type.function} is not a function")
+    if problems:
+        raise ConfigError(settings.source, problems)
 
 
 def did_you_mean(word: str, options: list[str]) -> str:

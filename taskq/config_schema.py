@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from taskq.config import (
+    BASIC_AUTH,
     BUILTIN_TYPES,
     PARAM_KINDS,
     ApiSettings,
@@ -31,6 +34,14 @@ RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
 BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss", "redis+socket")
 BACKEND_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Upper bounds (config/celery.yaml documents each): beyond them a value overflows somewhere
+# (Redis EXPIRE, a float backoff of 2**n, a socket timeout) or makes no sense.
+MAX_RECORD_TTL = 10 * 365 * 86400  # ten years
+MAX_RETRIES = 100
+MAX_SECONDS = 7 * 86400.0  # backoff, backoff_max and time limits: a week, as --delay
+MAX_CONCURRENCY = 1024
+MAX_SMTP_TIMEOUT = 600.0
+MAX_BODY_BYTES = 1 << 30
 _RATE = re.compile(r"^\d+(\.\d+)?/[smh]$")
 
 
@@ -57,19 +68,15 @@ class _Checker:
         return raw
 
     def typed(self, raw: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...],
-              default: Any, *, minimum: float | None = None) -> Any:
+              default: Any, *, minimum: float | None = None,
+              maximum: float | None = None) -> Any:
         value = raw.get(key, default)
         where = f"{path}.{key}" if path else key
         if value is None:
             return default
-        if isinstance(value, bool) and kind is not bool:
-            self.fail(where, f"must be {_kind_name(kind)}, not a boolean")
-            return default
-        if not isinstance(value, kind):
-            self.fail(where, f"must be {_kind_name(kind)}, got {value!r}")
-            return default
-        if minimum is not None and value < minimum:  # type: ignore[operator]
-            self.fail(where, f"must be ≥ {minimum:g}")
+        problem = _kind_problem(value, kind) or _range_problem(value, minimum, maximum)
+        if problem:
+            self.fail(where, problem)
             return default
         return value
 
@@ -80,7 +87,58 @@ class _Checker:
         if scheme not in schemes:
             self.fail(path, f"URL scheme must be one of {', '.join(schemes)}")
             return None
+        problem = url_problem(str(value))
+        if problem:
+            self.fail(path, problem)
+            return None
         return str(value)
+
+
+def _kind_problem(value: Any, kind: type | tuple[type, ...]) -> str | None:
+    if isinstance(value, bool) and kind is not bool:
+        return f"must be {_kind_name(kind)}, not a boolean"
+    if not isinstance(value, kind):
+        return f"must be {_kind_name(kind)}, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if isinstance(value, str) and "\0" in value:
+        return "must not contain a NUL character"
+    return None
+
+
+def _range_problem(value: Any, minimum: float | None, maximum: float | None) -> str | None:
+    if minimum is not None and value < minimum:
+        return f"must be ≥ {minimum:g}"
+    if maximum is not None and value > maximum:
+        return f"must be ≤ {maximum:g}"
+    return None
+
+
+# What a Redis URL's database can be: the path (redis://host:6379/3) or ?db= (unix://).
+_DB = re.compile(r"^[0-9]{1,9}$")
+
+
+def url_problem(url: str) -> str | None:
+    """What in a broker, backend or SMTP URL is not right (port, database), or None. A
+    database the server does not have can only be known when connecting (exit 7)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number: then likely a password cut short
+        port = 0 if parts.netloc.rpartition(":")[2].isdigit() else None
+        if port is None:
+            return ("port must be a number from 1 to 65535 (a password holding / ? # or @ "
+                    "must be percent-encoded, e.g. / as %2F)")
+    if port == 0:
+        return "port must be a number from 1 to 65535"
+    if parts.scheme in ("redis", "rediss", "unix", "redis+socket"):
+        query = parse_qs(parts.query)
+        dbs = query.get("db", []) + query.get("virtual_host", [])
+        if parts.scheme in ("redis", "rediss") and parts.path.strip("/"):
+            dbs.append(parts.path.strip("/"))
+        if any(not _DB.match(db) for db in dbs):
+            return f"database must be a number, e.g. {parts.scheme}://host:6379/0"
+    return None
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -117,7 +175,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
         c.fail("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
     root = c.typed(files, "root", "files", str, None)
     output_dir = c.typed(files, "output_dir", "files", str, "out")
-    record_ttl = c.typed(raw, "record_ttl", "", int, 604800, minimum=60)
+    record_ttl = c.typed(raw, "record_ttl", "", int, 604800, minimum=60, maximum=MAX_RECORD_TTL)
     api, flower = _api(c, raw.get("api")), _flower(c, raw.get("flower"))
     if c.problems:
         raise ConfigError(source, c.problems)
@@ -185,9 +243,12 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
     retry = c.section(body.get("retry"), f"{path}.retry", RETRY_KEYS)
     rpath = f"{path}.retry"
     policy = RetryPolicy(
-        max_retries=c.typed(retry, "max_retries", rpath, int, 3, minimum=0),
-        backoff=float(c.typed(retry, "backoff", rpath, (int, float), 1.0, minimum=0)),
-        backoff_max=float(c.typed(retry, "backoff_max", rpath, (int, float), 60.0, minimum=0)),
+        max_retries=c.typed(retry, "max_retries", rpath, int, 3, minimum=0,
+                            maximum=MAX_RETRIES),
+        backoff=float(c.typed(retry, "backoff", rpath, (int, float), 1.0, minimum=0,
+                              maximum=MAX_SECONDS)),
+        backoff_max=float(c.typed(retry, "backoff_max", rpath, (int, float), 60.0, minimum=0,
+                                  maximum=MAX_SECONDS)),
         jitter=c.typed(retry, "jitter", rpath, bool, True),
     )
     rate = c.typed(body, "rate_limit", path, str, None)
@@ -196,8 +257,10 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
     return TaskType(
         name=name, alias=c.typed(body, "alias", path, str, builtin[0] if builtin else None),
         function=function or "", retry=policy,
-        time_limit=c.typed(body, "time_limit", path, (int, float), None, minimum=1),
-        soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1),
+        time_limit=c.typed(body, "time_limit", path, (int, float), None, minimum=1,
+                           maximum=MAX_SECONDS),
+        soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1,
+                                maximum=MAX_SECONDS),
         rate_limit=rate, parameters=params,
     )
 
@@ -246,7 +309,8 @@ def _workers(c: _Checker, raw: Any, types: Mapping[str, TaskType],
         profiles[str(name)] = WorkerProfile(
             name=str(name), types=tuple(resolved),
             priorities=tuple(p for p in priorities if p in prios),
-            concurrency=c.typed(spec, "concurrency", path, int, 1, minimum=1))
+            concurrency=c.typed(spec, "concurrency", path, int, 1, minimum=1,
+                                maximum=MAX_CONCURRENCY))
     return profiles
 
 
@@ -255,7 +319,7 @@ def _smtp(c: _Checker, raw: Any) -> SmtpSettings:
     url = c.url(section.get("url"), "smtp.url", ("smtp", "smtps"))
     return SmtpSettings(url=url, sender=c.typed(section, "sender", "smtp", str, "taskq@localhost"),
                         timeout=float(c.typed(section, "timeout", "smtp", (int, float), 10,
-                                              minimum=0.1)))
+                                              minimum=0.1, maximum=MAX_SMTP_TIMEOUT)))
 
 
 _ORIGIN = re.compile(r"^(\*|https?://[^/\s]+)$")
@@ -264,28 +328,27 @@ _ORIGIN = re.compile(r"^(\*|https?://[^/\s]+)$")
 def _api(c: _Checker, raw: Any) -> ApiSettings:
     section = c.section(raw, "api", ("host", "port", "token", "cors_origins", "max_body_bytes"))
     default = ApiSettings()
-    port = c.typed(section, "port", "api", int, default.port, minimum=1)
-    if port > 65535:
-        c.fail("api.port", "must be ≤ 65535")
+    port = c.typed(section, "port", "api", int, default.port, minimum=1, maximum=65535)
     origins = c.typed(section, "cors_origins", "api", list, [])
     for i, origin in enumerate(origins):
         if not isinstance(origin, str) or not _ORIGIN.match(origin):
             c.fail(f"api.cors_origins[{i}]", "must be \"*\" or an origin like "
                    "https://app.example.com (scheme and host, no path)")
-    token = c.typed(section, "token", "api", str, None)
+    # Blank is no token: " " must not count as auth for an open port; and a header's
+    # surrounding spaces are not sent, so a token with them could never match.
+    token = (c.typed(section, "token", "api", str, None) or "").strip()
     return ApiSettings(
         host=c.typed(section, "host", "api", str, default.host), port=port,
         token=token or None, cors_origins=tuple(str(o) for o in origins),
         max_body_bytes=c.typed(section, "max_body_bytes", "api", int, default.max_body_bytes,
-                               minimum=1024))
+                               minimum=1024, maximum=MAX_BODY_BYTES))
 
 
 def _flower(c: _Checker, raw: Any) -> FlowerSettings:
     section = c.section(raw, "flower", ("port", "basic_auth"))
-    port = c.typed(section, "port", "flower", int, FlowerSettings.port, minimum=1)
-    if port > 65535:
-        c.fail("flower.port", "must be ≤ 65535")
+    port = c.typed(section, "port", "flower", int, FlowerSettings.port, minimum=1,
+                   maximum=65535)
     auth = c.typed(section, "basic_auth", "flower", str, None)
-    if auth is not None and not re.match(r"^[^:\s]+:\S+$", auth):
+    if auth is not None and not BASIC_AUTH.match(auth):
         c.fail("flower.basic_auth", "must look like user:password")
     return FlowerSettings(port=port, basic_auth=auth)

@@ -119,3 +119,132 @@ def test_config_show_masks_every_password(tmp_path):
         "TASKQ_RESULT_BACKEND": "redis://:hunter2@h:6379/0",
         "TASKQ_SMTP_URL": "smtps://me:hunter2@mail:465"})
     assert "hunter2" not in repr(settings.public_dict())
+
+
+# Files that are not a config: one problem, exit 3, never a traceback
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\x00\x01\x02\xff\xfe", "not UTF-8 text: invalid start byte at byte 3"),
+    (b'key_prefix: "caf\xe9"\n', "not UTF-8 text: invalid continuation byte at byte 16"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000, "nested deeper than 16 levels"),
+    (b"a: " + b"[" * 17 + b"]" * 17, "nested deeper than 16 levels"),
+    (b"a: &a [*a]\n", "nested deeper than 16 levels"),
+    (b"\x00\x01\x02", "not valid YAML: unacceptable character #x0000: special characters are "
+                      "not allowed"),
+], ids=["binary", "latin-1", "5000 levels", "17 levels", "inside itself", "control bytes"])
+def test_a_file_that_is_not_a_readable_config_is_one_problem(tmp_path, content, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={}, path=path)
+    assert caught.value.problems == [problem]
+
+
+def test_a_chain_of_yaml_aliases_deeper_than_the_stack_is_too_deep(tmp_path):
+    lines = ["x0: &x0 [1]"] + [f"x{i}: &x{i} [*x{i - 1}]" for i in range(1, 3000)]
+    path = tmp_path / "chain.yaml"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={}, path=path)
+    assert caught.value.problems == ["nested deeper than 16 levels"]
+
+
+def test_an_alias_used_many_times_is_measured_once(tmp_path):
+    # Given a "billion laughs" file: nine levels of nine references each
+    lines = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]"
+                               for i in range(1, 10)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines))
+    # Then it is refused for its unknown keys at once, not measured for ever
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={}, path=path)
+    assert caught.value.problems[0] == "a0: unknown key"
+
+
+# URLs: what can be known from the URL itself is a config error
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("redis://127.0.0.1:99999/0", "port must be a number from 1 to 65535"),
+    ("redis://127.0.0.1:0/0", "port must be a number from 1 to 65535"),
+    ("redis://127.0.0.1:6379/abc", "database must be a number, e.g. redis://host:6379/0"),
+    ("redis://127.0.0.1:6379/-1", "database must be a number, e.g. redis://host:6379/0"),
+    ("unix:///tmp/r.sock?db=x", "database must be a number, e.g. unix://host:6379/0"),
+    ("redis://:pa/ss@host:6379/0", "port must be a number from 1 to 65535 (a password "
+     "holding / ? # or @ must be percent-encoded, e.g. / as %2F)"),
+])
+def test_a_backend_url_with_an_impossible_port_or_database_is_refused(tmp_path, url, problem):
+    assert problems_of(tmp_path, {"broker_url": "amqp://h//", "result_backend": url}) == [
+        f"result_backend: {problem}"]
+
+
+def test_a_broker_url_with_an_impossible_port_is_refused(tmp_path):
+    assert problems_of(tmp_path, {"broker_url": "amqp://u:p@h:70000//",
+                                  "result_backend": "redis://h:6379/0"}) == [
+        "broker_url: port must be a number from 1 to 65535"]
+
+
+@pytest.mark.parametrize("url", ["redis://h:6379/99", "redis://:p%2Fw@h/3", "rediss://h",
+                                 "unix:///tmp/r.sock?db=2", "redis://:p@ss@word@h:6379/0"])
+def test_urls_whose_database_only_the_server_can_refuse_are_accepted(tmp_path, url):
+    assert load_with(tmp_path, {"broker_url": "amqp://h//", "result_backend": url}
+                     ).result_backend == url
+
+
+# Numbers: finite, within documented bounds
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"record_ttl": 10**30}, "record_ttl: must be ≤ 3.1536e+08"),
+    ({"smtp": {"timeout": float("nan")}}, "smtp.timeout: must be a finite number, got nan"),
+    ({"smtp": {"timeout": 1e9}}, "smtp.timeout: must be ≤ 600"),
+    ({"task_types": {"data_processing": {"retry": {"backoff": float("inf")}}}},
+     "task_types.data_processing.retry.backoff: must be a finite number, got inf"),
+    ({"task_types": {"data_processing": {"retry": {"max_retries": 2000}}}},
+     "task_types.data_processing.retry.max_retries: must be ≤ 100"),
+    ({"task_types": {"data_processing": {"time_limit": 1e300}}},
+     "task_types.data_processing.time_limit: must be ≤ 604800"),
+    ({"workers": {"data": {"concurrency": 10**6}}}, "workers.data.concurrency: must be ≤ 1024"),
+    ({"api": {"port": 80000}}, "api.port: must be ≤ 65535"),
+    ({"api": {"max_body_bytes": 2**40}}, "api.max_body_bytes: must be ≤ 1.07374e+09"),
+    ({"files": {"root": "/tmp/a\0b"}}, "files.root: must not contain a NUL character"),
+])
+def test_numbers_out_of_range_and_nul_characters_are_refused(tmp_path, changes, problem):
+    assert problem in problems_of(tmp_path, changes)
+
+
+@pytest.mark.parametrize("token", ["   ", "\t\n"])
+def test_a_blank_api_token_is_no_token(tmp_path, token):
+    assert load_with(tmp_path, {}, env={"TASKQ_API_TOKEN": token}).api.token is None
+
+
+def test_an_api_token_is_kept_without_surrounding_spaces(tmp_path):
+    assert load_with(tmp_path, {"api": {"token": " s3cret "}}).api.token == "s3cret"
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://:p@ss@word@h:6379/0", "redis://:***@h:6379/0"),
+    ("amqp://user:p@ss:w/rd@h:5672/v", "amqp://user:***@h:5672/v"),
+    ("redis://secret@h:6379/0", "redis://***@h:6379/0"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+    ("unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1"),
+    ("error at redis://:a@b@h:1/0 (refused)", "error at redis://:***@h:1/0 (refused)"),
+])
+def test_everything_between_the_scheme_and_the_last_at_sign_is_masked(url, masked):
+    assert config.mask_url(url) == masked
+
+
+def test_config_check_imports_each_task_types_function(tmp_path):
+    settings = load_with(tmp_path, {"task_types": {
+        "gone": {"function": "nonexistent.module:fn"}, "typo": {"function": "json:dumpz"},
+        "value": {"function": "json:__doc__"}}})
+    with pytest.raises(ConfigError) as caught:
+        config.check_functions(settings)
+    assert caught.value.problems == [
+        "task_types.gone.function: cannot import nonexistent.module:fn "
+        "(ModuleNotFoundError: No module named 'nonexistent')",
+        "task_types.typo.function: cannot import json:dumpz "
+        "(AttributeError: module 'json' has no attribute 'dumpz')",
+        "task_types.value.function: json:__doc__ is not a function"]
+
+
+def test_config_check_passes_the_shipped_functions(tmp_path):
+    config.check_functions(load_with(tmp_path, {}))
