@@ -332,10 +332,13 @@ def broker_unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailabl
 
 def _is_connection_error(exc: Exception) -> bool:
     import redis
+    from amqp.exceptions import AccessRefused
+    from amqp.exceptions import ConnectionError as AmqpConnectionError
     from kombu.exceptions import OperationalError
 
+    # A refused login (AccessRefused) or vhost (NotAllowed, an AMQP ConnectionError) too.
     return isinstance(exc, OperationalError | OSError | ConnectionError | redis.ConnectionError
-                      | redis.TimeoutError)
+                      | redis.TimeoutError | AmqpConnectionError | AccessRefused)
 
 
 def send_all(runtime: Runtime, records: Sequence[TaskRecord], batch_size: int = 500,

@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import Settings, mask_url
+from taskq.errors import ConfigError
 
 if TYPE_CHECKING:
     import redis
@@ -37,12 +38,26 @@ def redis_client_url(url: str) -> str | None:
 
 def redis_client(url: str, connect_timeout: float = CONNECT_TIMEOUT,
                  reply_timeout: float = REPLY_TIMEOUT, **options: Any) -> redis.Redis:
-    """A redis-py client for a kombu or redis-py URL, with both timeouts (made lazily)."""
+    """A redis-py client for a kombu or redis-py URL, with both timeouts (made lazily). A
+    server that refuses the URL's database (beyond its `databases`) counts as unreachable,
+    as a refused password does: the error then names the URL."""
     import redis
 
     return redis.Redis.from_url(redis_client_url(url) or url,
                                 socket_connect_timeout=connect_timeout,
-                                socket_timeout=reply_timeout, **options)
+                                socket_timeout=reply_timeout,
+                                redis_connect_func=_on_connect, **options)
+
+
+def _on_connect(connection: Any) -> None:
+    """redis-py's own connection set-up (AUTH, SELECT), with a refused SELECT raised as a
+    ConnectionError instead of a ResponseError."""
+    import redis
+
+    try:
+        connection.on_connect()
+    except redis.ResponseError as exc:
+        raise redis.ConnectionError(f"database {connection.db} refused: {exc}") from None
 
 
 class Runtime:
@@ -63,7 +78,13 @@ class Runtime:
     def broker_url(self) -> str:
         """The broker URL; starts the embedded broker on first use."""
         if self.embedded is not None:
-            self.embedded.ensure_running()
+            try:
+                self.embedded.ensure_running()
+            except OSError as exc:  # its socket, data and log live in `home`
+                raise ConfigError(self.settings.source, [
+                    f"home: cannot write the embedded broker's files in {self.settings.home} "
+                    f"({exc.strerror or exc}): set TASKQ_HOME (or home) to a directory "
+                    "taskq can write"]) from None
             return self.embedded.broker_url
         assert self.settings.broker_url is not None
         return self.settings.broker_url
