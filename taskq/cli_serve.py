@@ -9,7 +9,7 @@ import typer
 HostOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
     "--host", help="Address to listen on (default: api.host, 127.0.0.1).")]
 PortOpt = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    "--port", help="Port to listen on (default from the config).")]
+    "--port", min=1, max=65535, help="Port to listen on, 1-65535 (default from the config).")]
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
+from taskq.config import BASIC_AUTH
 from taskq.errors import UsageError
 
 if TYPE_CHECKING:
@@ -25,11 +27,30 @@ def run(runtime: Runtime, port: int | None = None, address: str = "127.0.0.1",
 
     settings = runtime.settings.flower
     auth = basic_auth or settings.basic_auth
-    if auth is not None and ":" not in auth:
-        raise UsageError("--basic-auth must look like user:password")
+    if auth is not None and not BASIC_AUTH.match(auth):
+        raise UsageError("--basic-auth must look like user:password (no spaces)")
     check_exposure(address, auth, "Flower", "set flower.basic_auth or --basic-auth")
     try:
         import flower  # noqa: F401 - only to say what is missing
     except ImportError:
         raise UsageError("Flower is not installed: pip install 'taskq[flower]'") from None
-    runtime.celery.start(argv(port or settings.port, address, auth))
+    port = port or settings.port
+    ensure_free(address, port)
+    runtime.celery.start(argv(port, address, auth))
+
+
+def ensure_free(address: str, port: int) -> None:
+    """UsageError if Flower could not listen on `address`:`port` (taken, or no such address):
+    it would fail only after starting, with a traceback. Bound as tornado binds (reusing an
+    address in TIME_WAIT), on every address the name resolves to, then released."""
+    from taskq.api.server import listen_error
+
+    try:
+        found = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, sockaddr in found:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(sockaddr)
+    except OSError as exc:  # socket.gaierror included: an unknown address
+        raise listen_error(address, port, exc) from None

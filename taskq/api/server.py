@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import sys
 from typing import TYPE_CHECKING
 
-from taskq.errors import TaskqError, UsageError
+from taskq.errors import UsageError
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -36,8 +37,29 @@ def check_exposure(host: str, token: str | None, what: str = "the API",
                          "or listen on 127.0.0.1")
 
 
+def require_extra() -> None:
+    """UsageError unless the `api` extra (Flask, waitress, prometheus-client) is installed."""
+    try:
+        import flask  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"the REST API is not installed ({exc.name} is missing): "
+                         "pip install 'taskq[api]'") from None
+
+
+def listen_error(host: str, port: int, exc: OSError) -> UsageError:
+    """The one-line error for an address taskq cannot listen on (taken, unknown, refused)."""
+    if exc.errno == errno.EADDRINUSE:
+        return UsageError(f"port {port} on {host} is taken by another program: "
+                          "choose another with --port")
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return UsageError(f"cannot listen on {host}:{port}: {why}")
+
+
 def serve(runtime: Runtime, host: str | None = None, port: int | None = None) -> None:
     """Serve until interrupted; `host`/`port` override api.host/api.port."""
+    require_extra()
     from waitress import create_server
 
     from taskq import logs
@@ -54,7 +76,7 @@ def serve(runtime: Runtime, host: str | None = None, port: int | None = None) ->
                                channel_timeout=CHANNEL_TIMEOUT, ident="taskq",
                                max_request_body_size=api.max_body_bytes * WAITRESS_BODY_FACTOR)
     except OSError as exc:
-        raise TaskqError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise listen_error(host, port, exc) from None
     logging.getLogger("taskq.api").info("taskq api listening on http://%s:%s", host, port)
     sys.stderr.flush()
     server.run()
