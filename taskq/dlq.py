@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from taskq import listing, records
-from taskq.errors import TaskqError
+from taskq.errors import TaskqError, UsageError
 from taskq.publish import send_all
 from taskq.request import SubmitRequest
 from taskq.store import text
@@ -40,7 +40,9 @@ def _keys(runtime: Runtime, type_name: str | None) -> list[str]:
 
 def dead_letters(runtime: Runtime, type_name: str | None = None,
                  limit: int = 20) -> list[TaskRecord]:
-    """Dead letters, most recently failed first."""
+    """Dead letters, most recently failed first; at most `limit` (1 to listing.MAX_LIMIT)."""
+    if not 1 <= limit <= listing.MAX_LIMIT:
+        raise UsageError(f"--limit must be between 1 and {listing.MAX_LIMIT}")
     return listing.newest_records(runtime.store, _keys(runtime, type_name), limit)
 
 

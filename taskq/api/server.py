@@ -48,12 +48,12 @@ def require_extra() -> None:
                          "pip install 'taskq[api]'") from None
 
 
-def listen_error(host: str, port: int, exc: OSError) -> UsageError:
+def listen_error(host: str, port: int, exc: OSError | ValueError) -> UsageError:
     """The one-line error for an address taskq cannot listen on (taken, unknown, refused)."""
-    if exc.errno == errno.EADDRINUSE:
+    if getattr(exc, "errno", None) == errno.EADDRINUSE:
         return UsageError(f"port {port} on {host} is taken by another program: "
                           "choose another with --port")
-    why = exc.strerror or str(exc) or type(exc).__name__
+    why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return UsageError(f"cannot listen on {host}:{port}: {why}")
 
 
@@ -75,7 +75,7 @@ def serve(runtime: Runtime, host: str | None = None, port: int | None = None) ->
         server = create_server(create_app(runtime), host=host, port=port, threads=THREADS,
                                channel_timeout=CHANNEL_TIMEOUT, ident="taskq",
                                max_request_body_size=api.max_body_bytes * WAITRESS_BODY_FACTOR)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # waitress: ValueError for a host it cannot resolve
         raise listen_error(host, port, exc) from None
     logging.getLogger("taskq.api").info("taskq api listening on http://%s:%s", host, port)
     sys.stderr.flush()

@@ -81,6 +81,8 @@ def test_a_wait_timeout_that_is_not_a_duration_exits_2_before_anything_is_queued
     (("submit", "--type", "data", "--param", "data=x", "--delay", "1e400"),
      "error: invalid parameters: delay: must be between 0 and 604800 seconds"),
     (("list", "--limit", "0"), "error: --limit must be between 1 and 1000"),
+    (("dlq", "list", "--limit", "-5"), "error: --limit must be between 1 and 1000"),
+    (("dlq", "list", "--limit", "1001"), "error: --limit must be between 1 and 1000"),
     (("list", "--since", "garbage"), "error: invalid duration 'garbage': use a number with "
                                      "s, m, h, d or w (e.g. 10m)"),
     (("status", "x", "--wait", "--timeout", "nan"),
@@ -138,6 +140,16 @@ def test_api_on_a_taken_port_says_so_in_one_line(deployment):
         result = taskq(deployment, "api", "--port", str(port), timeout=60)
     assert one_error(result, 2) == (f"error: port {port} on 127.0.0.1 is taken by another "
                                     "program: choose another with --port")
+
+
+def test_an_address_that_cannot_be_listened_on_exits_2(deployment):
+    api = taskq(deployment, "api", "--host", "no-such-host.invalid", "--port", "5000",
+                TASKQ_API_TOKEN="s3cret", timeout=30)
+    assert one_error(api, 2) == ("error: cannot listen on no-such-host.invalid:5000: "
+                                 "Invalid host/port specified.")
+    flower = taskq(deployment, "flower", "--address", "no-such-host.invalid", "--port", "5555",
+                   "--basic-auth", "ops:s3cret", timeout=30)
+    assert one_error(flower, 2).startswith("error: cannot listen on no-such-host.invalid:5555: ")
 
 
 def test_bulk_input_on_stdin_that_is_not_utf8_exits_2(deployment):
