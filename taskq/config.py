@@ -217,10 +217,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
             heights[id(item)] = 1 + max(map(height, children), default=0)
         return heights[id(item)]
 
-    try:
-        return height(value) > limit
-    except RecursionError:  # a chain of aliases deeper than the stack
-        return True
+    # Aliases only point back to nodes already met, which the walk has measured by then: its
+    # recursion is as deep as the file's own nesting, which PyYAML bounds before it.
+    return height(value) > limit
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
