@@ -203,23 +203,36 @@ def _read(path: Path) -> Any:
         raise ConfigError(str(path), [f"nested deeper than {MAX_DEPTH} levels"]) from None
 
 
+class _TooDeep(Exception):
+    """Raised inside _deeper_than to stop at the first container past the limit."""
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """True if `value` has more than `limit` levels of mappings and lists. Each container is
-    measured once, however often YAML aliases repeat it; one inside itself is endless."""
+    measured once, however often YAML aliases repeat it; one inside itself is endless. The
+    walk stops past the limit, so its recursion stays within limit + 1 calls."""
     heights: dict[int, float] = {}
 
-    def height(item: Any) -> float:
+    def height(item: Any, depth: int) -> float:
         if not isinstance(item, dict | list):
             return 0
-        if id(item) not in heights:
+        if depth > limit:
+            raise _TooDeep
+        known = heights.get(id(item))
+        if known is None:
             heights[id(item)] = math.inf  # while measured: met again inside itself, endless
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            heights[id(item)] = 1 + max(map(height, children), default=0)
-        return heights[id(item)]
+            known = 1 + max((height(child, depth + 1) for child in children), default=0)
+            heights[id(item)] = known
+        if depth - 1 + known > limit:
+            raise _TooDeep
+        return known
 
-    # Aliases only point back to nodes already met, which the walk has measured by then: its
-    # recursion is as deep as the file's own nesting, which PyYAML bounds before it.
-    return height(value) > limit
+    try:
+        height(value, 1)
+    except _TooDeep:
+        return True
+    return False
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:

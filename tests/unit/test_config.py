@@ -149,6 +149,15 @@ def test_a_chain_of_3000_yaml_aliases_is_as_deep_as_its_length(tmp_path):
     assert caught.value.problems == ["nested deeper than 16 levels"]
 
 
+def test_an_alias_counts_as_deep_as_the_deepest_place_it_is_used(tmp_path):
+    # Given a node 10 levels deep, used at the top and again 8 levels down
+    path = tmp_path / "shared.yaml"
+    path.write_text("a: &x " + "[" * 10 + "]" * 10 + "\nb: " + "[" * 7 + "*x" + "]" * 7 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={}, path=path)
+    assert caught.value.problems == ["nested deeper than 16 levels"]
+
+
 def test_an_alias_used_many_times_is_measured_once(tmp_path):
     # Given a "billion laughs" file: nine levels of nine references each
     lines = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]"
