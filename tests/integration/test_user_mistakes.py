@@ -122,22 +122,13 @@ def test_api_without_its_extra_says_what_to_install(deployment, tmp_path):
                                     "missing): pip install 'taskq[api]'")
 
 
-def test_flower_on_a_taken_port_says_so_in_one_line(deployment):
+@pytest.mark.parametrize("command", ["flower", "api"])
+def test_a_taken_port_is_said_in_one_line(deployment, command):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = taskq(deployment, "flower", "--port", str(port), timeout=60)
-    assert one_error(result, 2) == (f"error: port {port} on 127.0.0.1 is taken by another "
-                                    "program: choose another with --port")
-
-
-def test_api_on_a_taken_port_says_so_in_one_line(deployment):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = taskq(deployment, "api", "--port", str(port), timeout=60)
+        result = taskq(deployment, command, "--port", str(port), timeout=60)
     assert one_error(result, 2) == (f"error: port {port} on 127.0.0.1 is taken by another "
                                     "program: choose another with --port")
 
