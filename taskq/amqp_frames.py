@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import struct
+import time
+import weakref
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from amqp import spec
@@ -126,3 +129,89 @@ def send(channel: Any, frames: bytes) -> None:
     connection = channel.connection
     connection.transport.write(frames)
     connection.bytes_sent += 1  # py-amqp's heartbeat check: something was sent
+
+
+class Confirms:
+    """Publisher confirms on one py-amqp channel, for messages written as frames by hand.
+
+    py-amqp confirms only what its own basic_publish_confirm sends, one message and one wait
+    at a time. Here the delivery tags are counted as RabbitMQ counts them (from 1, one a
+    basic.publish on the channel after confirm.select): take() for frames written by hand,
+    and py-amqp's basic_publish is wrapped to count what Celery or kombu publish on the same
+    channel (kombu's producer pool lends it to them too). wait() reads the acks off the
+    channel. Checked against py-amqp 5.4 (tests/unit/test_amqp_frames.py).
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self._next = 1  # the tag of the channel's next publish
+        self._first = self._last = self._low = 0  # the tags being waited for
+        self.settled: dict[int, bool] = {}  # of those: acked (True) or nacked (False)
+        channel.events["basic_ack"].add(partial(self._settle, True))
+        channel.events["basic_nack"].add(partial(self._settle, False))
+        publish = channel.basic_publish
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.take()
+            return publish(*args, **kwargs)
+
+        channel.basic_publish = counted
+        self._select()
+
+    def _select(self) -> None:
+        self.channel.confirm_select()
+        self.channel._confirm_selected = True  # py-amqp's flag: its confirm path selects no more
+        self._next = 1
+
+    def begin(self) -> None:
+        """Wait for the channel's publishes from now on, not for those before."""
+        if not self.channel._confirm_selected:  # py-amqp revived the channel: tags restart
+            self._select()
+        self._first, self._last = self._next, self._next - 1
+        self._low = self._first  # the first tag not yet settled
+        self.settled = {}
+
+    def take(self) -> int:
+        """The tag of the next publish, which wait() will wait for."""
+        self._last = tag = self._next
+        self._next += 1
+        return tag
+
+    @property
+    def last(self) -> int:
+        """The tag of the channel's last publish."""
+        return self._next - 1
+
+    def wait(self, timeout: float, upto: int | None = None) -> None:
+        """Read acks into `settled` ({tag: True if acked, False if nacked}) until every awaited
+        publish (up to tag `upto` when given) is settled or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        connection = self.channel.connection
+        while not self._settled_up_to(self._last if upto is None else upto):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                connection.drain_events(timeout=left)
+            except TimeoutError:
+                break
+
+    def _settled_up_to(self, tag: int) -> bool:
+        while self._low in self.settled:
+            self._low += 1
+        return self._low > tag
+
+    def _settle(self, ok: bool, tag: int, multiple: bool) -> None:
+        """basic.ack or basic.nack: of `tag`, or with `multiple` of every tag up to it."""
+        for each in range(self._first if multiple else max(tag, self._first), tag + 1):
+            self.settled.setdefault(each, ok)
+
+
+_confirms: weakref.WeakKeyDictionary[Any, Confirms] = weakref.WeakKeyDictionary()
+
+
+def confirms(channel: Any) -> Confirms:
+    """`channel`'s Confirms, made (and the channel put in confirm mode, a round trip) once."""
+    if channel not in _confirms:
+        _confirms[channel] = Confirms(channel)
+    return _confirms[channel]
