@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from taskq import request, submit
-from taskq.errors import InvalidParameters, TaskqError, UsageError
+from taskq.errors import InvalidParameters, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
     from taskq.config import Settings
@@ -86,6 +86,37 @@ def submit_all(runtime: Runtime, records: list[TaskRecord],
 
     send_all(runtime, records, progress=progress)
     return records
+
+
+def submit_lines(runtime: Runtime, numbered: list[tuple[int, TaskRecord]],
+                 progress: Callable[[int], None] | None = None) -> None:
+    """submit_all for the records of numbered lines; NotQueued names the lines not queued."""
+    try:
+        submit_all(runtime, [record for _, record in numbered], progress)
+    except NotQueued as exc:
+        unqueued = set(exc.unqueued)
+        lines = [number for number, record in numbered if record.id in unqueued]
+        raise NotQueued(exc.problem, exc.queued, exc.unqueued, which=_ranges(lines)) from None
+
+
+def queued_lines(numbered: list[tuple[int, TaskRecord]], exc: NotQueued
+                 ) -> list[tuple[int, TaskRecord]]:
+    """The lines that were queued before `exc`."""
+    unqueued = set(exc.unqueued)
+    return [(number, record) for number, record in numbered if record.id not in unqueued]
+
+
+def _ranges(numbers: list[int], most: int = 10) -> str:
+    """"lines 3, 7-9": consecutive numbers as ranges, at most `most` of them."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans[:most])
+    more = f" and {len(spans) - most} more ranges" if len(spans) > most else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {text}{more}" if numbers else ""
 
 
 def summary_json(number: int, record: TaskRecord) -> dict[str, Any]:

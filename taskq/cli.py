@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from taskq.errors import ExitCode, TaskqError, UsageError
+from taskq.errors import ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
+    from taskq.records import TaskRecord
     from taskq.runtime import Runtime
 
 # Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
@@ -96,14 +97,24 @@ def _submit_from(source: str, json_: bool) -> None:
 
     rt = runtime()
     numbered = bulk.prepare_all(rt.settings, bulk.read_lines(source))
-    with progress.bar(len(numbered), "submitting") as advance:
-        bulk.submit_all(rt, [record for _, record in numbered], advance)
+    try:
+        with progress.bar(len(numbered), "submitting") as advance:
+            bulk.submit_lines(rt, numbered, advance)
+    except NotQueued as exc:  # the lines that were queued are printed all the same
+        _print_submitted(bulk.queued_lines(numbered, exc), json_)
+        raise
+    _print_submitted(numbered, json_)
+    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
+
+
+def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:
+    from taskq import bulk, render
+
     if json_:
         for number, record in numbered:
             render.print_json(bulk.summary_json(number, record))
     else:
         sys.stdout.write("".join(f"{record.id}\n" for _, record in numbered))
-        render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
 
 
 @app.command()

@@ -124,6 +124,26 @@ class BrokerUnavailable(TaskqError):
                          "and that the URL and credentials are right")
 
 
+class NotQueued(BrokerUnavailable):
+    """Raised when the broker did not take every task of a submit (unreachable, a refusal, no
+    confirm in time); says how many were queued and names those that were not."""
+
+    def __init__(self, problem: str, queued: int, unqueued: list[str], which: str = "") -> None:
+        """`which`: the tasks not queued in the caller's terms (e.g. "lines 3-9")."""
+        self.problem = problem
+        self.queued = queued
+        self.unqueued = list(unqueued)
+        if queued == 0 and len(unqueued) == 1:
+            counts = "the task was not queued"
+        else:
+            counts = (f"{queued} of {queued + len(unqueued)} tasks queued, "
+                      f"{len(unqueued)} not queued")
+        TaskqError.__init__(self, f"{problem}; {counts}" + (f" ({which})" if which else ""))
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "queued": self.queued, "not_queued": self.unqueued}
+
+
 class Conflict(TaskqError):
     """Raised when an action does not apply to a task in its current state."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -118,6 +119,28 @@ def test_a_batch_of_records_reads_back_as_prepared_with_its_expiry_and_index(dep
         assert store.get(record.id) == record
         assert 0 < store.client.ttl(store.key(record.id)) <= runtime.settings.record_ttl
         assert store.client.zscore(store.index_key, record.id) == record.submitted_at
+
+
+@pytest.mark.brokers
+def test_submitted_at_is_when_the_record_is_written_and_keeps_the_submission_order(deployment):
+    # Given tasks prepared before they are sent, the last one delayed by 30 s
+    runtime = deployment.runtime
+    requests = [SubmitRequest(type="data", params={"data": [n]}) for n in range(5)]
+    requests.append(SubmitRequest(type="data", params={"data": [5]}, delay=30))
+    batch = [prepare(runtime.settings, request) for request in requests]
+    prepared_by = time.time()
+    # When they are sent in batches of 2
+    publish.send_all(runtime, batch, batch_size=2)
+    # Then each one's submitted_at is after it was prepared, in submission order, one apart
+    stamps = [record.submitted_at for record in batch]
+    assert prepared_by <= stamps[0] and stamps == sorted(set(stamps))
+    # And it is what the record and its index score say
+    store = runtime.store
+    for record in batch:
+        assert store.get(record.id).submitted_at == record.submitted_at
+        assert store.client.zscore(store.index_key, record.id) == record.submitted_at
+    # And the delayed task is due its delay after it
+    assert batch[-1].eta - batch[-1].submitted_at == pytest.approx(30, abs=1e-3)
 
 
 @pytest.mark.brokers
