@@ -8,6 +8,9 @@ cut and black-hole to play a broker restart or a network partition.
         relay.black_hole()    # connections held open, nothing forwarded: a partition
         relay.black_hole(UPSTREAM)   # only what clients send is held back
         relay.restore()       # what was held back flows on
+        relay.reset_all()     # every open connection reset (RST); new ones relayed
+        relay.cut_after(n)    # reset the connection that sends the n-th byte from now,
+                              # after forwarding the bytes before it (mid-frame)
 
 A black hole holds bytes back rather than dropping them, as TCP does across a partition that
 heals before the connection times out: nothing is read from the held side, so its bytes wait
@@ -18,8 +21,10 @@ of its own; everything stops with `close()` (or the end of the `with` block).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
+import struct
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -34,12 +39,17 @@ CHUNK = 65536
 
 
 class Relay(AbstractContextManager["Relay"]):
-    """Forwards every connection to 127.0.0.1:<port> to `target` until cut or closed."""
+    """Forwards every connection to 127.0.0.1:<port> to `target` (host and port, or a unix
+    socket's path) until cut or closed."""
 
-    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1") -> None:
+    def __init__(self, target: tuple[str, int] | str, host: str = "127.0.0.1") -> None:
         self.target = target
         self.host = host
         self.port = 0
+        self.sent = 0  # bytes forwarded to the server, over every connection
+        self.was_cut = threading.Event()  # set once cut_after() has cut a connection
+        self._cut_at: int | None = None  # in `sent`
+        self._refuse_after_cut = False
         self._lock = threading.Lock()
         self.gate = threading.Lock()  # taken to change what is held, and by a pump to read
         self._held: frozenset[str] = frozenset()
@@ -73,28 +83,48 @@ class Relay(AbstractContextManager["Relay"]):
         for pair in pairs:
             pair.close()
 
-    def black_hole(self, directions: str | frozenset[str] = BOTH) -> None:
+    def reset_all(self) -> None:
+        """Reset (RST) every open connection, as a dropped link or a killed peer would; what
+        they held back is lost. New connections are relayed."""
+        with self._lock:
+            pairs, self._connections = self._connections, []
+        for pair in pairs:
+            pair.reset()
+
+    def cut_after(self, more: int, then_refuse: bool = False) -> None:
+        """Reset the connection that sends the byte `more` bytes from now, after forwarding
+        the bytes before it; with `then_refuse`, cut() the relay right after."""
+        self._refuse_after_cut = then_refuse
+        self._cut_at = self.sent + more
+
+    def black_hole(self, directions: str | frozenset[str] = BOTH, *,
+                   new_too: bool = True) -> None:
         """Hold connections open but forward nothing in `directions` (UPSTREAM, DOWNSTREAM
-        or BOTH), on the connections open now and on new ones."""
+        or BOTH), on the connections open now and, unless `new_too` is False, on new ones
+        (a partition; with new_too=False, a stalled connection while new ones get through)."""
         held = frozenset({directions}) if isinstance(directions, str) else directions
         assert held <= BOTH, held
-        with self.gate:
-            self._held = held
+        with self.gate, self._lock:
+            self._held = held if new_too else frozenset()
+            for pair in self._connections:
+                pair.held = held
 
-    def restore(self) -> None:
-        """Forward everything again, listening again on the same port after a cut."""
-        with self.gate:
+    def restore(self) -> list[_Pair]:
+        """Forward everything again, listening again on the same port after a cut; returns
+        the open connections that were holding back what they were given."""
+        with self.gate, self._lock:
             self._held = frozenset()
+            pairs = [pair for pair in self._connections if pair.held and not pair.closed]
+            for pair in self._connections:
+                pair.held = frozenset()
         if self._listener is None and not self._closed:
             self._listen()
+        return pairs
 
     def close(self) -> None:
         """Stop for good: every connection closed, the port released."""
         self._closed = True
         self.cut()
-
-    def held(self, direction: str) -> bool:
-        return direction in self._held
 
     def _listen(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -118,7 +148,7 @@ class Relay(AbstractContextManager["Relay"]):
             except (OSError, ValueError):  # the listener was closed: cut or closed
                 return
             try:
-                server = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT)
+                server = _connect(self.target)
             except OSError:
                 _close(client)  # the server is down: so is the relay, for this client
                 continue
@@ -139,9 +169,12 @@ class _Pair:
         self.client = client
         self.server = server
         self.closed = False
+        self.held = relay._held  # the directions that forward nothing now
+        self.finished = threading.Event()  # set once the server side has closed
         for sock in (client, server):
             sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def start(self) -> None:
         for source, sink, direction in ((self.client, self.server, UPSTREAM),
@@ -154,25 +187,76 @@ class _Pair:
         for sock in (self.client, self.server):
             _close(sock)
 
+    def reset(self) -> None:
+        """Close both sockets with a reset (RST)."""
+        self.closed = True
+        for sock in (self.client, self.server):
+            _reset(sock)
+
     def _pump(self, source: socket.socket, sink: socket.socket, direction: str) -> None:
         try:
             while not self.closed:
-                if self.relay.held(direction):
+                if direction in self.held:
                     time.sleep(POLL)  # held back: nothing is read, the bytes wait
                     continue
                 ready, _, _ = select.select([source], [], [], POLL)
                 if not ready:
                     continue
                 with self.relay.gate:  # nothing is read once black_hole() has returned
-                    if self.relay.held(direction):
+                    if direction in self.held:
                         continue
                     data = source.recv(CHUNK)
                 if not data:
                     break
-                sink.sendall(data)
+                if direction == UPSTREAM and not self._forward_up(data):
+                    return
+                if direction == DOWNSTREAM:
+                    sink.sendall(data)
         except (OSError, ValueError):  # closed under us (cut), or reset by a peer
             pass
+        if direction == UPSTREAM and not self.closed:
+            # The client is done: the server gets the end of what it sent and answers it;
+            # the connection closes when the server closes its side.
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+            return
         self.close()
+        self.finished.set()
+
+    def _forward_up(self, data: bytes) -> bool:
+        """Send `data` to the server, counting it, unless a cut_after() falls inside it:
+        then forward what comes before the cut and reset; False once reset."""
+        relay = self.relay
+        cut_at = relay._cut_at
+        if cut_at is not None and relay.sent + len(data) > cut_at:
+            relay._cut_at = None
+            self.server.sendall(data[:cut_at - relay.sent])
+            relay.sent = cut_at
+            self.reset()
+            relay.was_cut.set()
+            if relay._refuse_after_cut:
+                relay.cut()
+            return False
+        relay.sent += len(data)
+        self.server.sendall(data)
+        return True
+
+
+def _connect(target: tuple[str, int] | str) -> socket.socket:
+    if isinstance(target, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(target)
+        return sock
+    return socket.create_connection(target, timeout=CONNECT_TIMEOUT)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close `sock` with a reset (RST)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _close(sock: socket.socket) -> None:

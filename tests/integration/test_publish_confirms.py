@@ -10,7 +10,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
-from relay import Relay
+from relay import DOWNSTREAM, Relay
 
 from taskq import amqp_window, config
 from taskq.errors import NotQueued
@@ -48,7 +48,7 @@ def test_a_single_submit_is_queued_once_the_broker_confirms_it(deployment, relay
     relay, runtime, _ = relayed
     first = submit(runtime, DATA)
     monkeypatch.setattr(amqp_window, "CONFIRM_TIMEOUT", 1.0)
-    relay.hold_replies()
+    relay.black_hole(DOWNSTREAM, new_too=False)
     # When another task is submitted
     with pytest.raises(NotQueued) as raised:
         submit(runtime, DATA)
@@ -60,7 +60,7 @@ def test_a_single_submit_is_queued_once_the_broker_confirms_it(deployment, relay
     assert store.client.exists(store.key(unconfirmed)) == 0
     # And the first one, confirmed, is queued with its record
     assert store.get(first.id).state == "QUEUED"
-    relay.release_replies()
+    relay.restore()
     assert _queued_ids(deployment.runtime, first.queue)[0] == first.id
 
 
@@ -84,7 +84,7 @@ def test_a_batch_cut_mid_publish_is_published_again_without_a_duplicate(deployme
     # got through before the cut has no record (a worker drops it), and no message is there
     # twice
     reissued = [task for task, old in zip(tasks, prepared_ids, strict=True) if task.id != old]
-    assert relay.cut.is_set() and 1 <= len(reissued) <= 200
+    assert relay.was_cut.is_set() and 1 <= len(reissued) <= 200
     found = dict(zip(queued, store.get_many(list(queued)), strict=True))
     orphans = [task_id for task_id, record in found.items() if record is None]
     assert set(orphans) <= set(prepared_ids) and len(orphans) <= len(reissued)

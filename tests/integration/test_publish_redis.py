@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from relay import Relay
+from relay import DOWNSTREAM, UPSTREAM, Relay
 
 from taskq import config
 from taskq.embedded import find_redis_server
@@ -67,10 +67,10 @@ def test_a_push_that_reaches_the_broker_after_its_submit_gave_up_is_not_queued(d
         first = submit(runtime, DATA)
         # When what the connection sends is held back past the submit's wait for a reply
         # (it gives up after 5 s), and only then reaches the broker
-        relay.hold_requests()
+        relay.black_hole(UPSTREAM, new_too=False)
         with pytest.raises(NotQueued) as raised:
             submit(runtime, DATA)
-        held = relay.release_requests()
+        held = relay.restore()
         # Then the task is said not to be queued, has no record, and its message never
         # arrives: only the first task's is queued
         (late,) = raised.value.unqueued
@@ -93,7 +93,7 @@ def test_a_shared_batch_whose_reply_was_lost_counts_as_queued_when_it_went_throu
         submit(runtime, DATA)
         # When a task is submitted, and its connection is lost once the server has it but
         # before its reply comes back
-        relay.hold_replies()
+        relay.black_hole(DOWNSTREAM, new_too=False)
         sent = relay.sent
         submitting = ThreadPoolExecutor(1).submit(submit, runtime, DATA)
         store = deployment.runtime.store
