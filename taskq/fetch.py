@@ -37,7 +37,7 @@ from redis.commands.core import Script
 
 from taskq import messages, poison_hooks
 from taskq.amqp_frames import get_frames, method_frames, send
-from taskq.poison import Poison, read_raw
+from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
@@ -306,7 +306,7 @@ class RedisPollingConsumer(PollingConsumer):
             # Recorded unacked by the script: only kombu's in-memory bookkeeping is left.
             virtual.QoS.append(channel.qos, message, message.delivery_tag)
             return message
-        self._poisoned(popped, ValueError("the fetch script cannot read it as a message"))
+        self._poisoned(popped, ValueError(UNREADABLE))
         return None
 
     def _poisoned(self, popped: Popped, exc: BaseException) -> None:
@@ -416,13 +416,8 @@ class PriorityAMQP(AMQP):  # type: ignore[misc]
             queues=queues or list(self.queues.consume_from.values()), **kw)
         settings = getattr(self.app, "taskq_settings", None)
         if isinstance(consumer, RedisPollingConsumer) and settings is not None:
-            consumer.poison_key = poison_key(settings.key_prefix)
+            consumer.poison_key = redis_key(settings.key_prefix)
         return consumer
-
-
-def poison_key(prefix: str) -> str:
-    """The hash where _POP puts the messages of this deployment's queues it cannot read."""
-    return f"{prefix}:poison"
 
 
 def _polling_kind(channel: Any) -> type[PollingConsumer] | None:

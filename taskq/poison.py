@@ -86,6 +86,15 @@ def _create(store: TaskStore, settings: Settings, poison: Poison) -> bool:
     return True
 
 
+UNREADABLE = "the fetch script cannot read it as a message"
+
+
+def redis_key(prefix: str) -> str:
+    """The hash where the Redis fetch (taskq/fetch.py) parks the messages of this deployment's
+    queues that it cannot read, until their tasks are failed."""
+    return f"{prefix}:poison"
+
+
 def read_raw(raw: bytes) -> tuple[str | None, str | None]:
     """(task id, routing key) of a Redis message's raw JSON, as far as they can be read."""
     text = raw.decode(errors="replace")

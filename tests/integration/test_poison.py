@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from taskq import messages, records, topology
+from taskq import messages, poison, records, recovery, topology
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
 
@@ -150,4 +150,22 @@ def test_a_message_the_redis_fetch_cannot_read_fails_its_task_and_leaves_no_trac
     # And the worker goes on polling at full speed
     good_task_runs_promptly(deployment)
     # And the message is gone: from the queue, the unacked hash and the poison hash
+    assert broker_is_empty(deployment)
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_a_parked_poison_message_whose_worker_died_is_settled_by_another(deployment):
+    # Given a message the fetch script could not read, parked as poison by a worker that was
+    # killed before it failed the task
+    poisoned = recorded(deployment)
+    text = redis_message(deployment, poisoned.id, poisoned.queue, "\ud800 x")
+    with deployment.runtime.celery.connection_for_write() as connection:
+        connection.default_channel.client.hset(poison.redis_key(deployment.runtime.settings
+                                                                .key_prefix),
+                                               "poison-parked", text.encode())
+    # When another worker runs, Then within two lease rounds it fails the task
+    deployment.start_worker("--concurrency", "1")
+    wait_state(deployment, poisoned.id, "FAILURE", timeout=3 * recovery.RENEW_EVERY + 5)
+    assert_dead_letter(deployment, poisoned.id, "decoded: ValueError")
+    # And the parked message is gone
     assert broker_is_empty(deployment)
