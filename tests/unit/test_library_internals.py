@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import amqp
+import billiard
 import celery
 import kombu
 import redis
@@ -47,7 +48,8 @@ def parameters(function: Any) -> list[str]:
 
 def test_the_versions_checked_are_those_installed():
     # Given the caps in pyproject.toml, this module was written against these minors
-    for module, minor in ((celery, "5.7"), (kombu, "5.7"), (amqp, "5.4"), (redis, "8.1")):
+    for module, minor in ((celery, "5.7"), (kombu, "5.7"), (billiard, "4.3"), (amqp, "5.4"),
+                          (redis, "8.1")):
         version = getattr(module, "__version__", "")
         relies_on(version.startswith(minor + "."), f"{module.__name__} {minor}.x (found "
                   f"{version})", "pyproject.toml's caps")
