@@ -117,9 +117,28 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         _notify_on_settle(message, self)
         if message.errors:
             message._reraise_error(self.on_decode_error)
-        else:
-            on_message: Any = self.on_message
+            return
+        on_message: Any = self.on_message
+        try:
             on_message(message)
+        except Exception as exc:
+            # Celery lets out what it cannot read as a task (a body that is not (args, kwargs,
+            # options)): left there, the message would stay held and the fetch stop.
+            if message.acknowledged or self._connection_error(exc):
+                raise
+            try:
+                if self.on_poison is not None:
+                    self.on_poison(poison_hooks.of_message(message, "decoded", exc))
+            except Exception:  # the backend is down: the message comes back later
+                message.reject(requeue=True)
+                raise
+            message.ack()
+
+    def _connection_error(self, exc: BaseException) -> bool:
+        connection: Any = self.connection
+        known = (*connection.connection_errors, *connection.channel_errors) if connection \
+            else ()
+        return isinstance(exc, (OSError, *known))
 
     def _take(self) -> Any:
         raise NotImplementedError

@@ -102,13 +102,19 @@ class DecodeGuard(bootsteps.Step):  # type: ignore[misc]
         parent.on_unknown_task, parent.on_unknown_message = unknown_task, unknown_message
 
 
-def _fail(c: Any, message: Any, stage: str, exc: BaseException) -> None:
+def of_message(message: Any, stage: str, exc: BaseException) -> Poison:
+    """The Poison a kombu message is: its task id and queue as far as they can be read."""
     headers = message.headers if isinstance(message.headers, dict) else {}
     properties = message.properties if isinstance(message.properties, dict) else {}
     task_id = headers.get("id") or properties.get("correlation_id")
     queue = (message.delivery_info or {}).get("routing_key")
+    return Poison(task_id if isinstance(task_id, str) else None,
+                  queue if isinstance(queue, str) else None, stage, exc)
+
+
+def _fail(c: Any, message: Any, stage: str, exc: BaseException) -> None:
+    found = of_message(message, stage, exc)
     try:
-        quarantine(c.app, Poison(task_id if isinstance(task_id, str) else None,
-                                 queue, stage, exc), c.hostname)
+        quarantine(c.app, found, c.hostname)
     except Exception:  # noqa: BLE001 - Celery still settles the message, as it always has
-        log.exception("could not record poison message %s", task_id)
+        log.exception("could not record poison message %s", found.task_id)

@@ -93,23 +93,30 @@ def test_parameters_too_deep_to_hand_to_a_process_fail_the_task_and_free_the_wor
     assert broker_is_empty(deployment)
 
 
+# Bodies Celery cannot read as a task's (args, kwargs, options), and the error each gives.
+BAD_BODIES = {"not JSON": (b'{"not json', "DecodeError"),
+              "not a task's": (b"{}", "ValueError")}
+
+
 @pytest.mark.brokers
-def test_a_body_that_is_not_json_fails_its_task_even_without_a_record(deployment):
+@pytest.mark.parametrize("body", list(BAD_BODIES), ids=list(BAD_BODIES))
+def test_a_body_that_is_not_a_tasks_fails_its_task_even_without_a_record(deployment, body):
     # Given a worker, and a message published by another program to one of our queues, with
-    # Celery's headers but a body that is not JSON, for a task taskq never recorded
+    # Celery's headers but a body that is not a task's, for a task taskq never recorded
     deployment.start_worker("--concurrency", "1")
     runtime = deployment.runtime
     queue = topology.queue_name(runtime.settings, "data_processing", "normal")
     task_id = records.new_id()
+    raw, error = BAD_BODIES[body]
     with runtime.celery.producer_or_acquire() as producer:
-        producer.publish(b'{"not json', exchange="", routing_key=queue,
+        producer.publish(raw, exchange="", routing_key=queue,
                          content_type="application/json", content_encoding="utf-8",
                          headers={"id": task_id, "task": "taskq.data_processing",
                                   "root_id": task_id})
     # When the worker takes it, Then the task fails with the reason, as a dead letter
     record = wait_state(deployment, task_id, "FAILURE")
     assert (record.type, record.priority, record.queue) == ("data_processing", "normal", queue)
-    assert_dead_letter(deployment, task_id, "decoded: DecodeError")
+    assert_dead_letter(deployment, task_id, f"decoded: {error}")
     # And the worker goes on serving its queues
     good_task_runs_promptly(deployment)
     assert broker_is_empty(deployment)
