@@ -5,6 +5,7 @@ dead letter; the message leaves the broker and the worker goes on serving its qu
 from __future__ import annotations
 
 import json
+import pickle
 import time
 
 import pytest
@@ -93,9 +94,12 @@ def test_parameters_too_deep_to_hand_to_a_process_fail_the_task_and_free_the_wor
     assert broker_is_empty(deployment)
 
 
-# Bodies Celery cannot read as a task's (args, kwargs, options), and the error each gives.
-BAD_BODIES = {"not JSON": (b'{"not json', "DecodeError"),
-              "not a task's": (b"{}", "ValueError")}
+# Bodies Celery cannot read as a task's (args, kwargs, options): (body, content type, the
+# error named). taskq's workers accept JSON only, so a pickle is refused unread.
+BAD_BODIES = {"not JSON": (b'{"not json', "application/json", "DecodeError"),
+              "not a task's": (b"{}", "application/json", "ValueError"),
+              "a pickle": (pickle.dumps(((), {}, {})), "application/x-python-serialize",
+                           "ContentDisallowed")}
 
 
 @pytest.mark.brokers
@@ -107,10 +111,10 @@ def test_a_body_that_is_not_a_tasks_fails_its_task_even_without_a_record(deploym
     runtime = deployment.runtime
     queue = topology.queue_name(runtime.settings, "data_processing", "normal")
     task_id = records.new_id()
-    raw, error = BAD_BODIES[body]
+    raw, content_type, error = BAD_BODIES[body]
     with runtime.celery.producer_or_acquire() as producer:
         producer.publish(raw, exchange="", routing_key=queue,
-                         content_type="application/json", content_encoding="utf-8",
+                         content_type=content_type, content_encoding="binary",
                          headers={"id": task_id, "task": "taskq.data_processing",
                                   "root_id": task_id})
     # When the worker takes it, Then the task fails with the reason, as a dead letter
