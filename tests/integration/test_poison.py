@@ -94,12 +94,17 @@ def test_parameters_too_deep_to_hand_to_a_process_fail_the_task_and_free_the_wor
     assert broker_is_empty(deployment)
 
 
-# Bodies Celery cannot read as a task's (args, kwargs, options): (body, content type, the
-# error named). taskq's workers accept JSON only, so a pickle is refused unread.
-BAD_BODIES = {"not JSON": (b'{"not json', "application/json", "DecodeError"),
-              "not a task's": (b"{}", "application/json", "ValueError"),
-              "a pickle": (pickle.dumps(((), {}, {})), "application/x-python-serialize",
-                           "ContentDisallowed")}
+# Messages Celery cannot read as a task: (task name, body, content type, what the reason
+# says). taskq's workers accept JSON only, so a pickle is refused unread.
+TASK = "taskq.data_processing"
+BAD_BODIES = {
+    "not JSON": (TASK, b'{"not json', "application/json", "decoded: DecodeError"),
+    "not a task's": (TASK, b"{}", "application/json", "decoded: ValueError"),
+    "a pickle": (TASK, pickle.dumps(((), {}, {})), "application/x-python-serialize",
+                 "decoded: ContentDisallowed"),
+    "an unknown task": ("taskq.nope", b'[[], {}, {}]', "application/json",
+                        "matched to a task: KeyError: 'taskq.nope'"),
+}
 
 
 @pytest.mark.brokers
@@ -111,16 +116,15 @@ def test_a_body_that_is_not_a_tasks_fails_its_task_even_without_a_record(deploym
     runtime = deployment.runtime
     queue = topology.queue_name(runtime.settings, "data_processing", "normal")
     task_id = records.new_id()
-    raw, content_type, error = BAD_BODIES[body]
+    name, raw, content_type, reason = BAD_BODIES[body]
     with runtime.celery.producer_or_acquire() as producer:
         producer.publish(raw, exchange="", routing_key=queue,
                          content_type=content_type, content_encoding="binary",
-                         headers={"id": task_id, "task": "taskq.data_processing",
-                                  "root_id": task_id})
+                         headers={"id": task_id, "task": name, "root_id": task_id})
     # When the worker takes it, Then the task fails with the reason, as a dead letter
     record = wait_state(deployment, task_id, "FAILURE")
     assert (record.type, record.priority, record.queue) == ("data_processing", "normal", queue)
-    assert_dead_letter(deployment, task_id, f"decoded: {error}")
+    assert_dead_letter(deployment, task_id, reason)
     # And the worker goes on serving its queues
     good_task_runs_promptly(deployment)
     assert broker_is_empty(deployment)
