@@ -43,7 +43,9 @@ class HandOverGuard(bootsteps.Step):  # type: ignore[misc]
         def process_task(req: Any) -> Any:
             try:
                 return inner(req)
-            except Exception as exc:  # noqa: BLE001 - whatever stops the hand-over is poison
+            except OSError:  # the pool's pipes, not the message: Celery's own handling
+                raise
+            except Exception as exc:  # noqa: BLE001 - what the message makes fail is poison
                 _drop(w, req, exc, uses_semaphore)
                 return None
 
