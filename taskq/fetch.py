@@ -21,6 +21,7 @@ worker also stands by, subscribed one message at a time, so new work is pushed t
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles whi
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
 BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
 AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
+
+log = logging.getLogger(__name__)
 
 
 # Acknowledges the messages it is given (their entries leave the unacked hash and index, as
@@ -333,8 +336,13 @@ class RedisPollingConsumer(PollingConsumer):
         channel: Any = self.channel
         task_id, queue = read_raw(popped.raw)
         found = Poison(task_id, queue or popped.queue.split(channel.sep)[0], "decoded", exc)
-        if self.on_poison is not None:
-            self.on_poison(found)
+        try:
+            if self.on_poison is not None:
+                self.on_poison(found)
+        except Exception:  # noqa: BLE001 - the backend is down: the message stays where the
+            # script put it, parked (settled by the lease rounds) or unacked (restored by them)
+            log.exception("could not record poison message %s", task_id)
+            return
         pipe = channel.client.pipeline(transaction=False)
         if popped.poison:
             pipe.hdel(self.poison_key, popped.tag)
