@@ -59,8 +59,18 @@ def assert_dead_letter(deployment, task_id: str, reason: str) -> None:
     assert task_id in [letter["id"] for letter in deployment.cli_json("dlq", "list")]
 
 
-def broker_is_empty(deployment) -> bool:
-    """No message in our queues, none held unacknowledged, none left as poison."""
+def broker_is_empty(deployment, timeout: float = 5.0) -> bool:
+    """No message in our queues, none held unacknowledged, none left as poison, within
+    `timeout` (the ack of the task just done may ride with the worker's next look)."""
+    deadline = time.monotonic() + timeout
+    while not _broker_is_empty(deployment):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling for the last ack
+    return True
+
+
+def _broker_is_empty(deployment) -> bool:
     from taskq.queues import queue_stats
 
     if any(q.depth for q in queue_stats(deployment.runtime)):
