@@ -66,6 +66,7 @@ def test_a_run_cut_short_by_a_killed_pool_process_counts_as_an_attempt(deploymen
     assert done.attempts == 2
 
 
+@pytest.mark.brokers
 def test_a_run_cut_short_by_a_killed_worker_counts_as_an_attempt(deployment, tmp_path):
     # Given a worker running a 3 s task
     worker = deployment.start_worker("--concurrency", "1")
