@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,9 +39,18 @@ def record_json(record: TaskRecord) -> dict[str, Any]:
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    return None if ts is None else iso_time(utc_time(ts))
+
+
+def utc_time(ts: float) -> dt.datetime:
+    """An epoch time as an aware UTC datetime (what the Python API's Task holds)."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def iso_time(when: dt.datetime) -> str:
+    """ISO 8601 in UTC to the millisecond, as `--json` prints times: 2026-01-02T03:04:05.678Z."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{when.microsecond // 1000:03d}Z"
 
 
 def state_text(state: str) -> str:
