@@ -144,3 +144,49 @@ def test_send_task_refuses_an_id_already_used(deployment):
     # Then the first record is untouched, and only one task is listed
     assert deployment.runtime.store.get("order-17").params["data"] == [1]
     assert len(deployment.cli_json("list")) == 1
+
+
+def readme_python_examples() -> list[str]:
+    """The ```python blocks of the README's "Python API" section, in order."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.partition("\n## Python API\n")[2].partition("\n## ")[0]
+    return [block.partition("```")[0].partition("\n")[2]
+            for block in section.split("```python")[1:]]
+
+
+def test_the_readme_script_runs_as_shown(deployment):
+    # Given a worker, and the README's script
+    deployment.start_worker()
+    script = readme_python_examples()[0]
+    # When it is run as it is shown
+    done = run_app(deployment, script)
+    # Then it prints what its comments say
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.endswith(" QUEUED taskq.data_processing.high".replace(
+        "taskq.", f"{deployment.env['TASKQ_KEY_PREFIX']}."))
+    assert second == "2.0"
+
+
+def test_the_readme_flask_view_queues_and_reports_a_task(deployment):
+    # Given a worker, and the README's Flask application
+    deployment.start_worker()
+    views = readme_python_examples()[1]
+    # When a request queues a report, another reads it once done, and one is bad
+    done = run_app(deployment, views + textwrap.dedent("""
+        import json
+        web = app.test_client()
+        queued = web.post("/reports", json={"data": [1, 2]})
+        task_id = queued.get_json()["task_id"]
+        client.wait(task_id, timeout=30)
+        shown = web.get(f"/reports/{task_id}")
+        bad = web.post("/reports", json={"nope": 1})
+        unknown = web.get("/reports/nope")
+        print(json.dumps([queued.status_code, queued.get_json()["state"], shown.status_code,
+                          shown.get_json()["result"]["mean"], bad.status_code,
+                          bad.get_json()["error"], unknown.status_code]))
+    """))
+    # Then each answers as the comments say
+    assert answer(done) == [202, "QUEUED", 200, 1.5, 400, "invalid_parameters", 404]
