@@ -51,7 +51,28 @@ def test_a_client_submits_and_waits_for_the_result(deployment):
     assert shown == seen["finished"]
 
 
-@pytest.mark.brokers("embedded", "rabbitmq")
+@pytest.mark.brokers
+def test_one_client_shared_by_threads_submits_and_waits_for_each_task(deployment):
+    # Given a worker, and one client shared by eight threads
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taskq import Client
+
+    deployment.start_worker("--concurrency", "2")
+    with Client(deployment.runtime.settings) as client:
+        def submit_and_wait(n: int) -> float:
+            task = client.submit("data", {"data": [n, n + 2]})
+            return client.wait(task.id, timeout=60).result["mean"]
+
+        # When each thread submits tasks and waits for them
+        with ThreadPoolExecutor(8) as pool:
+            means = list(pool.map(submit_and_wait, range(40)))
+    # Then every task ran once, with its own parameters
+    assert means == [n + 1 for n in range(40)]
+    assert len(deployment.cli_json("list", "--limit", "100")) == 40
+
+
+@pytest.mark.brokers
 def test_a_client_cancels_a_delayed_task_and_retries_a_failed_one(deployment):
     # Given a worker, and a task that fails for good
     deployment.start_worker()
