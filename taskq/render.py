@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from typing import TYPE_CHECKING, Any
+
+from taskq.task import Task, iso_time, utc_time
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,27 +31,12 @@ def print_json(data: Any) -> None:
 
 
 def record_json(record: TaskRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at"):
-        data[name] = _iso(data[name])
-    for entry in data["attempt_errors"]:
-        entry["at"] = _iso(entry.get("at"))
-    return data
+    """A record as `status --json` prints it: the Python API's Task.to_json()."""
+    return Task.from_record(record).to_json()
 
 
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else iso_time(utc_time(ts))
-
-
-def utc_time(ts: float) -> dt.datetime:
-    """An epoch time as an aware UTC datetime (what the Python API's Task holds)."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def iso_time(when: dt.datetime) -> str:
-    """ISO 8601 in UTC to the millisecond, as `--json` prints times: 2026-01-02T03:04:05.678Z."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
-        f".{when.microsecond // 1000:03d}Z"
 
 
 def state_text(state: str) -> str:

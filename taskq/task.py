@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
-from taskq.render import iso_time, utc_time
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
@@ -65,6 +64,17 @@ class Task:
         for entry in data["attempt_errors"]:
             entry["at"] = _iso(entry.get("at"))
         return data
+
+
+def utc_time(ts: float) -> dt.datetime:
+    """An epoch time as an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def iso_time(when: dt.datetime) -> str:
+    """ISO 8601 in UTC to the millisecond, as `--json` prints times: 2026-01-02T03:04:05.678Z."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{when.microsecond // 1000:03d}Z"
 
 
 def _when(ts: float | None) -> dt.datetime | None:

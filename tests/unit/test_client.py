@@ -45,13 +45,22 @@ def finished_record() -> TaskRecord:
                       params={"data": [1, 2]}, attempts=2, result={"mean": 1.5},
                       attempt_errors=[{"attempt": 1, "error": "boom", "at": 1700000000.25}],
                       submitted_at=1700000000.1234567, started_at=1700000000.2,
-                      finished_at=1700000001.9999999)
+                      finished_at=1700000001.5)
 
 
-def test_a_task_prints_as_json_exactly_what_status_json_prints():
+def test_a_task_prints_as_json_with_iso_times_to_the_millisecond():
+    data = Task.from_record(finished_record()).to_json()
+    assert (data["submitted_at"], data["started_at"], data["finished_at"]) == (
+        "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.200Z", "2023-11-14T22:13:21.500Z")
+    assert data["attempt_errors"] == [{"attempt": 1, "error": "boom",
+                                       "at": "2023-11-14T22:13:20.250Z"}]
+    assert (data["eta"], data["result"], data["params"]) == (None, {"mean": 1.5},
+                                                             {"data": [1, 2]})
+
+
+def test_status_json_is_the_tasks_json():
     record = finished_record()
-    task = Task.from_record(record)
-    assert task.to_json() == render.record_json(record)
+    assert render.record_json(record) == Task.from_record(record).to_json()
 
 
 def test_a_task_holds_aware_utc_datetimes_and_cannot_be_changed():
