@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import config, records
 from taskq.config import Settings
-from taskq.errors import TaskFailed, UsageError
+from taskq.errors import InvalidParameters, TaskFailed, UsageError
 from taskq.request import SubmitRequest
 from taskq.task import Task
 
@@ -85,6 +85,9 @@ class Client:
         _no_flow_control(key, after)
         from taskq.submit import submit
 
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidParameters([f"parameters: must be a mapping of names to values, "
+                                     f"got {builtins.type(params).__name__}"])
         request = SubmitRequest(type=type, priority=priority, params=dict(params or {}),
                                 delay=_seconds(delay))
         runtime = self.runtime

@@ -126,6 +126,11 @@ def test_bad_parameters_name_every_problem_before_any_connection():
     assert any("data" in p and "required" in p for p in caught.value.problems)
 
 
+def test_parameters_that_are_not_a_mapping_are_invalid_parameters():
+    with pytest.raises(InvalidParameters, match="must be a mapping.*got list"):
+        offline_client().submit("data", [1, 2])  # type: ignore[arg-type]
+
+
 def test_a_submit_to_an_unreachable_server_is_broker_unavailable():
     with pytest.raises(BrokerUnavailable, match="unreachable"):
         offline_client().submit("data", {"data": [1]})
