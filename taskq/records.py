@@ -17,6 +17,7 @@ REVOKED = "REVOKED"
 STATES = (QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 FINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 _JSON_FIELDS = ("params", "result", "attempt_errors", "progress")
+_NAMING_FIELDS = ("id", "type", "priority", "queue", "state")  # the rest: "" reads as unset
 _FLOAT_FIELDS = ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at")
 
 
@@ -63,8 +64,9 @@ class TaskRecord:
         """The record a hash holds. Never fails on an odd field (written by another program,
         an older taskq or by hand): what cannot be read is left at its default, or for
         `result` shown as the text stored (see read_json)."""
-        values: dict[str, Any] = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-        for name in ("id", "type", "priority", "queue", "state"):
+        values: dict[str, Any] = {k: v for k, v in data.items()
+                                  if k in _FIELD_NAMES and (v != "" or k in _NAMING_FIELDS)}
+        for name in _NAMING_FIELDS:
             values.setdefault(name, "")
         for name in _JSON_FIELDS:
             if name in values:
@@ -157,9 +159,10 @@ _to_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def to_hash(values: dict[str, Any]) -> dict[str, str]:
-    """Encode record fields for a Redis hash: JSON for structured ones, str otherwise."""
-    return {name: _encoded(name, value) for name, value in values.items()
-            if value is not None or name in _JSON_FIELDS}
+    """Encode record fields for a Redis hash: JSON for structured ones, str otherwise, and
+    an empty string for None, which clears the field (it reads as its default)."""
+    return {name: "" if value is None and name not in _JSON_FIELDS else _encoded(name, value)
+            for name, value in values.items()}
 
 
 def hash_pairs(record: TaskRecord) -> list[str]:
