@@ -53,11 +53,12 @@ def plan(settings: Settings, profile: str | None = None, priorities: list[str] |
 
 
 def _priority(settings: Settings, name: str) -> str:
-    if name not in settings.priorities:
+    try:
+        return settings.resolve_priority(name)
+    except KeyError:
         raise UsageError(f"unknown queue {name!r} in --queues"
                          f"{did_you_mean(name, list(settings.priorities))}; "
-                         f"use {', '.join(settings.priorities)}")
-    return name
+                         f"use {', '.join(settings.priorities)}") from None
 
 
 def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,

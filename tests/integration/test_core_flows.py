@@ -116,6 +116,18 @@ def test_unknown_type_and_priority_are_usage_errors(deployment):
     assert "urgent" in bad_priority.stderr
 
 
+def test_types_priorities_and_states_are_taken_in_any_case(deployment):
+    # When a task is submitted with its type and priority typed in capitals
+    submitted = deployment.cli_json("submit", "--type", "EMAIL", "--priority", "HIGH",
+                                    "--param", "to=a@example.com")
+    # Then it is the email_sending type at high priority
+    assert (submitted["type"], submitted["priority"]) == ("email_sending", "high")
+    # And the listing finds it by filters typed in any case
+    listed = deployment.cli_json("list", "--type", "Email", "--priority", "High",
+                                 "--state", "Queued")
+    assert [row["id"] for row in listed] == [submitted["id"]]
+
+
 @pytest.mark.brokers
 def test_failed_task_keeps_error_type_and_traceback_and_wait_exits_5(deployment):
     deployment.start_worker()
