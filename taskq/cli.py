@@ -31,11 +31,31 @@ TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer nee
 _state = {"traceback": False}
 
 
+def _show_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import version
+
+    from taskq import __version__, config
+    from taskq.config import mask_url
+
+    try:
+        broker = mask_url(config.load().broker_url) or "embedded"
+    except TaskqError:
+        broker = "unknown: the configuration is invalid (taskq config check says why)"
+    print(f"taskq {__version__} (celery {version('celery')}, kombu {version('kombu')}, "
+          f"broker {broker})")
+    raise typer.Exit()
+
+
 @app.callback()
 def _options(
     traceback: Annotated[bool, typer.Option(
         "--traceback", envvar="TASKQ_TRACEBACK",
         help="Show the full traceback of an error (for debugging).")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="Show the versions of taskq, Celery and kombu and the broker used.")] = False,
 ) -> None:
     _state["traceback"] = traceback
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
+import taskq
 from taskq.records import TaskRecord
 
 pytestmark = pytest.mark.integration
@@ -114,6 +116,20 @@ def test_unknown_type_and_priority_are_usage_errors(deployment):
                                   "--param", "to=a@example.com")
     assert bad_priority.returncode == 2
     assert "urgent" in bad_priority.stderr
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_names_taskq_celery_kombu_and_the_broker_with_its_password_masked(
+        deployment, flag):
+    # Given a Redis broker URL with a password
+    deployment.env["TASKQ_BROKER_URL"] = "redis://:s3cret@127.0.0.1:6379/3"
+    deployment.env["TASKQ_RESULT_BACKEND"] = "redis://127.0.0.1:6379/4"
+    # When the version is asked for
+    shown = deployment.cli(flag)
+    # Then one line names each version and the broker, without the password
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == (f"taskq {taskq.__version__} (celery {version('celery')}, "
+                            f"kombu {version('kombu')}, broker redis://:***@127.0.0.1:6379/3)\n")
 
 
 def test_types_priorities_and_states_are_taken_in_any_case(deployment):
