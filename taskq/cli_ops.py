@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -129,12 +130,25 @@ def dlq_retry(
 
 
 @dlq_app.command("purge")
-def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False) -> None:
-    """Delete every dead letter (of one type with --type); reports the count."""
+def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed when stdin is not a terminal).")] = False,
+) -> None:
+    """Delete every dead letter (of one type with --type), after asking; reports the count."""
     from taskq import dlq, render
     from taskq.cli import runtime
+    from taskq.errors import UsageError
+    from taskq.submit import resolve_type
 
-    purged = dlq.purge(runtime(), type_)
+    rt = runtime()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("dlq purge deletes for good: pass --yes to confirm (stdin is not "
+                             "a terminal to ask on)")
+        which = f"of type {resolve_type(rt.settings, type_).name}" if type_ else "of every type"
+        if not typer.confirm(f"Delete every dead letter {which}?", err=True):
+            render.console(stderr=True).print("nothing purged")
+            return
+    purged = dlq.purge(rt, type_)
     if json_:
         render.print_json({"purged": purged})
     else:
