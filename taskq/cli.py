@@ -70,7 +70,8 @@ def runtime() -> Runtime:
 @app.command()
 def submit(
     type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--type", "-t", help="Task type or alias.")] = None,
+        "--type", "-t", help="Task type or alias: `taskq types` lists each with its "
+        "parameters.")] = None,
     priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--priority", "-p", help="high, normal or low (default: normal).")] = None,
     param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
@@ -243,6 +244,18 @@ def config_show(json_: JsonOpt = False) -> None:
         import yaml
 
         render.console().print(yaml.safe_dump(data, sort_keys=False), markup=False)
+
+
+@app.command()
+def types(json_: JsonOpt = False) -> None:
+    """Every task type: its alias, parameters (kind, required, default), retries and limits."""
+    from taskq import config, render, tables, types_view
+
+    found = types_view.types_json(config.load())
+    if json_:
+        render.print_json(found)
+    else:
+        render.console().print(tables.types_text(found), markup=False, highlight=False)
 
 
 def _register_command_groups() -> None:

@@ -132,6 +132,20 @@ def test_version_names_taskq_celery_kombu_and_the_broker_with_its_password_maske
                             f"kombu {version('kombu')}, broker redis://:***@127.0.0.1:6379/3)\n")
 
 
+def test_types_lists_every_type_of_the_config_with_its_parameters(deployment):
+    # When the types are asked for, as JSON and as text
+    found = {t["name"]: t for t in deployment.cli_json("types")}
+    shown = deployment.cli("types")
+    # Then every type of the deployment's config is there, with its parameters
+    assert set(found) == set(deployment.runtime.settings.task_types)
+    assert [p["name"] for p in found["spin"]["parameters"]] == ["ms"]
+    assert shown.returncode == 0
+    assert "\ndata_processing (data): 3 retries" in shown.stdout
+    assert "\nspin: 0 retries" in shown.stdout and "\n  runs jobs:spin\n" in shown.stdout
+    # And submit's help points to it
+    assert "taskq types" in deployment.cli("submit", "--help").stdout
+
+
 def test_types_priorities_and_states_are_taken_in_any_case(deployment):
     # When a task is submitted with its type and priority typed in capitals
     submitted = deployment.cli_json("submit", "--type", "EMAIL", "--priority", "HIGH",
