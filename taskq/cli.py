@@ -141,11 +141,13 @@ def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> Non
 @app.command()
 def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
-    """Show a task's state, result and error."""
+    """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
+    6 characters)."""
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
     rt = runtime()
+    task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
         return

@@ -71,7 +71,8 @@ def cancel(
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.cancel(runtime(), task_id, terminate)
+    rt = runtime()
+    record = control.cancel(rt, rt.task_id(task_id), terminate)
     if json_:
         render.print_json(render.record_json(record))
     else:
@@ -83,7 +84,9 @@ def retry(task_id: str, json_: JsonOpt = False) -> None:
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.retry(runtime(), task_id)
+    rt = runtime()
+    task_id = rt.task_id(task_id)
+    record = control.retry(rt, task_id)
     if json_:
         render.print_json(render.record_json(record))
     else:

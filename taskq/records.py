@@ -21,6 +21,17 @@ _NAMING_FIELDS = ("id", "type", "priority", "queue", "state")  # the rest: "" re
 _FLOAT_FIELDS = ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at")
 
 
+ID_LENGTH = 36  # a UUID as text
+MIN_ID_PREFIX = 6  # the shortest prefix taken for an id (as git takes short hashes)
+
+
+def is_id_prefix(text: str) -> bool:
+    """Whether `text` may be the start of a task id rather than a whole one: at least
+    MIN_ID_PREFIX and fewer than ID_LENGTH hexadecimal digits and dashes."""
+    return (MIN_ID_PREFIX <= len(text) < ID_LENGTH
+            and all(c in "0123456789abcdef-" for c in text.lower()))
+
+
 def new_id() -> str:
     """A new task id: a random (version 4) UUID as text, as str(uuid.uuid4()) makes it, at
     a third of its cost (a tenth of a bulk submit's CPU went to uuid4)."""

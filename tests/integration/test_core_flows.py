@@ -13,6 +13,8 @@ import pytest
 
 import taskq
 from taskq.records import TaskRecord
+from taskq.request import SubmitRequest
+from taskq.submit import prepare
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +95,36 @@ def test_queued_task_is_reported_queued_not_unknown(deployment):
     result = deployment.cli("status", record.id, "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout)["state"] == "QUEUED"
+
+
+def test_a_task_is_named_by_any_unique_prefix_of_its_id_of_at_least_6_characters(deployment):
+    # Given three queued tasks, two of whose ids begin alike
+    runtime = deployment.runtime
+    tasks = []
+    for task_id in ("abcdef01-0000-4000-8000-000000000001",
+                    "abcdef02-0000-4000-8000-000000000002",
+                    "01234567-89ab-4def-8000-000000000003"):
+        record = prepare(runtime.settings, SubmitRequest(type="data", params={"data": [1]}))
+        record.id = task_id
+        runtime.store.create(record)
+        tasks.append(record)
+    # When status, cancel and retry are given a unique prefix (the 8 characters `list` shows,
+    # or 6, in any case)
+    shown = deployment.cli_json("status", "abcdef01")
+    upper = deployment.cli_json("status", "ABCDEF02")
+    cancelled = deployment.cli_json("cancel", "012345")
+    waited = deployment.cli("status", "0123456", "--wait", "--json")
+    # Then each names its task
+    assert shown["id"] == tasks[0].id
+    assert upper["id"] == tasks[1].id
+    assert (cancelled["id"], cancelled["state"]) == (tasks[2].id, "REVOKED")
+    assert waited.returncode == 5 and json.loads(waited.stdout)["id"] == tasks[2].id
+    # And a prefix that begins two ids is refused with exit 2, naming both
+    ambiguous = deployment.cli("status", "abcdef")
+    assert ambiguous.returncode == 2
+    assert f"names more than one task: {tasks[0].id}, {tasks[1].id}" in ambiguous.stderr
+    # And a prefix shorter than 6 characters is taken as a whole id: unknown
+    assert deployment.cli("status", "abcde").returncode == 4
 
 
 def test_bad_parameters_are_refused_with_exit_2_and_nothing_queued(deployment):
