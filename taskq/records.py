@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -145,6 +146,14 @@ def _read_progress(text: str) -> dict[str, Any] | None:
 
 _READERS = {"params": _read_params, "result": read_json,
             "attempt_errors": _read_attempt_errors, "progress": _read_progress}
+
+
+def iso_time(ts: float | None) -> str | None:
+    """An epoch time as every --json output and the API show times: ISO 8601, UTC, to the
+    millisecond, with Z."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 def read_time(value: Any) -> float | None:
