@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from taskq import completion
+from taskq.cli_ops import IdArg
 from taskq.errors import ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 # Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
 # markdown, traceback and syntax modules, which doubles `taskq --help` (0.29 -> 0.15 s).
 app = typer.Typer(
-    name="taskq", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="taskq", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     help="Background work on Celery: typed tasks, strict priorities, retries and status.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -70,10 +72,11 @@ def runtime() -> Runtime:
 @app.command()
 def submit(
     type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--type", "-t", help="Task type or alias: `taskq types` lists each with its "
-        "parameters.")] = None,
+        "--type", "-t", autocompletion=completion.task_types,
+        help="Task type or alias: `taskq types` lists each with its parameters.")] = None,
     priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--priority", "-p", help="high, normal or low (default: normal).")] = None,
+        "--priority", "-p", autocompletion=completion.priorities,
+        help="high, normal or low (default: normal).")] = None,
     param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--param", help="key=value (value parsed as JSON when it parses); repeatable.")] = None,
     params: Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -139,7 +142,7 @@ def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> Non
 
 
 @app.command()
-def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
+def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
     """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
     6 characters)."""

@@ -7,13 +7,20 @@ from typing import Annotated, Optional
 
 import typer
 
+from taskq import completion
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 TypeOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
-    "--type", "-t", help="Only this task type (alias allowed); repeatable or comma-separated.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only this task type (alias allowed); repeatable or comma-separated.")]
 PriorityOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-    "--priority", "-p", help="Only this priority; repeatable or comma-separated.")]
+    "--priority", "-p", autocompletion=completion.priorities,
+    help="Only this priority; repeatable or comma-separated.")]
 OneTypeOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    "--type", "-t", help="Only dead letters of this task type.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only dead letters of this task type.")]
+IdArg = Annotated[str, typer.Argument(autocompletion=completion.recent_ids,
+                                      help="A task id, or a unique prefix of 6 or more.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many (1-1000).")]
 
 dlq_app = typer.Typer(help="Dead letters: tasks that failed for good.", no_args_is_help=True)
@@ -61,7 +68,7 @@ def list_(
 
 
 def cancel(
-    task_id: str,
+    task_id: IdArg,
     terminate: Annotated[bool, typer.Option(
         "--terminate", help="Also stop the task if it is running (SIGTERM to its process).")
     ] = False,
@@ -79,7 +86,7 @@ def cancel(
         render.console(stderr=True).print(f"cancelled {record.id}: REVOKED")
 
 
-def retry(task_id: str, json_: JsonOpt = False) -> None:
+def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
     """Submit a failed task again as a new task linked to it; prints the new id."""
     from taskq import control, render
     from taskq.cli import runtime

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -176,6 +178,28 @@ def test_types_lists_every_type_of_the_config_with_its_parameters(deployment):
     assert "\nspin: 0 retries" in shown.stdout and "\n  runs jobs:spin\n" in shown.stdout
     # And submit's help points to it
     assert "taskq types" in deployment.cli("submit", "--help").stdout
+
+
+def _completions(deployment, line: str) -> list[str]:
+    """What bash completion offers for `line` (ending where Tab is pressed)."""
+    words = line.split(" ")
+    env = {**deployment.env, "_TASKQ_COMPLETE": "complete_bash", "COMP_WORDS": line,
+           "COMP_CWORD": str(len(words) - 1)}
+    done = subprocess.run([sys.executable, "-m", "taskq"], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=deployment.home)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completes_commands_types_priorities_and_recent_task_ids(deployment):
+    # Given a submitted task
+    task = deployment.submit("data", data=[1])
+    # Then Tab completes commands, type names and aliases, priorities and the task's id
+    assert _completions(deployment, "taskq sta") == ["status"]
+    assert _completions(deployment, "taskq submit --type em") == ["email_sending", "email"]
+    assert _completions(deployment, "taskq list --priority h") == ["high"]
+    assert task.id in _completions(deployment, "taskq status ")
+    assert _completions(deployment, f"taskq cancel {task.id[:4]}") == [task.id]
 
 
 def test_types_priorities_and_states_are_taken_in_any_case(deployment):
