@@ -141,8 +141,16 @@ class Settings:
         return self.broker_url is None
 
     def resolve_type(self, name: str) -> TaskType:
-        """Return the task type called `name` or by its alias; KeyError if there is none."""
-        return self.task_types[self.aliases.get(name, name)]
+        """Return the task type called `name` or by its alias, in any case (`EMAIL` is
+        `email`); KeyError if there is none."""
+        key = name.lower()  # every name is declared in lower case (config_schema)
+        return self.task_types[self.aliases.get(key, key)]
+
+    def resolve_priority(self, name: str) -> str:
+        """The priority called `name`, in any case; KeyError if there is none."""
+        if name.lower() not in self.priorities:
+            raise KeyError(name)
+        return name.lower()
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as plain data with every password masked (for `config show`)."""
@@ -292,3 +300,4 @@ def check_functions(settings: Settings) -> None:
 def did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+

@@ -31,10 +31,11 @@ def resolve_type(settings: Settings, name: str) -> TaskType:
 def resolve_priority(settings: Settings, priority: str | None) -> str:
     if priority is None:
         return settings.default_priority
-    if priority not in settings.priorities:
+    try:
+        return settings.resolve_priority(priority)
+    except KeyError:
         raise UsageError(f"unknown priority {priority!r}; use one of "
-                         f"{', '.join(settings.priorities)}")
-    return priority
+                         f"{', '.join(settings.priorities)}") from None
 
 
 def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:

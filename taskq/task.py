@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
+from taskq.records import iso_datetime, utc_time
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
@@ -66,20 +67,9 @@ class Task:
         return data
 
 
-def utc_time(ts: float) -> dt.datetime:
-    """An epoch time as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def iso_time(when: dt.datetime) -> str:
-    """ISO 8601 in UTC to the millisecond, as `--json` prints times: 2026-01-02T03:04:05.678Z."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
-        f".{when.microsecond // 1000:03d}Z"
-
-
 def _when(ts: float | None) -> dt.datetime | None:
     return None if ts is None else utc_time(ts)
 
 
 def _iso(when: dt.datetime | None) -> str | None:
-    return None if when is None else iso_time(when)
+    return None if when is None else iso_datetime(when)
