@@ -162,8 +162,8 @@ def test_send_task_refuses_an_id_already_used(deployment):
 
     with pytest.raises(Conflict, match="order-17"):
         app.send_task("taskq.data_processing", kwargs={"data": [2]}, task_id="order-17")
-    # Then the first record is untouched, and only one task is listed
-    assert deployment.runtime.store.get("order-17").params["data"] == [1]
+    # Then the first record is untouched, as `taskq status` shows, and only one task is listed
+    assert deployment.cli_json("status", "order-17")["params"]["data"] == [1]
     assert len(deployment.cli_json("list")) == 1
 
 
