@@ -6,12 +6,13 @@ on first use, so ``import taskq`` (and every CLI command) stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 __all__ = ["Client", "SubmitRequest", "Task", "__version__"]
 
+TYPE_CHECKING = False  # typing itself (with re) costs more than the rest of `import taskq`
 if TYPE_CHECKING:
+    from typing import Any
+
     from taskq.client import Client
     from taskq.request import SubmitRequest
     from taskq.task import Task
