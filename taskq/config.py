@@ -178,9 +178,14 @@ def find_config(env: Mapping[str, str]) -> Path:
     raise ConfigError("(no file)", ["no config/celery.yaml found; set TASKQ_CONFIG"])
 
 
-def load(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
-    """Read, override from the environment, validate and freeze the configuration."""
+def load(env: Mapping[str, str] | None = None, path: Path | None = None,
+         overrides: Mapping[str, str | None] | None = None) -> Settings:
+    """Read, override from the environment, validate and freeze the configuration.
+    `overrides` (the Python API's): the TASKQ_* overrides by their lower-case names without
+    the prefix (broker_url=...), applied over the environment's."""
     env = os.environ if env is None else env
+    if overrides:
+        env = {**env, **_override_vars(overrides)}
     path = path or find_config(env)
     raw = _read(path)
     if not isinstance(raw, dict):
@@ -253,6 +258,21 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
                 node[key] = {}
             node = node[key]
         node[keys[-1]] = env[var] or None
+
+
+def override_names() -> list[str]:
+    """The names load()'s `overrides` takes: broker_url, result_backend, key_prefix, ..."""
+    return [var.removeprefix("TASKQ_").lower() for var in ENV_OVERRIDES]
+
+
+def _override_vars(overrides: Mapping[str, str | None]) -> dict[str, str]:
+    names = override_names()
+    unknown = [f"{name}: not a setting that can be overridden{did_you_mean(name, names)}; "
+               f"use one of {', '.join(names)}" for name in overrides if name not in names]
+    if unknown:
+        raise ConfigError("(overrides)", unknown)
+    return {f"TASKQ_{name.upper()}": "" if value is None else str(value)
+            for name, value in overrides.items()}
 
 
 def check_functions(settings: Settings) -> None:

@@ -108,8 +108,9 @@ class TaskFailed(TaskqError):
         super().__init__(f"task {task_id} ended {state}{detail}")
 
 
-class WaitTimeout(TaskqError):
-    """Raised when a task did not reach a final state within the time a caller would wait."""
+class WaitTimeout(TaskqError, TimeoutError):
+    """Raised when a task did not reach a final state within the time a caller would wait
+    (a TimeoutError too, for Python callers of Client.wait)."""
 
     exit_code = ExitCode.TIMEOUT
     http_status = 504

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -150,10 +150,19 @@ _READERS = {"params": _read_params, "result": read_json,
 
 def iso_time(ts: float | None) -> str | None:
     """An epoch time as every --json output and the API show times: ISO 8601, UTC, to the
-    millisecond, with Z."""
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    millisecond, with Z (as the Python API's Task.to_json shows its datetimes)."""
+    return None if ts is None else iso_datetime(utc_time(ts))
+
+
+def utc_time(ts: float) -> dt.datetime:
+    """An epoch time as an aware UTC datetime (to the microsecond)."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def iso_datetime(when: dt.datetime) -> str:
+    """A datetime as iso_time shows it: 2026-01-02T03:04:05.678Z."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{when.microsecond // 1000:03d}Z"
 
 
 def read_time(value: Any) -> float | None:

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from taskq.records import iso_time
+from taskq.task import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,12 +32,8 @@ def print_json(data: Any) -> None:
 
 
 def record_json(record: TaskRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at"):
-        data[name] = iso_time(data[name])
-    for entry in data["attempt_errors"]:
-        entry["at"] = iso_time(entry.get("at"))
-    return data
+    """A record as `status --json` prints it: the Python API's Task.to_json()."""
+    return Task.from_record(record).to_json()
 
 
 def state_text(state: str) -> str:

@@ -80,8 +80,9 @@ class TaskqTask(Task):  # type: ignore[misc]
             delay = options.setdefault("countdown", retry.backoff_delay(self.taskq_retry, done))
             self.store.record_attempt_error(self.request.id, done + 1, str(exc),
                                             type(exc).__name__, time.time() + delay)
-        # The retry limit is the task's max_retries, declared at registration.
-        return super().retry(*args, exc=exc, **options)
+        # The retry limit is the task's max_retries, declared at registration. The retry's
+        # message is the same task again (same id and record): published raw.
+        return super().retry(*args, exc=exc, taskq_raw=True, **options)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
