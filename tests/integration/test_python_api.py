@@ -168,11 +168,11 @@ def test_send_task_refuses_an_id_already_used(deployment):
 
 
 def readme_python_examples() -> list[str]:
-    """The ```python blocks of the README's "Python API" section, in order."""
+    """The ```python blocks of the README's "From Python" section, in order."""
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text.partition("\n## Python API\n")[2].partition("\n## ")[0]
+    section = text.partition("\n## From Python\n")[2].partition("\n## ")[0]
     return [block.partition("```")[0].partition("\n")[2]
             for block in section.split("```python")[1:]]
 
