@@ -140,9 +140,15 @@ class TaskStore:
         """The hostnames of the workers that have heartbeat hashes."""
         return f"{self.prefix}:workers"
 
+    def count_dropped(self) -> None:
+        """Count a message a worker dropped because its task has no record (metrics show it)."""
+        with self.reachable():
+            self.client.hincrby(self.stats_key, "dropped", 1)
+
     @property
     def stats_key(self) -> str:
-        """Counters of finished tasks (done, failed) since the deployment began."""
+        """Counters since the deployment began: finished tasks (done, failed) and messages
+        dropped for want of a record (dropped)."""
         return f"{self.prefix}:stats"
 
     @contextmanager

@@ -57,6 +57,7 @@ class TaskqTask(Task):  # type: ignore[misc]
             # one not sent through taskq. Running it would do work nobody can see or expect.
             logger.warning("dropped task %s: it has no record (its submit was reported "
                            "failed, or it was not sent through taskq)", task_id)
+            self.store.count_dropped()
             raise Ignore()
         if outcome == -1:
             # Cancelled (or already finished): Celery's revoke list is per worker and lost

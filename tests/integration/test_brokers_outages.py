@@ -15,7 +15,7 @@ from redis_server import RedisServer
 from relay import Relay
 from smtp_server import free_port
 
-from taskq import publish
+from taskq import metrics, publish
 from taskq.errors import BrokerUnavailable, NotQueued
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
@@ -249,3 +249,6 @@ def test_a_worker_drops_a_message_whose_record_a_failed_submit_removed(deploymen
     assert (tmp_path / "kept").exists() and not (tmp_path / "gone").exists()
     assert f"dropped task {gone.id}: it has no record" in deployment.worker_logs()
     assert deployment.cli("status", gone.id).returncode == 4
+    # And the drop is counted in the metrics
+    scraped = metrics.render(metrics.registry_for(deployment.runtime)).decode()
+    assert "\ntaskq_dropped_messages_total 1.0\n" in scraped
