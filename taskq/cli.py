@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from taskq import completion
+from taskq.cli_ops import IdArg
 from taskq.errors import ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 # Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
 # markdown, traceback and syntax modules, which doubles `taskq --help` (0.29 -> 0.15 s).
 app = typer.Typer(
-    name="taskq", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="taskq", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     help="Background work on Celery: typed tasks, strict priorities, retries and status.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -31,11 +33,31 @@ TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer nee
 _state = {"traceback": False}
 
 
+def _show_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import version
+
+    from taskq import __version__, config
+    from taskq.config import mask_url
+
+    try:
+        broker = mask_url(config.load().broker_url) or "embedded"
+    except TaskqError:
+        broker = "unknown: the configuration is invalid (taskq config check says why)"
+    print(f"taskq {__version__} (celery {version('celery')}, kombu {version('kombu')}, "
+          f"broker {broker})")
+    raise typer.Exit()
+
+
 @app.callback()
 def _options(
     traceback: Annotated[bool, typer.Option(
         "--traceback", envvar="TASKQ_TRACEBACK",
         help="Show the full traceback of an error (for debugging).")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="Show the versions of taskq, Celery and kombu and the broker used.")] = False,
 ) -> None:
     _state["traceback"] = traceback
 
@@ -50,9 +72,11 @@ def runtime() -> Runtime:
 @app.command()
 def submit(
     type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--type", "-t", help="Task type or alias.")] = None,
+        "--type", "-t", autocompletion=completion.task_types,
+        help="Task type or alias: `taskq types` lists each with its parameters.")] = None,
     priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--priority", "-p", help="high, normal or low (default: normal).")] = None,
+        "--priority", "-p", autocompletion=completion.priorities,
+        help="high, normal or low (default: normal).")] = None,
     param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--param", help="key=value (value parsed as JSON when it parses); repeatable.")] = None,
     params: Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -118,13 +142,15 @@ def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> Non
 
 
 @app.command()
-def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
+def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
-    """Show a task's state, result and error."""
+    """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
+    6 characters)."""
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
     rt = runtime()
+    task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
         return
@@ -223,6 +249,18 @@ def config_show(json_: JsonOpt = False) -> None:
         import yaml
 
         render.console().print(yaml.safe_dump(data, sort_keys=False), markup=False)
+
+
+@app.command()
+def types(json_: JsonOpt = False) -> None:
+    """Every task type: its alias, parameters (kind, required, default), retries and limits."""
+    from taskq import config, render, tables, types_view
+
+    found = types_view.types_json(config.load())
+    if json_:
+        render.print_json(found)
+    else:
+        render.console().print(tables.types_text(found), markup=False, highlight=False)
 
 
 def _register_command_groups() -> None:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
 
+from taskq import completion
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 TypeOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
-    "--type", "-t", help="Only this task type (alias allowed); repeatable or comma-separated.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only this task type (alias allowed); repeatable or comma-separated.")]
 PriorityOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-    "--priority", "-p", help="Only this priority; repeatable or comma-separated.")]
+    "--priority", "-p", autocompletion=completion.priorities,
+    help="Only this priority; repeatable or comma-separated.")]
 OneTypeOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    "--type", "-t", help="Only dead letters of this task type.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only dead letters of this task type.")]
+IdArg = Annotated[str, typer.Argument(autocompletion=completion.recent_ids,
+                                      help="A task id, or a unique prefix of 6 or more.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many (1-1000).")]
 
 dlq_app = typer.Typer(help="Dead letters: tasks that failed for good.", no_args_is_help=True)
@@ -60,7 +68,7 @@ def list_(
 
 
 def cancel(
-    task_id: str,
+    task_id: IdArg,
     terminate: Annotated[bool, typer.Option(
         "--terminate", help="Also stop the task if it is running (SIGTERM to its process).")
     ] = False,
@@ -70,19 +78,22 @@ def cancel(
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.cancel(runtime(), task_id, terminate)
+    rt = runtime()
+    record = control.cancel(rt, rt.task_id(task_id), terminate)
     if json_:
         render.print_json(render.record_json(record))
     else:
         render.console(stderr=True).print(f"cancelled {record.id}: REVOKED")
 
 
-def retry(task_id: str, json_: JsonOpt = False) -> None:
+def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
     """Submit a failed task again as a new task linked to it; prints the new id."""
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.retry(runtime(), task_id)
+    rt = runtime()
+    task_id = rt.task_id(task_id)
+    record = control.retry(rt, task_id)
     if json_:
         render.print_json(render.record_json(record))
     else:
@@ -129,12 +140,25 @@ def dlq_retry(
 
 
 @dlq_app.command("purge")
-def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False) -> None:
-    """Delete every dead letter (of one type with --type); reports the count."""
+def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed when stdin is not a terminal).")] = False,
+) -> None:
+    """Delete every dead letter (of one type with --type), after asking; reports the count."""
     from taskq import dlq, render
     from taskq.cli import runtime
+    from taskq.errors import UsageError
+    from taskq.submit import resolve_type
 
-    purged = dlq.purge(runtime(), type_)
+    rt = runtime()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("dlq purge deletes for good: pass --yes to confirm (stdin is not "
+                             "a terminal to ask on)")
+        which = f"of type {resolve_type(rt.settings, type_).name}" if type_ else "of every type"
+        if not typer.confirm(f"Delete every dead letter {which}?", err=True):
+            render.console(stderr=True).print("nothing purged")
+            return
+    purged = dlq.purge(rt, type_)
     if json_:
         render.print_json({"purged": purged})
     else:

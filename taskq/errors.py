@@ -57,6 +57,17 @@ class InvalidParameters(UsageError):
         return {**super().to_dict(), "problems": self.problems}
 
 
+class AmbiguousId(UsageError):
+    """Raised when an id prefix names more than one task; lists them (up to a few)."""
+
+    code = "ambiguous_id"
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.candidates = list(candidates)
+        super().__init__(f"task id prefix {prefix!r} names more than one task: "
+                         f"{', '.join(self.candidates)}; give more characters")
+
+
 class ConfigError(TaskqError):
     """Raised when the configuration cannot be loaded or is invalid; lists every problem."""
 
@@ -97,8 +108,9 @@ class TaskFailed(TaskqError):
         super().__init__(f"task {task_id} ended {state}{detail}")
 
 
-class WaitTimeout(TaskqError):
-    """Raised when a task did not reach a final state within the time a caller would wait."""
+class WaitTimeout(TaskqError, TimeoutError):
+    """Raised when a task did not reach a final state within the time a caller would wait
+    (a TimeoutError too, for Python callers of Client.wait)."""
 
     exit_code = ExitCode.TIMEOUT
     http_status = 504

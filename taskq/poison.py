@@ -14,12 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskq import records, topology
-from taskq.errors import TaskqError
-from taskq.records import TaskRecord
+from taskq import records
+from taskq.errors import UnknownTask
 
 if TYPE_CHECKING:
-    from taskq.config import Settings
     from taskq.store import TaskStore
 
 DETAIL_LIMIT = 300  # characters of the exception's text kept in the reason
@@ -49,41 +47,25 @@ class Poison:
         return f"poison message: could not be {self.stage}: {kind}: {detail or kind}"
 
 
-def quarantine(store: TaskStore, settings: Settings, poison: Poison,
-               worker: str | None = None) -> bool:
-    """Record the poison message's task FAILURE with the reason (so a dead letter). A task
-    without a record (published by another program) gets one when the message came from one
-    of our queues. False when no task could be named, or it was already final."""
-    log.error("task %s: %s", poison.task_id, poison.reason)
+def quarantine(store: TaskStore, poison: Poison, worker: str | None = None) -> bool:
+    """Record the poison message's task FAILURE with the reason (so a dead letter); True
+    when written. A message whose task has no record (its submit was reported failed, or it
+    was not sent through taskq) is dropped and counted, as a worker drops any such message
+    (taskq/tasks.py); one naming no task, or a task already final, is only logged."""
+    log.error("task %s (queue %s): %s", poison.task_id, poison.queue, poison.reason)
     if not poison.task_id:
         return False
-    fields: dict[str, Any] = {
-        "finished_at": time.time(), "error": poison.reason,
-        "exc_type": type(poison.error).__name__, "traceback": None, "next_attempt_at": None,
-        "worker": worker}
     try:
-        outcome = _fail(store, poison.task_id, fields)
-        if outcome == 0 and _create(store, settings, poison):
-            outcome = _fail(store, poison.task_id, fields)
-    except TaskqError:  # an id no record can have
-        return False
+        outcome, _ = store.transition(
+            poison.task_id, records.FAILURE, final=True, ride_out=True,
+            finished_at=time.time(), error=poison.reason, exc_type=type(poison.error).__name__,
+            traceback=None, next_attempt_at=None, worker=worker)
+    except UnknownTask:  # an id no record can have
+        outcome = 0
+    if outcome == 0:
+        log.warning("dropped task %s: it has no record", poison.task_id)
+        store.count_dropped()
     return outcome == 1
-
-
-def _fail(store: TaskStore, task_id: str, fields: dict[str, Any]) -> int:
-    outcome, _ = store.transition(task_id, records.FAILURE, final=True, ride_out=True,
-                                  **fields)
-    return outcome
-
-
-def _create(store: TaskStore, settings: Settings, poison: Poison) -> bool:
-    parsed = topology.parse_queue(settings, poison.queue or "")
-    if parsed is None or poison.task_id is None:
-        return False
-    store.create(TaskRecord(id=poison.task_id, type=parsed[0], priority=parsed[1],
-                            queue=poison.queue or "", state=records.QUEUED,
-                            submitted_at=time.time()))
-    return True
 
 
 UNREADABLE = "the fetch script cannot read it as a message"

@@ -28,7 +28,7 @@ def quarantine(app: Any, found: Poison, worker: str | None) -> None:
     if runtime is None:  # an app without taskq's records: only the log says it
         log.error("task %s: %s", found.task_id, found.reason)
         return
-    poison.quarantine(runtime.store, app.taskq_settings, found, worker)
+    poison.quarantine(runtime.store, found, worker)
 
 
 class HandOverGuard(bootsteps.Step):  # type: ignore[misc]

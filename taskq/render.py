@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
+
+from taskq.records import iso_time
+from taskq.task import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,18 +32,8 @@ def print_json(data: Any) -> None:
 
 
 def record_json(record: TaskRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at"):
-        data[name] = _iso(data[name])
-    for entry in data["attempt_errors"]:
-        entry["at"] = _iso(entry.get("at"))
-    return data
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    """A record as `status --json` prints it: the Python API's Task.to_json()."""
+    return Task.from_record(record).to_json()
 
 
 def state_text(state: str) -> str:
@@ -60,10 +52,10 @@ def record_panel(record: TaskRecord) -> Any:
     rows: list[tuple[str, Any]] = [
         ("id", record.id), ("state", Text(record.state, STATE_STYLES.get(record.state, "white"))),
         ("type", record.type), ("priority", record.priority), ("queue", record.queue),
-        ("attempts", str(record.attempts)), ("submitted", _iso(record.submitted_at)),
-        ("scheduled for", _iso(record.eta)), ("started", _iso(record.started_at)),
-        ("finished", _iso(record.finished_at)), ("worker", record.worker),
-        ("next attempt", _iso(record.next_attempt_at)), ("retry of", record.retry_of),
+        ("attempts", str(record.attempts)), ("submitted", iso_time(record.submitted_at)),
+        ("scheduled for", iso_time(record.eta)), ("started", iso_time(record.started_at)),
+        ("finished", iso_time(record.finished_at)), ("worker", record.worker),
+        ("next attempt", iso_time(record.next_attempt_at)), ("retry of", record.retry_of),
         ("retried as", record.retried_as),
     ]
     if record.progress and not record.final:
@@ -79,6 +71,6 @@ def record_panel(record: TaskRecord) -> Any:
 
 
 def submitted_line(record: TaskRecord) -> str:
-    when = f" for {_iso(record.eta)}" if record.eta else ""
+    when = f" for {iso_time(record.eta)}" if record.eta else ""
     return (f"submitted {record.id} ({record.type}, {record.priority}) to {record.queue}: "
             f"{record.state}{when}")

@@ -108,6 +108,13 @@ class Runtime:
         return TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                          mask_url(self.backend_url) or "")
 
+    def task_id(self, text: str) -> str:
+        """The task id a user typed: a whole id, or a unique prefix of at least 6 characters
+        (store.resolve_id). A whole id is taken as it is, without touching the store."""
+        from taskq import records
+
+        return self.store.resolve_id(text) if records.is_id_prefix(text) else text
+
     def record(self, task_id: str) -> TaskRecord:
         """One task's record, as `status` reads it: over a bare connection when the backend is
         a Redis URL taskq.resp handles and it answers (no redis-py import: half of the

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from taskq import errors, records
-from taskq.errors import BrokerUnavailable, UnknownTask, WaitTimeout
+from taskq.errors import AmbiguousId, BrokerUnavailable, UnknownTask, WaitTimeout
 from taskq.payload import is_text
 from taskq.records import TaskRecord, hash_pairs, to_hash
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 # Seconds a state write keeps retrying while the backend is unreachable (taskq/recovery.py).
 WRITE_RETRY = 10.0
+AMBIGUOUS_SHOWN = 10  # candidates an ambiguous id prefix lists
 # How recent a waiting higher-priority task must be for a starting task to yield to it. The
 # race it closes lasts milliseconds (a task taken just before a higher one was queued); the
 # bound keeps a record whose message is gone (a purged queue) from holding lower work back.
@@ -151,9 +152,15 @@ class TaskStore:
         """The hostnames of the workers that have heartbeat hashes."""
         return f"{self.prefix}:workers"
 
+    def count_dropped(self) -> None:
+        """Count a message a worker dropped because its task has no record (metrics show it)."""
+        with self.reachable():
+            self.client.hincrby(self.stats_key, "dropped", 1)
+
     @property
     def stats_key(self) -> str:
-        """Counters of finished tasks (done, failed) since the deployment began."""
+        """Counters since the deployment began: finished tasks (done, failed) and messages
+        dropped for want of a record (dropped)."""
         return f"{self.prefix}:stats"
 
     @contextmanager
@@ -227,6 +234,26 @@ class TaskStore:
                     pipe.zrem(self.cell_key(state, type_name, priority), task_id)
                     pipe.zrem(self.dlq_key(type_name), task_id)
             pipe.execute()
+
+    def resolve_id(self, text: str) -> str:
+        """The task id `text` names: itself when it is a whole id or has a record, else the one
+        id it begins (at least records.MIN_ID_PREFIX characters, any case); AmbiguousId when
+        it begins more than one. An id nothing begins is returned as given (reading it then
+        says it is unknown). One pass over the index of ids (ZSCAN), on a prefix only."""
+        if not records.is_id_prefix(text):
+            return text
+        with self.reachable():
+            if self.client.exists(self.key(text)):
+                return text
+            found: list[str] = []
+            pattern = text.lower() + "*"  # is_id_prefix: no glob characters in it
+            for member, _ in self.client.zscan_iter(self.index_key, match=pattern, count=1000):
+                found.append(member.decode() if isinstance(member, bytes) else member)
+                if len(found) > AMBIGUOUS_SHOWN:
+                    break
+        if len(found) > 1:
+            raise AmbiguousId(text, sorted(found)[:AMBIGUOUS_SHOWN])
+        return found[0] if found else text
 
     def get(self, task_id: str) -> TaskRecord:
         with self.reachable():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
@@ -110,3 +111,31 @@ def queues_summary(queues: list[str]) -> str:
     types = list(dict.fromkeys(t for t, _ in pairs))
     named = ", ".join(types) if len(types) <= 2 else f"{len(types)} types"
     return f"{'>'.join(priorities)}: {named}"
+
+
+def types_text(types: list[dict[str, Any]]) -> str:
+    """`taskq types`: a block a type, its name and policies on one line, then a line a
+    parameter (name, required or its default, kind)."""
+    blocks = []
+    for found in types:
+        retry = found["retry"]
+        policy = (f"{retry['max_retries']} retries, backoff {retry['backoff']:g} s up to "
+                  f"{retry['backoff_max']:g} s" + (", jitter" if retry["jitter"] else ""))
+        limits = [f"{label} {found[key]:g} s" for label, key in
+                  (("time limit", "time_limit"), ("soft", "soft_time_limit")) if found[key]]
+        if found["rate_limit"]:
+            limits.append(f"rate {found['rate_limit']}")
+        alias = f" ({found['alias']})" if found["alias"] else ""
+        lines = [f"{found['name']}{alias}: {'; '.join([policy, *limits])}"]
+        if found["function"]:
+            lines.append(f"  runs {found['function']}")
+        width = max((len(p["name"]) for p in found["parameters"]), default=0)
+        for param in found["parameters"]:
+            default = "required" if param["required"] else (
+                "optional" if param["default"] is None else
+                f"default {json.dumps(param['default'])}")
+            lines.append(f"  {param['name']:<{width}}  {param['kind']}; {default}")
+        if not found["parameters"]:
+            lines.append("  (no parameters)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

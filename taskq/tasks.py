@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
+from celery.utils.log import get_task_logger
 
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
 from taskq.work import WorkContext
+
+logger = get_task_logger(__name__)
 
 if TYPE_CHECKING:
     from taskq.store import TaskStore
@@ -48,6 +51,14 @@ class TaskqTask(Task):  # type: ignore[misc]
             # A higher task was queued after this one was taken and has not started: it
             # gets the process (the worker fetches it next), this one goes back to its queue.
             raise Yielded("a higher-priority task is waiting", requeue=True)
+        if outcome == 0:
+            # No record: a message whose submit was reported failed (its broker took it but
+            # never confirmed it, so the submit removed the record and said "not queued"), or
+            # one not sent through taskq. Running it would do work nobody can see or expect.
+            logger.warning("dropped task %s: it has no record (its submit was reported "
+                           "failed, or it was not sent through taskq)", task_id)
+            self.store.count_dropped()
+            raise Ignore()
         if outcome == -1:
             # Cancelled (or already finished): Celery's revoke list is per worker and lost
             # on restart, so the record decides; Ignore acks the message without running it.
@@ -70,8 +81,9 @@ class TaskqTask(Task):  # type: ignore[misc]
             delay = options.setdefault("countdown", retry.backoff_delay(self.taskq_retry, done))
             self.store.record_attempt_error(self.request.id, done + 1, str(exc),
                                             type(exc).__name__, time.time() + delay)
-        # The retry limit is the task's max_retries, declared at registration.
-        return super().retry(*args, exc=exc, **options)
+        # The retry limit is the task's max_retries, declared at registration. The retry's
+        # message is the same task again (same id and record): published raw.
+        return super().retry(*args, exc=exc, taskq_raw=True, **options)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -53,11 +54,12 @@ def plan(settings: Settings, profile: str | None = None, priorities: list[str] |
 
 
 def _priority(settings: Settings, name: str) -> str:
-    if name not in settings.priorities:
+    try:
+        return settings.resolve_priority(name)
+    except KeyError:
         raise UsageError(f"unknown queue {name!r} in --queues"
                          f"{did_you_mean(name, list(settings.priorities))}; "
-                         f"use {', '.join(settings.priorities)}")
-    return name
+                         f"use {', '.join(settings.priorities)}") from None
 
 
 def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
@@ -74,12 +76,33 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     app = runtime.celery
     app.taskq_plan = worker_plan  # type: ignore[attr-defined]
     app.steps["consumer"].add(Heartbeat)
+    as_root = _advise_against_root()
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
         queues=worker_plan.queues, concurrency=worker_plan.concurrency, pool="prefork",
         optimization="fair", without_mingle=True, without_gossip=True,
         loglevel=loglevel or settings.log_level, quiet=True, task_events=events or None,
     )
+    if as_root:
+        logging.getLogger("taskq.worker").warning(ROOT_ADVICE)
     worker.start()
     if worker.exitcode:
         raise TaskqError(f"worker {worker_plan.name} stopped with exit code {worker.exitcode}")
+
+
+ROOT_ADVICE = ("taskq worker: running as root; a task's code runs with every privilege. Run "
+               "workers as an unprivileged user (e.g. User= in a systemd unit).")
+
+
+def _advise_against_root() -> bool:
+    """Whether this worker runs as root; if so, Celery's SecurityWarning is silenced (it
+    tells the user to pass a --uid option taskq worker does not have): taskq's ROOT_ADVICE
+    is logged instead, once logging is set up."""
+    if os.geteuid() != 0:
+        return False
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    return True

@@ -51,7 +51,7 @@ QUEUE = {"type": "object", "required": ["name", "type", "priority", "depth", "co
          "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                         "priority": {"type": "string"}, "depth": {"type": "integer"},
                         "consumers": {"type": "integer"},
-                        "oldest_waiting_at": NULLABLE_NUMBER,
+                        "oldest_waiting_at": NULLABLE_STRING,
                         "oldest_waiting_age": NULLABLE_NUMBER}}
 WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues"],
           "properties": {"hostname": {"type": "string"}, "host": {"type": "string"},
@@ -60,7 +60,7 @@ WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues
                          "concurrency": {"type": "integer"},
                          "state": {"type": "string",
                                    "enum": ["online", "busy", "gone", "stopped"]},
-                         "started_at": NULLABLE_NUMBER, "heartbeat_at": NULLABLE_NUMBER,
+                         "started_at": NULLABLE_STRING, "heartbeat_at": NULLABLE_STRING,
                          "heartbeat_age": NULLABLE_NUMBER, "done": {"type": "integer"},
                          "failed": {"type": "integer"},
                          "current": {"type": "array", "items": {"type": "object"}}}}

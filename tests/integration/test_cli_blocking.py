@@ -155,9 +155,7 @@ def _keep_one_worker_profile(deployment) -> None:
     pytest.param(_blocking_up, id="up", marks=pytest.mark.xfail(
         strict=True, reason="stack.run_foreground handles Ctrl-C as its normal stop and "
         "exits 0")),
-    pytest.param(_blocking_api, id="api", marks=pytest.mark.xfail(
-        strict=True, reason="waitress's server.run() catches KeyboardInterrupt and returns, "
-        "so api.server.serve returns normally and taskq api exits 0")),
+    pytest.param(_blocking_api, id="api"),
 ])
 def test_ctrl_c_ends_a_blocking_command_with_exit_130(deployment, start):
     # Given a command blocked in the foreground: waiting, serving or running a stack

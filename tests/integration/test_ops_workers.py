@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -11,6 +12,8 @@ import pytest
 from taskq.heartbeat import INTERVAL
 
 pytestmark = pytest.mark.integration
+
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def _worker(deployment, pid):
@@ -35,6 +38,9 @@ def test_worker_shows_busy_with_its_task_then_gone_within_two_heartbeats_of_sigk
     assert row["state"] == "busy"
     assert [t["id"] for t in row["current"]] == [long.id]
     assert row["current"][0]["running_for"] >= 0
+    # (its times in ISO 8601, UTC, as every --json output shows times)
+    assert all(ISO_TIME.match(t) for t in (row["started_at"], row["heartbeat_at"],
+                                           row["current"][0]["started_at"]))
     assert (row["profile"], row["concurrency"], row["done"], row["failed"]) == (
         "priority", 1, 1, 1)
     settings = deployment.runtime.settings

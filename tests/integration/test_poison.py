@@ -93,7 +93,7 @@ def test_parameters_too_deep_to_hand_to_a_process_fail_the_task_and_free_the_wor
     poisoned = recorded(deployment)
     runtime.celery.send_task(topology.task_name("data_processing"),
                              kwargs={"data": nested(900)}, task_id=poisoned.id,
-                             queue=poisoned.queue, routing_key=poisoned.queue)
+                             queue=poisoned.queue, routing_key=poisoned.queue, taskq_raw=True)
     # When the worker takes it, Then the task fails with the reason, as a dead letter
     wait_state(deployment, poisoned.id, "FAILURE")
     assert_dead_letter(deployment, poisoned.id,
@@ -117,24 +117,46 @@ BAD_BODIES = {
 }
 
 
+def publish_raw(deployment, queue: str, task_id: str, name: str, body: bytes,
+                content_type: str) -> None:
+    """A message with Celery's headers and the body given, straight to `queue`."""
+    with deployment.runtime.celery.producer_or_acquire() as producer:
+        producer.publish(body, exchange="", routing_key=queue, content_type=content_type,
+                         content_encoding="binary",
+                         headers={"id": task_id, "task": name, "root_id": task_id})
+
+
 @pytest.mark.brokers
 @pytest.mark.parametrize("body", list(BAD_BODIES), ids=list(BAD_BODIES))
-def test_a_body_that_is_not_a_tasks_fails_its_task_even_without_a_record(deployment, body):
-    # Given a worker, and a message published by another program to one of our queues, with
-    # Celery's headers but a body that is not a task's, for a task taskq never recorded
+def test_a_message_celery_cannot_read_as_a_task_fails_its_task(deployment, body):
+    # Given a worker, and a queued task whose message was replaced on the broker by one with
+    # Celery's headers that Celery cannot read as a task
     deployment.start_worker("--concurrency", "1")
-    runtime = deployment.runtime
-    queue = topology.queue_name(runtime.settings, "data_processing", "normal")
-    task_id = records.new_id()
+    poisoned = recorded(deployment)
     name, raw, content_type, reason = BAD_BODIES[body]
-    with runtime.celery.producer_or_acquire() as producer:
-        producer.publish(raw, exchange="", routing_key=queue,
-                         content_type=content_type, content_encoding="binary",
-                         headers={"id": task_id, "task": name, "root_id": task_id})
+    publish_raw(deployment, poisoned.queue, poisoned.id, name, raw, content_type)
     # When the worker takes it, Then the task fails with the reason, as a dead letter
-    record = wait_state(deployment, task_id, "FAILURE")
-    assert (record.type, record.priority, record.queue) == ("data_processing", "normal", queue)
-    assert_dead_letter(deployment, task_id, reason)
+    wait_state(deployment, poisoned.id, "FAILURE")
+    assert_dead_letter(deployment, poisoned.id, reason)
+    # And the worker goes on serving its queues
+    good_task_runs_promptly(deployment)
+    assert broker_is_empty(deployment)
+
+
+def test_a_poison_message_without_a_record_is_dropped_and_counted(deployment):
+    # Given a worker, and a poison message for a task that has no record (as any message
+    # without one: its submit was reported failed, or it was not sent through taskq)
+    deployment.start_worker("--concurrency", "1")
+    task_id = records.new_id()
+    queue = topology.queue_name(deployment.runtime.settings, "data_processing", "normal")
+    publish_raw(deployment, queue, task_id, TASK, b'{"not json', "application/json")
+    # When the worker takes it, Then it is dropped and counted, and no record appears for it
+    store = deployment.runtime.store
+    deadline = time.monotonic() + 15
+    while store.client.hget(store.stats_key, "dropped") != b"1":
+        assert time.monotonic() < deadline, deployment.worker_logs()
+        time.sleep(0.05)  # polling for the worker's count
+    assert not store.client.exists(store.key(task_id))
     # And the worker goes on serving its queues
     good_task_runs_promptly(deployment)
     assert broker_is_empty(deployment)

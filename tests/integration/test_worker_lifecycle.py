@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from taskq.worker import ROOT_ADVICE
+
 pytestmark = pytest.mark.integration
 
 
@@ -69,3 +71,14 @@ def test_a_pool_process_killed_mid_task_gives_the_task_back_and_it_runs_again(
     assert len(runs) == 2 and runs[1] != first
     assert done.result == {"pid": runs[1]}
     assert worker.poll() is None
+
+
+def test_a_worker_run_as_root_gives_taskq_s_advice_not_celery_s_uid_warning(deployment):
+    # Given a worker started (these tests run as root on CI's machine)
+    deployment.start_worker("--type", "data")
+    deployment.stop_workers()
+    log = deployment.worker_logs()
+    # Then, as root, the log has taskq's one line of advice and not Celery's warning,
+    # which names a --uid option taskq worker does not have; otherwise neither
+    assert (ROOT_ADVICE in log) == (os.geteuid() == 0), log
+    assert "--uid" not in log and "superuser" not in log

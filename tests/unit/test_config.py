@@ -257,3 +257,18 @@ def test_config_check_imports_each_task_types_function(tmp_path):
 
 def test_config_check_passes_the_shipped_functions(tmp_path):
     config.check_functions(load_with(tmp_path, {}))
+
+
+def test_task_types_aliases_and_priorities_are_named_in_any_case(tmp_path):
+    # Given the shipped config
+    settings = load_with(tmp_path, {})
+    # Then a type, an alias and a priority are found however they are typed
+    assert settings.resolve_type("EMAIL").name == "email_sending"
+    assert settings.resolve_type("Data_Processing").name == "data_processing"
+    assert settings.resolve_priority("HIGH") == "high"
+    # And a name that is not there in any case is still unknown
+    with pytest.raises(KeyError):
+        settings.resolve_type("mail")
+    with pytest.raises(KeyError):
+        settings.resolve_priority("urgent")
+
