@@ -97,12 +97,13 @@ return {1, old}
 
 # Write a batch of new records in one command. A pipeline of an HSET per record cost the
 # client about 20 us a record to pack and parse; one JSON argument for the whole batch costs
-# it about 2. A new record is open, so it has no expiry yet (see TaskStore.create_many).
+# it about 2. A new record is open, so it has no expiry (see TaskStore.create_many).
 # KEYS: the records' keys. ARGV[1]: JSON, per record [field, value, ...].
 _CREATE = """
 local batch = cjson.decode(ARGV[1])
 for k = 1, #KEYS do
   redis.call('HSET', KEYS[k], unpack(batch[k]))
+  redis.call('PERSIST', KEYS[k])
 end
 return #KEYS
 """
@@ -178,7 +179,7 @@ class TaskStore:
         self.create_many([record], pipe)
 
     def create_many(self, batch: Sequence[TaskRecord], pipe: Any = None) -> None:
-        """Write new records (into `pipe` when given): one record as an HSET, more in one
+        """Write new records (into `pipe` when given): one record as HSET and PERSIST, more in one
         script call (a pipeline with a script checks it is loaded first, a round trip a
         single submit should not pay); and one ZADD per index set. A record gets its expiry
         (record_ttl) with its final state, never before: however long a task waits for a
@@ -194,6 +195,7 @@ class TaskStore:
             pairs = hash_pairs(record)
             if single:
                 target.hset(key, items=pairs)
+                target.persist(key)  # a caller's id was claimed with a short-lived stub
             else:
                 keys.append(key)
                 rows.append(pairs)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from taskq import listing, retention
+from taskq import listing, records, retention, topology
 
 pytestmark = pytest.mark.integration
 
@@ -21,15 +21,18 @@ def test_a_waiting_task_keeps_its_record_until_record_ttl_after_it_finishes(depl
     store, settings = deployment.runtime.store, deployment.runtime.settings
     queued = deployment.submit("data", data=[3, 1, 2])
     delayed = deployment.submit("data", delay=1, data=[1])
+    # And one sent through Celery's send_task with the caller's own id (claimed first)
+    named = deployment.runtime.celery.send_task(topology.task_name("data_processing"),
+                                                kwargs={"data": [1]}, task_id=records.new_id())
     # Then their records do not expire while they wait, however long that is
-    for task in (queued, delayed):
-        assert store.client.ttl(store.key(task.id)) == -1
+    for task_id in (queued.id, delayed.id, named.id):
+        assert store.client.ttl(store.key(task_id)) == -1
     # And trimming the indexes long past the retention period keeps them listed
     later = time.time() + settings.record_ttl + 8 * 86400
     assert retention.trim(store, settings, now=later) == 0
     waiting = listing.ListQuery(states=("QUEUED", "SCHEDULED"))
-    assert {r.id for r in listing.list_tasks(deployment.runtime, waiting)} == {queued.id,
-                                                                               delayed.id}
+    assert {r.id for r in listing.list_tasks(deployment.runtime, waiting)} == {
+        queued.id, delayed.id, named.id}
     # When a worker finally runs them
     deployment.start_worker("--concurrency", "1")
     for task in (queued, delayed):
