@@ -82,25 +82,29 @@ def submit(
     params: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--params", help="All parameters as one JSON object.")] = None,
     delay: Annotated[float, typer.Option("--delay", help="Run after this many seconds.")] = 0.0,
+    key: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--key", help="Idempotency key: a repeat within the type's key_window (24 h by "
+        "default) queues nothing and gives the first task.")] = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
     from_: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--from", help="Submit every task of a JSON-lines file (- for stdin): one "
-        '{"task_type", "priority", "parameters", "delay"} object a line.')] = None,
+        '{"task_type", "priority", "parameters", "delay", "key"} object a line.')] = None,
 ) -> None:
     """Submit a task (or a file of them with --from); prints its id."""
     from taskq import render, request
     from taskq import submit as submitting
 
     if from_ is not None:
-        _refuse_with_from(type_, priority, param, params, delay, wait)
+        _refuse_with_from(type_, priority, param, params, delay, wait, key)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
     timeout = request.wait_timeout(timeout)
     rt = runtime()
-    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
+    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay,
+                                                    key))
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
@@ -113,7 +117,7 @@ def submit(
 def _refuse_with_from(*single_task_options: object) -> None:
     if any(option not in (None, [], 0.0, False) for option in single_task_options):
         raise UsageError("--from takes every task from the file: it cannot be combined with "
-                     "--type, --priority, --param, --params, --delay or --wait")
+                     "--type, --priority, --param, --params, --delay, --key or --wait")
 
 
 def _submit_from(source: str, json_: bool) -> None:
@@ -128,7 +132,9 @@ def _submit_from(source: str, json_: bool) -> None:
         _print_submitted(bulk.queued_lines(numbered, exc), json_)
         raise
     _print_submitted(numbered, json_)
-    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
+    repeats = sum(record.deduplicated for _, record in numbered)
+    again = f" ({repeats} named by their key an earlier task: not queued again)" if repeats else ""
+    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}{again}")
 
 
 def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:

@@ -71,6 +71,9 @@ def record_panel(record: TaskRecord) -> Any:
 
 
 def submitted_line(record: TaskRecord) -> str:
+    if record.deduplicated:
+        return (f"key {record.key!r} already names task {record.id} ({record.type}, "
+                f"{record.priority}): {record.state}; nothing queued")
     when = f" for {iso_time(record.eta)}" if record.eta else ""
     return (f"submitted {record.id} ({record.type}, {record.priority}) to {record.queue}: "
             f"{record.state}{when}")
