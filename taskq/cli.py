@@ -205,9 +205,9 @@ def _split(value: str | None) -> list[str] | None:
 @app.command()
 def up() -> None:
     """Run the local stack in the foreground: the embedded broker and one worker per profile."""
-    from taskq import stack
+    from taskq import supervisor
 
-    stack.run_foreground(runtime())
+    supervisor.run_foreground(runtime())
 
 
 @app.command()
