@@ -30,24 +30,28 @@ def keep_profiles(deployment, *names: str) -> None:
         yaml.safe_dump(raw, f)
 
 
-def start_up(deployment) -> subprocess.Popen[str]:
-    """`taskq up` in a session of its own, once it says that every worker is ready."""
-    up = subprocess.Popen([sys.executable, "-m", "taskq", "up"], env=deployment.env,
-                          cwd=deployment.home, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True)
-    first = up.stderr.readline()
-    assert first.startswith("taskq up: broker"), first + _rest(up)
-    assert up.stderr.readline().startswith("logs:")
+def start_up(deployment) -> subprocess.Popen[bytes]:
+    """`taskq up` in a session of its own, once it says that every worker is ready; what it
+    prints goes to <home>/up.console (see `console`)."""
+    with (deployment.home / "up.console").open("wb") as out:
+        up = subprocess.Popen([sys.executable, "-m", "taskq", "up"], env=deployment.env,
+                              cwd=deployment.home, stderr=out, start_new_session=True)
+    try:
+        wait_for(lambda: "\nlogs:" in console(deployment) or up.poll() is not None)
+        assert up.poll() is None, console(deployment)
+    except BaseException:
+        stop(up)
+        raise
+    assert console(deployment).startswith("taskq up: broker"), console(deployment)
     return up
 
 
-def _rest(up: subprocess.Popen[str]) -> str:
-    if up.poll() is None:
-        up.kill()
-    return up.stderr.read()
+def console(deployment) -> str:
+    """What `taskq up` has printed so far."""
+    return (deployment.home / "up.console").read_text(errors="replace")
 
 
-def stack_processes(deployment, up: subprocess.Popen[str]) -> list[psutil.Process]:
+def stack_processes(deployment, up: subprocess.Popen[bytes]) -> list[psutil.Process]:
     """Every process `taskq up` runs: its workers, their pool processes and the broker."""
     found = psutil.Process(up.pid).children(recursive=True)
     broker = deployment.runtime.embedded.pid()
@@ -74,7 +78,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = READY_TIMEOUT) -> N
         time.sleep(0.1)  # polling for the supervisor to act
 
 
-def stop(up: subprocess.Popen[str], processes: list[psutil.Process] = ()) -> None:
+def stop(up: subprocess.Popen[bytes], processes: list[psutil.Process] = ()) -> None:
     """Clean-up for a test that failed half-way: the whole stack, whatever its state, and
     any process of it that `taskq up` left behind."""
     for p in left_running(list(processes)):
@@ -87,7 +91,6 @@ def stop(up: subprocess.Popen[str], processes: list[psutil.Process] = ()) -> Non
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
-    up.stderr.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -104,7 +107,54 @@ def test_a_signal_to_up_stops_its_workers_their_pools_and_the_broker(deployment,
         code = up.wait(60)
         # Then it exits 0 having said so, and no process it ran is left
         assert code == 0
-        assert "stopped" in up.stderr.read()
+        assert console(deployment).endswith("stopped\n")
         assert left_running(processes) == []
     finally:
         stop(up, processes)
+
+
+def test_a_worker_that_dies_under_up_is_restarted_and_serves_again(deployment):
+    # Given `taskq up` running one worker
+    keep_profiles(deployment, "data")
+    up = start_up(deployment)
+    processes = stack_processes(deployment, up)
+    try:
+        worker = psutil.Process(up.pid).children()[0]
+        # When the worker and its pool are killed
+        os.killpg(worker.pid, signal.SIGKILL)
+        # Then `taskq up` says so, starts it again and the new worker runs tasks
+        wait_for(lambda: "worker data restarted" in console(deployment))
+        assert (f"worker data (pid {worker.pid}) exited with code -9; restarting in 1 s"
+                in console(deployment))
+        done = deployment.cli("submit", "--type", "data", "--param", "data=x", "--wait",
+                              "--timeout", "60")
+        assert done.returncode == 0, done.stderr
+        [new] = psutil.Process(up.pid).children()
+        assert new.pid != worker.pid
+        processes += [new, *new.children()]
+        # And stopping `taskq up` stops the new worker and its pool too
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+        assert left_running(processes) == []
+    finally:
+        stop(up, processes)
+
+
+def test_an_embedded_broker_that_dies_under_up_is_restarted_and_tasks_run_again(deployment):
+    # Given `taskq up` running one worker on the embedded broker
+    keep_profiles(deployment, "data")
+    up = start_up(deployment)
+    processes = stack_processes(deployment, up)
+    try:
+        # When the broker is killed
+        processes[-1].kill()
+        # Then `taskq up` says so and starts it again, and a task submitted now runs
+        wait_for(lambda: "embedded broker restarted (restart 1)" in console(deployment))
+        assert "embedded broker is not answering: restarting it" in console(deployment)
+        done = deployment.cli("submit", "--type", "data", "--param", "data=x", "--wait",
+                              "--timeout", "60")
+        assert done.returncode == 0, done.stderr + console(deployment)
+    finally:
+        stop(up, processes)
+    # And stopping `taskq up` stops the broker it restarted
+    assert not deployment.runtime.embedded.is_running()
