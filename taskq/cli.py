@@ -62,11 +62,13 @@ def _options(
     _state["traceback"] = traceback
 
 
-def runtime() -> Runtime:
+def runtime(start_broker: bool = True) -> Runtime:
+    """The deployment; read commands pass start_broker=False: they never start the embedded
+    broker (none running means no tasks: exit 7)."""
     from taskq import config
     from taskq.runtime import Runtime
 
-    return Runtime(config.load())
+    return Runtime(config.load(), start_broker)
 
 
 @app.command()
@@ -149,7 +151,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
-    rt = runtime()
+    rt = runtime(start_broker=False)
     task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
@@ -205,17 +207,21 @@ def _split(value: str | None) -> list[str] | None:
 @app.command()
 def up() -> None:
     """Run the local stack in the foreground: the embedded broker and one worker per profile."""
-    from taskq import supervisor
+    from taskq import daemon
 
-    supervisor.run_foreground(runtime())
+    daemon.run_foreground(runtime())
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded broker if one is running."""
-    from taskq import stack
+def down(
+    now: Annotated[bool, typer.Option(
+        "--now", help="Do not let running tasks finish: stop the workers at once.")] = False,
+) -> None:
+    """Stop `taskq up` (foreground or detached: its workers warmly, then the broker) and an
+    embedded broker left running."""
+    from taskq import daemon
 
-    stack.stop_broker(runtime())
+    daemon.down(runtime(), now)
 
 
 @app.command()

@@ -62,6 +62,7 @@ class Supervisor:
     stop_signal: int | None = None
     cold: bool = False
     started_broker: bool = False
+    ready: bool = False
     broker_restarts: int = 0
     _broker_failures: int = 0
     _broker_retry_at: float = 0.0
@@ -72,7 +73,9 @@ class Supervisor:
             try:
                 self.start()
                 if self.stop_signal is None:
+                    self.ready = True
                     self.report(self.banner())
+                    self.changed(self)
                 while self.stop_signal is None:
                     self.check()
                     time.sleep(POLL_INTERVAL)  # the supervision loop's pace
@@ -176,13 +179,3 @@ class Supervisor:
                         + ("" if self.cold else " (a second Ctrl-C or `taskq down --now` "
                            "stops them at once)"))
 
-
-def run_foreground(rt: Runtime) -> None:
-    """`taskq up`: supervise the stack until a signal; Ctrl-C ends as an interruption (130),
-    SIGTERM and SIGHUP as a requested stop (0)."""
-    from taskq import render
-
-    out = render.console(stderr=True)
-    stopped_by = Supervisor(rt, lambda line: out.print(line, markup=False, highlight=False)).run()
-    if stopped_by == signal.SIGINT:
-        raise KeyboardInterrupt

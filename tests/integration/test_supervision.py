@@ -158,3 +158,37 @@ def test_an_embedded_broker_that_dies_under_up_is_restarted_and_tasks_run_again(
         stop(up, processes)
     # And stopping `taskq up` stops the broker it restarted
     assert not deployment.runtime.embedded.is_running()
+
+
+def test_down_while_up_runs_stops_the_whole_stack(deployment):
+    # Given `taskq up` running in the foreground
+    keep_profiles(deployment, "priority", "data")
+    up = start_up(deployment)
+    processes = stack_processes(deployment, up)
+    try:
+        # When `taskq down` is run from another terminal
+        down = deployment.cli("down", timeout=120)
+        # Then it returns once `taskq up` has stopped every worker and the broker
+        assert down.returncode == 0, down.stderr
+        assert down.stderr == f"stopped taskq up (pid {up.pid}) and every worker it ran\n"
+        assert up.wait(5) == 0
+        assert left_running(processes) == []
+    finally:
+        stop(up, processes)
+
+
+@pytest.mark.parametrize("command", [
+    ["status", "0123456789abcdef"], ["list"], ["queues"], ["workers"], ["dlq", "list"],
+    ["list", "--json"]], ids=" ".join)
+def test_read_commands_do_not_start_the_embedded_broker(deployment, command):
+    # Given no embedded broker running
+    assert not deployment.runtime.embedded.is_running()
+    # When a read command is run
+    result = deployment.cli(*command)
+    # Then it exits 7 with one line saying that no broker runs, and starts none
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (f"error: no embedded broker is running (redis+socket://"
+                             f"{deployment.home}/redis.sock), so there are no tasks to read: "
+                             "`taskq up` starts it (so does `taskq submit`)\n")
+    assert not deployment.runtime.embedded.is_running()
