@@ -205,11 +205,28 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @app.command()
-def up() -> None:
-    """Run the local stack in the foreground: the embedded broker and one worker per profile."""
+def up(
+    detach: Annotated[bool, typer.Option(
+        "--detach", "-d", help="Run in the background; return once every worker is ready.")
+    ] = False,
+    status_: Annotated[bool, typer.Option(
+        "--status", help="Show whether taskq up runs, its workers and their restarts.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --status: plain JSON.")] = False,
+    daemon_child: Annotated[bool, typer.Option("--daemon-child", hidden=True)] = False,
+) -> None:
+    """Run the local stack, supervised: the embedded broker and one worker per profile
+    (in the foreground, or detached with -d)."""
     from taskq import daemon
 
-    daemon.run_foreground(runtime())
+    if (json_ and not status_) or (status_ and detach):
+        raise UsageError("--json goes with --status, and --status not with --detach")
+    if status_:
+        return daemon.show_status(runtime(start_broker=False).settings.home, json_)
+    rt = runtime()
+    run = daemon.run_detached if daemon_child else (
+        daemon.start_detached if detach else daemon.run_foreground)
+    run(rt)
 
 
 @app.command()

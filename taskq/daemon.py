@@ -7,6 +7,8 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,13 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskq import supervisor
-from taskq.errors import AlreadyRunning, TaskqError
+from taskq.errors import AlreadyRunning, StartFailed, TaskqError
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
     from taskq.supervisor import Supervisor
 
 STOP_WAIT = 90.0  # seconds `taskq down` waits: the warm-stop bound (60 s) and some
+START_WAIT = 60.0  # seconds `taskq up -d` waits for every worker: their ready bound (30 s) and some
+LOG_BYTES = 10 * 1024 * 1024  # the daemon's log is rotated at this size...
+LOG_BACKUPS = 5  # ...keeping this many old ones (taskq-up.log.1 to .5)
 
 
 @dataclass(frozen=True)
@@ -174,3 +179,101 @@ def down(rt: Runtime, now: bool = False) -> None:
                                           "it ran")
     if pid is None or (rt.embedded is not None and rt.embedded.pid() is not None):
         stack.stop_broker(rt)
+
+
+def start_detached(rt: Runtime) -> None:
+    """`taskq up -d`: run the supervisor as a daemon (a session of its own, its output in
+    <home>/logs/taskq-up.log) and return once every worker is ready; if one fails, the
+    daemon stops everything and this raises StartFailed with its reason."""
+    from taskq import render
+
+    out = render.console(stderr=True)
+    paths = Paths(rt.settings.home)
+    pid = running_pid(paths)
+    if pid is not None:
+        out.print(f"taskq up is already running (pid {pid}); `taskq up --status` shows it")
+        return
+    child = _spawn(rt, paths)
+    state = _wait_started(child, paths)
+    workers = ", ".join(f"{w['profile']} (pid {w['pid']})" for w in state["workers"])
+    out.print(f"taskq up: running detached (pid {child.pid}): broker {state['broker']}; "
+              f"workers {workers}")
+    out.print(f"logs: {paths.log} and {paths.home / 'logs'}/<profile>.log; "
+              "`taskq up --status` shows it, `taskq down` stops it")
+
+
+def _spawn(rt: Runtime, paths: Paths) -> subprocess.Popen[bytes]:
+    try:
+        paths.log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with paths.stderr.open("wb") as err:  # what the daemon says before it can log
+            return subprocess.Popen([sys.executable, "-m", "taskq", "up", "--daemon-child"],
+                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    start_new_session=True)
+    except OSError as exc:
+        raise rt.unwritable_home(exc, "taskq up's files") from None
+
+
+def _wait_started(child: subprocess.Popen[bytes], paths: Paths) -> dict[str, Any]:
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        if child.poll() is not None:
+            said = paths.stderr.read_text(errors="replace").strip().splitlines()
+            reason = said[-1].removeprefix("error: ") if said else f"exit code {child.returncode}"
+            raise StartFailed(f"taskq up -d did not start: {reason}; nothing is left running "
+                              f"(see {paths.log})")
+        state = status(paths.home)
+        if state.get("pid") == child.pid and state.get("ready"):
+            return state
+        if time.monotonic() > deadline:
+            stop(paths.home, now=True)
+            raise StartFailed(f"taskq up -d: workers not ready after {START_WAIT:g} s; "
+                              f"stopped it (see {paths.log})")
+        time.sleep(0.1)  # polling for the daemon's state file
+
+
+def run_detached(rt: Runtime) -> None:
+    """The daemon itself (`taskq up --daemon-child`, started by `taskq up -d`): the same
+    supervision as in the foreground, reporting to a size-rotated log."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from taskq.logs import MaskingFormatter
+
+    paths = Paths(rt.settings.home)
+    handler = RotatingFileHandler(paths.log, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
+                                  encoding="utf-8")
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("taskq.up")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.info("taskq up -d starting (pid %d)", os.getpid())
+    try:
+        supervise(rt, "detached", log.info)
+    except TaskqError as exc:
+        log.error("%s", exc.message)
+        raise
+    finally:
+        handler.close()
+
+
+def show_status(home: Path, json_: bool) -> None:
+    """`taskq up --status`: whether a `taskq up` runs here, and what it runs."""
+    from taskq import render
+
+    state = status(home)
+    if json_:
+        render.print_json(state)
+        return
+    out = render.console()
+    if not state["running"]:
+        out.print("taskq up is not running")
+        return
+    out.print(f"taskq up is running {state.get('mode', '')} (pid {state['pid']}) since "
+              f"{state.get('since', '?')}: broker {state.get('broker', '?')} "
+              f"(restarts: {state.get('broker_restarts', 0)})", markup=False)
+    for w in state.get("workers", []):
+        out.print(f"  worker {w['profile']}: {w['state']} (pid {w['pid']}, restarts "
+                  f"{w['restarts']}), log {w['log']}", markup=False)
+    if state.get("log"):
+        out.print(f"  log: {state['log']}", markup=False)

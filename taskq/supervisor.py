@@ -74,7 +74,8 @@ class Supervisor:
                 self.start()
                 if self.stop_signal is None:
                     self.ready = True
-                    self.report(self.banner())
+                    for line in self.banner().splitlines():
+                        self.report(line)
                     self.changed(self)
                 while self.stop_signal is None:
                     self.check()

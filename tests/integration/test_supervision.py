@@ -8,26 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import psutil
 import pytest
-import yaml
+from stack_processes import keep_profiles, left_running, stack_processes, wait_for
 
 pytestmark = pytest.mark.integration
-
-READY_TIMEOUT = 60.0  # seconds `taskq up` may take to start on a loaded machine
-
-
-def keep_profiles(deployment, *names: str) -> None:
-    """Only these worker profiles in the deployment's config (fewer processes to start)."""
-    path = deployment.env["TASKQ_CONFIG"]
-    with open(path) as f:
-        raw = yaml.safe_load(f)
-    raw["workers"] = {name: raw["workers"][name] for name in names}
-    with open(path, "w") as f:
-        yaml.safe_dump(raw, f)
 
 
 def start_up(deployment) -> subprocess.Popen[bytes]:
@@ -51,33 +37,6 @@ def console(deployment) -> str:
     return (deployment.home / "up.console").read_text(errors="replace")
 
 
-def stack_processes(deployment, up: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    """Every process `taskq up` runs: its workers, their pool processes and the broker."""
-    found = psutil.Process(up.pid).children(recursive=True)
-    broker = deployment.runtime.embedded.pid()
-    assert broker is not None
-    return [*found, psutil.Process(broker)]
-
-
-def left_running(processes: list[psutil.Process]) -> list[psutil.Process]:
-    """Those still running (is_running also tells a reused pid from the process it was)."""
-    alive = []
-    for p in processes:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)  # polling for the supervisor to act
-
-
 def stop(up: subprocess.Popen[bytes], processes: list[psutil.Process] = ()) -> None:
     """Clean-up for a test that failed half-way: the whole stack, whatever its state, and
     any process of it that `taskq up` left behind."""
@@ -98,7 +57,7 @@ def test_a_signal_to_up_stops_its_workers_their_pools_and_the_broker(deployment,
     # Given `taskq up` running two workers (with their pool processes) and the broker
     keep_profiles(deployment, "priority", "data")
     up = start_up(deployment)
-    processes = stack_processes(deployment, up)
+    processes = stack_processes(deployment, up.pid)
     try:
         assert len(processes) >= 2 + 3 + 1  # two workers, three pool processes, the broker
         # When the signal is sent to `taskq up` alone (as a service manager or a closed
@@ -117,7 +76,7 @@ def test_a_worker_that_dies_under_up_is_restarted_and_serves_again(deployment):
     # Given `taskq up` running one worker
     keep_profiles(deployment, "data")
     up = start_up(deployment)
-    processes = stack_processes(deployment, up)
+    processes = stack_processes(deployment, up.pid)
     try:
         worker = psutil.Process(up.pid).children()[0]
         # When the worker and its pool are killed
@@ -144,7 +103,7 @@ def test_an_embedded_broker_that_dies_under_up_is_restarted_and_tasks_run_again(
     # Given `taskq up` running one worker on the embedded broker
     keep_profiles(deployment, "data")
     up = start_up(deployment)
-    processes = stack_processes(deployment, up)
+    processes = stack_processes(deployment, up.pid)
     try:
         # When the broker is killed
         processes[-1].kill()
@@ -164,7 +123,7 @@ def test_down_while_up_runs_stops_the_whole_stack(deployment):
     # Given `taskq up` running in the foreground
     keep_profiles(deployment, "priority", "data")
     up = start_up(deployment)
-    processes = stack_processes(deployment, up)
+    processes = stack_processes(deployment, up.pid)
     try:
         # When `taskq down` is run from another terminal
         down = deployment.cli("down", timeout=120)
