@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT = 30.0  # seconds a worker may take to start consuming
 STOP_TIMEOUT = 60.0  # seconds running tasks get to finish after a warm shutdown
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass
@@ -46,9 +47,25 @@ def start_workers(rt: Runtime, profiles: list[str], extra: list[str] | None = No
         proc = subprocess.Popen(
             [sys.executable, "-m", "taskq", "worker", "--profile", profile, *(extra or [])],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env)
+            start_new_session=True, env=env, preexec_fn=_stop_with(os.getpid()))
         started.append(WorkerProcess(profile, proc, log_path, log_file))
     return started
+
+
+def _stop_with(parent: int) -> Callable[[], None] | None:
+    """On Linux, a worker gets SIGTERM (a warm shutdown) when the process that started it
+    dies, even by SIGKILL, instead of running on as an orphan (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def in_child() -> None:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY_TIMEOUT,

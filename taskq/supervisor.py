@@ -30,7 +30,7 @@ COLD_SIGNAL = signal.SIGQUIT  # stop without waiting for running tasks (`taskq d
 
 def backoff(failures: int) -> float:
     """Seconds to wait before restarting after `failures` deaths in a row (1, 2, 4 ... 30)."""
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(failures - 1, 0)))
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(max(failures - 1, 0), 16))
 
 
 @dataclass

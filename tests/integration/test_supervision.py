@@ -151,3 +151,46 @@ def test_read_commands_do_not_start_the_embedded_broker(deployment, command):
                              f"{deployment.home}/redis.sock), so there are no tasks to read: "
                              "`taskq up` starts it (so does `taskq submit`)\n")
     assert not deployment.runtime.embedded.is_running()
+
+
+@pytest.mark.parametrize("now", [False, True], ids=["down", "down --now"])
+def test_down_lets_the_running_task_finish_unless_told_now(deployment, now):
+    # Given `taskq up` with one worker running a task of 2 s of CPU
+    keep_profiles(deployment, "priority")
+    up = start_up(deployment)
+    processes = stack_processes(deployment, up.pid)
+    try:
+        running = deployment.submit("spin", "high", ms=2000)
+        wait_for(lambda: deployment.runtime.store.get(running.id).state == "STARTED")
+        # When `taskq down` (or `taskq down --now`) is run
+        down = deployment.cli("down", *(["--now"] if now else []), timeout=120)
+        assert down.returncode == 0, down.stderr
+        assert up.wait(5) == 0
+        assert left_running(processes) == []
+        # Then a warm stop returned once the task had finished; --now did not wait for it
+        deployment.runtime.embedded.ensure_running()  # to read its record
+        state = deployment.runtime.store.get(running.id).state
+        assert state == ("STARTED" if now else "SUCCESS")
+    finally:
+        stop(up, processes)
+
+
+def test_workers_of_a_killed_up_stop_too_and_down_stops_the_broker_left(deployment):
+    # Given `taskq up` running two workers with their pools
+    keep_profiles(deployment, "priority", "data")
+    up = start_up(deployment)
+    processes = stack_processes(deployment, up.pid)
+    try:
+        # When `taskq up` itself is killed, with no chance to stop anything
+        up.kill()
+        up.wait()
+        # Then its workers and their pools stop on their own (none is left an orphan)
+        wait_for(lambda: len(left_running(processes)) == 1)
+        assert left_running(processes)[0].pid == deployment.runtime.embedded.pid()
+        # And `taskq down` stops the broker it left
+        down = deployment.cli("down")
+        assert down.returncode == 0, down.stderr
+        assert "stopped the embedded broker" in down.stderr
+        assert left_running(processes) == []
+    finally:
+        stop(up, processes)
