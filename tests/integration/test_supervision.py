@@ -91,6 +91,9 @@ def test_a_worker_that_dies_under_up_is_restarted_and_serves_again(deployment):
         [new] = psutil.Process(up.pid).children()
         assert new.pid != worker.pid
         processes += [new, *new.children()]
+        # And `taskq workers` shows the killed worker gone and its successor online
+        wait_for(lambda: {(w["pid"], w["state"]) for w in deployment.cli_json("workers")}
+                 == {(worker.pid, "gone"), (new.pid, "online")})
         # And stopping `taskq up` stops the new worker and its pool too
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0
