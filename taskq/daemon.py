@@ -218,7 +218,8 @@ def _wait_started(child: subprocess.Popen[bytes], paths: Paths) -> dict[str, Any
     while True:
         if child.poll() is not None:
             said = paths.stderr.read_text(errors="replace").strip().splitlines()
-            reason = said[-1].removeprefix("error: ") if said else f"exit code {child.returncode}"
+            reason = (said[-1].strip().removeprefix("error: ") if said
+                      else f"exit code {child.returncode}")
             raise StartFailed(f"taskq up -d did not start: {reason}; nothing is left running "
                               f"(see {paths.log})")
         state = status(paths.home)

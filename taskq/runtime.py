@@ -85,13 +85,20 @@ class Runtime:
                 if not self.embedded.is_running():
                     raise BrokerNotRunning(self.embedded.broker_url)
                 return self.embedded.broker_url
-            try:
-                self.embedded.ensure_running()
-            except OSError as exc:  # its socket, data and log live in `home`
-                raise self.unwritable_home(exc, "the embedded broker's files") from None
+            self.start_embedded()
             return self.embedded.broker_url
         assert self.settings.broker_url is not None
         return self.settings.broker_url
+
+    def start_embedded(self) -> bool:
+        """Start the embedded broker unless it runs (or none is configured); True if this
+        call started it. A home it cannot write is a configuration error."""
+        if self.embedded is None:
+            return False
+        try:
+            return self.embedded.ensure_running()
+        except OSError as exc:  # its socket, data and log live in `home`
+            raise self.unwritable_home(exc, "the embedded broker's files") from None
 
     def unwritable_home(self, exc: OSError, what: str) -> ConfigError:
         """The configuration error for a home where `what` cannot be written."""

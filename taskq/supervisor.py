@@ -95,8 +95,7 @@ class Supervisor:
 
     def start(self) -> None:
         """The broker (if embedded and not running), then every worker, ready."""
-        if self.rt.embedded:
-            self.started_broker = self.rt.embedded.ensure_running()
+        self.started_broker = self.rt.start_embedded()
         self.children = [Child(w.profile, w, time.monotonic()) for w in
                          stack.start_workers(self.rt, list(self.rt.settings.workers))]
         self.changed(self)
@@ -117,7 +116,7 @@ class Supervisor:
             return
         self.report("embedded broker is not answering: restarting it")
         try:
-            self.started_broker = embedded.ensure_running() or self.started_broker
+            self.started_broker = self.rt.start_embedded() or self.started_broker
         except TaskqError as exc:
             self._broker_failures += 1
             delay = backoff(self._broker_failures)

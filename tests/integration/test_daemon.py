@@ -97,3 +97,19 @@ def test_a_detached_start_with_a_bad_config_exits_3_and_leaves_nothing_running(d
     assert not (deployment.home / "up.pid").exists()
     assert not EmbeddedBroker(deployment.home).is_running()  # (the config cannot be loaded)
 
+
+
+def test_a_detached_start_whose_broker_cannot_start_exits_1_and_leaves_nothing_running(
+        deployment):
+    # Given a home where the embedded broker cannot write its config (a directory is there)
+    (deployment.home / "redis.conf").mkdir()
+    # When `taskq up -d` is run
+    result = deployment.cli("up", "-d", timeout=120)
+    # Then it exits 1 with the reason, and nothing runs: no daemon, no broker
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: taskq up -d did not start: home: cannot write the "
+                                     "embedded broker's files in "), result.stderr
+    assert "nothing is left running" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert up_status(deployment) == {"running": False}
+    assert not deployment.runtime.embedded.is_running()
