@@ -53,6 +53,11 @@ def test_a_detached_stack_runs_tasks_restarts_a_killed_worker_and_down_leaves_no
         assert again.returncode == 0, again.stderr
         assert again.stderr.startswith(f"taskq up is already running (pid {pid})")
         assert up_status(deployment)["pid"] == pid
+        # And a foreground `taskq up` in the same home refuses with exit 8
+        foreground = deployment.cli("up")
+        assert foreground.returncode == 8, foreground.stderr
+        assert foreground.stderr == (f"error: taskq up is already running (pid {pid}); "
+                                     "`taskq up --status` shows it, `taskq down` stops it\n")
         # When a task runs and its worker is killed (main process and pool) mid-run
         held = deployment.submit("spin", "high", ms=3000)
         wait_for(lambda: deployment.runtime.store.get(held.id).state == "STARTED")
