@@ -146,7 +146,10 @@ def stop(home: Path, now: bool = False, wait: float = STOP_WAIT) -> int | None:
     pid = running_pid(paths)
     if pid is None:
         return None
-    os.kill(pid, supervisor.COLD_SIGNAL if now else signal.SIGTERM)
+    try:
+        os.kill(pid, supervisor.COLD_SIGNAL if now else signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it has just exited: its lock is free or about to be
     deadline = time.monotonic() + wait
     while running_pid(paths) is not None:
         if time.monotonic() > deadline:
@@ -194,7 +197,12 @@ def start_detached(rt: Runtime) -> None:
         out.print(f"taskq up is already running (pid {pid}); `taskq up --status` shows it")
         return
     child = _spawn(rt, paths)
-    state = _wait_started(child, paths)
+    try:
+        state = _wait_started(child, paths)
+    except KeyboardInterrupt:  # Ctrl-C while it starts: nothing is left running
+        child.send_signal(supervisor.COLD_SIGNAL)
+        child.wait(STOP_WAIT)
+        raise
     workers = ", ".join(f"{w['profile']} (pid {w['pid']})" for w in state["workers"])
     out.print(f"taskq up: running detached (pid {child.pid}): broker {state['broker']}; "
               f"workers {workers}")
