@@ -62,11 +62,13 @@ def _options(
     _state["traceback"] = traceback
 
 
-def runtime() -> Runtime:
+def runtime(start_broker: bool = True) -> Runtime:
+    """The deployment; read commands pass start_broker=False: they never start the embedded
+    broker (none running means no tasks: exit 7)."""
     from taskq import config
     from taskq.runtime import Runtime
 
-    return Runtime(config.load())
+    return Runtime(config.load(), start_broker)
 
 
 @app.command()
@@ -155,7 +157,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
-    rt = runtime()
+    rt = runtime(start_broker=False)
     task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
@@ -209,19 +211,40 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @app.command()
-def up() -> None:
-    """Run the local stack in the foreground: the embedded broker and one worker per profile."""
-    from taskq import stack
+def up(
+    detach: Annotated[bool, typer.Option(
+        "--detach", "-d", help="Run in the background; return once every worker is ready.")
+    ] = False,
+    status_: Annotated[bool, typer.Option(
+        "--status", help="Show whether taskq up runs, its workers and their restarts.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --status: plain JSON.")] = False,
+    daemon_child: Annotated[bool, typer.Option("--daemon-child", hidden=True)] = False,
+) -> None:
+    """Run the local stack, supervised: the embedded broker and one worker per profile
+    (in the foreground, or detached with -d)."""
+    from taskq import daemon
 
-    stack.run_foreground(runtime())
+    if (json_ and not status_) or (status_ and detach):
+        raise UsageError("--json goes with --status, and --status not with --detach")
+    if status_:
+        return daemon.show_status(runtime(start_broker=False).settings.home, json_)
+    rt = runtime()
+    run = daemon.run_detached if daemon_child else (
+        daemon.start_detached if detach else daemon.run_foreground)
+    run(rt)
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded broker if one is running."""
-    from taskq import stack
+def down(
+    now: Annotated[bool, typer.Option(
+        "--now", help="Do not let running tasks finish: stop the workers at once.")] = False,
+) -> None:
+    """Stop `taskq up` (foreground or detached: its workers warmly, then the broker) and an
+    embedded broker left running."""
+    from taskq import daemon
 
-    stack.stop_broker(runtime())
+    daemon.down(runtime(), now)
 
 
 @app.command()

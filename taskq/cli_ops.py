@@ -57,7 +57,7 @@ def list_(
     from taskq import listing, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     query = listing.build_query(rt.settings, _split(state), _split(type_), _split(priority),
                                 since, limit)
     found = listing.list_tasks(rt, query)
@@ -107,7 +107,7 @@ def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = Fa
     from taskq import dlq, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     found = dlq.dead_letters(rt, type_, limit)
     if json_:
         render.print_json([render.record_json(r) for r in found])
@@ -171,7 +171,8 @@ def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt =
     from taskq import render, tables
     from taskq.cli import runtime
 
-    found = queue_view.queues_now(runtime(), _split(type_), _split(priority))
+    rt = runtime(start_broker=False)
+    found = queue_view.queues_now(rt, _split(type_), _split(priority))
     if json_:
         render.print_json([queue_view.queue_json(q) for q in found])
     else:
@@ -183,7 +184,7 @@ def workers(json_: JsonOpt = False) -> None:
     from taskq import render, tables, workers_view
     from taskq.cli import runtime
 
-    found = workers_view.list_workers(runtime())
+    found = workers_view.list_workers(runtime(start_broker=False))
     if json_:
         render.print_json([workers_view.worker_json(w) for w in found])
     else:
@@ -201,6 +202,6 @@ def watch(
     from taskq import watch as watching
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     filters = watching.Filters.parse(rt.settings, _split(type_), _split(priority))
     watching.run(rt, filters, once=once, interval=interval)

@@ -150,7 +150,7 @@ class Collector:
     """Builds snapshots; keeps only what rates and change marks need (bounded)."""
 
     def __init__(self, runtime: Runtime, filters: Filters) -> None:
-        self.runtime = _FastRuntime(runtime.settings)
+        self.runtime = _FastRuntime(runtime.settings, runtime.start_broker)
         self.filters = filters
         self._reader: DepthReader | None = None
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)

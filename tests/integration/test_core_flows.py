@@ -84,6 +84,7 @@ def test_status_json_has_every_documented_field(deployment):
 
 
 def test_status_of_unknown_id_exits_4_and_says_unknown(deployment):
+    deployment.runtime.broker_url  # a running broker (reads do not start one)  # noqa: B018
     result = deployment.cli("status", "00000000-0000-0000-0000-000000000000")
     assert result.returncode == 4
     assert "unknown" in result.stderr
