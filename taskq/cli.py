@@ -153,7 +153,7 @@ def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
@@ -164,7 +164,7 @@ def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) 
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
     if record.state != "SUCCESS":
         raise TaskFailed(record.id, record.state, record.error)
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 GAP = 3  # columns between two table columns (padding and the blank divider)
 FLEX_MIN = 16  # width a flexible column (a note, an error) asks for before it wraps
+FLEX_WANT = 60  # width it keeps before less important columns are dropped for it
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,15 @@ def natural_widths(grid: Grid) -> list[int]:
 
 def kept(grid: Grid, width: int) -> list[int]:
     """Indexes of the columns to show at `width`: the least important dropped first until the
-    rest fit. A flex column is first counted whole, so columns less important than it go
-    before it is shortened; then at FLEX_MIN. Rank 0 columns always stay."""
+    rest fit. A flex column is first counted at up to FLEX_WANT, so columns less important
+    than it go before it is narrowed; then at FLEX_MIN. Rank 0 columns always stay."""
     widths = natural_widths(grid)
     keep = list(range(len(grid.columns)))
     flex_rank = min((c.rank for c in grid.columns if c.flex), default=None)
 
     def needed(squeeze: bool) -> int:
-        asks = [min(widths[i], FLEX_MIN) if squeeze and grid.columns[i].flex else widths[i]
-                for i in keep]
+        flex = FLEX_MIN if squeeze else FLEX_WANT
+        asks = [min(widths[i], flex) if grid.columns[i].flex else widths[i] for i in keep]
         return sum(asks) + GAP * (len(keep) - 1)
 
     for squeeze, above in ((False, flex_rank), (True, 0)):

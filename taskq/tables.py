@@ -105,7 +105,7 @@ def _note(task: TaskRecord, now: float, whole: bool = False) -> str:
         parts.append(f"retried as {task.retried_as if whole else task.retried_as[:SHORT_ID]}")
     if task.error and task.state in ("FAILURE", "RETRY"):
         error = f"{task.exc_type or 'error'}: {task.error}"
-        parts.append(" ".join(error.split()) if whole else error.splitlines()[0][:60])
+        parts.append(" ".join(error.split()) if whole else error.splitlines()[0])
     return "; ".join(parts)
 
 
