@@ -178,7 +178,8 @@ def _once(collector: Collector, console: Console, all_workers: bool) -> None:
     if console.is_terminal:
         screen = Screen(console.width, console.height, all_workers)
     else:  # a file or pipe has no size: every row, and no table squeezed
-        screen = Screen(max(console.width, SNAPSHOT_WIDTH), None, all_workers)
+        console.width = max(console.width, SNAPSHOT_WIDTH)
+        screen = Screen(console.width, None, all_workers)
     console.print(render(snap, screen))
 
 
