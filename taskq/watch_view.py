@@ -51,6 +51,7 @@ class Section:
     grid: Grid
     empty: str
     bold: frozenset[int] = frozenset()  # rows drawn bold
+    note: str = ""  # after the title and the count of rows shown, e.g. what is hidden
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,14 @@ def _draw(found: list[Section], screen: Screen, used: int) -> list[RenderableTyp
     for section, count in zip(found, rows, strict=True):
         total = len(section.grid.rows)
         if not total:
-            out.append(Text(f"{section.title}: {section.empty}", style="dim"))
+            out.append(Text(f"{section.title}: {section.empty}{section.note}", style="dim"))
         elif room == -1:
             out.append(Text(f"{section.title}: {total} (enlarge the window to see them)",
                             style="dim", no_wrap=True, overflow="ellipsis"))
         else:
             shown = f" ({count} of {total})" if count < total else ""
-            table = columns.table(section.grid, screen.width, section.title + shown,
-                                  wrap=False, rows=count)
+            table = columns.table(section.grid, screen.width,
+                                  section.title + shown + section.note, wrap=False, rows=count)
             for index in section.bold:
                 if index < count:
                     table.rows[index].style = "bold"
@@ -156,18 +157,19 @@ def _queues(snap: Snapshot) -> Section:
     shown = [q for q in snap.queues if q.depth or q.consumers]
     hidden = len(snap.queues) - len(shown)
     note = f" · {hidden} empty, unread queues hidden" if hidden else ""
-    return Section(f"Queues{note}", tables.queues_grid(shown, snap.taken_at), "all empty")
+    return Section("Queues", tables.queues_grid(shown, snap.taken_at), "all empty",
+                   note=note)
 
 
 def _workers(snap: Snapshot, all_workers: bool) -> Section:
     stopped = [w for w in snap.workers if w.state == "stopped"]
     shown = snap.workers if all_workers else [w for w in snap.workers if w.state != "stopped"]
     shown = sorted(shown, key=lambda w: (WORKER_ORDER.get(w.state, 9), w.hostname))
-    title = "Workers"
+    note = ""
     if stopped and not all_workers:
-        title += f" · {len(stopped)} stopped in the last {_span(snap, stopped)}"
-    return Section(title, tables.workers_grid(shown, snap.taken_at),
-                   "none running" if stopped else "none registered")
+        note = f" · {len(stopped)} stopped in the last {_span(snap, stopped)}"
+    return Section("Workers", tables.workers_grid(shown, snap.taken_at),
+                   "none running" if stopped else "none registered", note=note)
 
 
 def _span(snap: Snapshot, stopped: list[WorkerInfo]) -> str:
