@@ -165,8 +165,11 @@ def test_watch_interval_is_refused_above_ten_seconds(deployment):
 
 
 def test_in_an_80x24_terminal_every_section_shows_and_ctrl_c_ends_a_long_interval(deployment):
-    # Given `taskq watch --interval 10` in a real 80x24 pseudo-terminal (no COLUMNS or LINES)
-    deployment.submit("data", data=[1])
+    # Given more waiting tasks, in more queues, than 24 lines hold
+    for n in range(15):
+        deployment.submit("data", ("high", "normal", "low")[n % 3], data=[n])
+    # When `taskq watch --interval 10` runs in a real 80x24 pseudo-terminal (no COLUMNS or
+    # LINES to go by)
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {k: v for k, v in deployment.env.items() if k not in ("COLUMNS", "LINES")}
@@ -175,7 +178,6 @@ def test_in_an_80x24_terminal_every_section_shows_and_ctrl_c_ends_a_long_interva
                             cwd=deployment.home, start_new_session=True)
     os.close(child)
     try:
-        # When it has drawn its first frame
         output = _read_until(main, b"ctrl-c quit", timeout=20)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
