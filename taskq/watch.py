@@ -14,7 +14,7 @@ from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
 from taskq.queues import depth_reader, queue_stats, transport_errors
 from taskq.runtime import Runtime, redis_client
-from taskq.watch_view import SNAPSHOT_WIDTH, Screen, Snapshot, render
+from taskq.watch_view import PROMPT_LINES, SNAPSHOT_WIDTH, Screen, Snapshot, render
 from taskq.workers_view import WorkerInfo, consumers_by_queue, list_workers
 
 if TYPE_CHECKING:
@@ -175,8 +175,8 @@ def _once(collector: Collector, console: Console, all_workers: bool) -> None:
     snap = collector.collect()
     if collector.failure is not None:  # no figure it could not read, not even a zero
         raise collector.failure
-    if console.is_terminal:
-        screen = Screen(console.width, console.height, all_workers)
+    if console.is_terminal:  # the shell's prompt after it must not scroll its top away
+        screen = Screen(console.width, console.height - PROMPT_LINES, all_workers)
     else:  # a file or pipe has no size: every row, and no table squeezed
         console.width = max(console.width, SNAPSHOT_WIDTH)
         screen = Screen(console.width, None, all_workers)

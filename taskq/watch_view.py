@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from taskq.workers_view import WorkerInfo
 
 SNAPSHOT_WIDTH = 160  # columns of a snapshot printed to a file or pipe
+PROMPT_LINES = 1  # lines `watch --once` leaves free on a terminal for the shell's prompt
 TABLE_LINES = 3  # a section drawn as a table: its title, its header and the rule under it
 WORKER_ORDER = {"busy": 0, "gone": 1, "online": 2, "stopped": 3}  # kept first when rows are few
 RETRY_COLUMNS = [Column("id"), Column("type", 1), Column("attempt", 3, "right"),
@@ -52,6 +53,7 @@ class Section:
     empty: str
     bold: frozenset[int] = frozenset()  # rows drawn bold
     note: str = ""  # after the title and the count of rows shown, e.g. what is hidden
+    first: int | None = None  # rows (at the top) that get room before other sections' rest
 
 
 @dataclass(frozen=True)
@@ -83,16 +85,18 @@ def sections(snap: Snapshot, all_workers: bool = False) -> list[Section]:
     return [_queues(snap), _workers(snap, all_workers), _retrying(snap), _latest(snap)]
 
 
-def allot(wants: list[int], room: int | None) -> list[int]:
-    """Rows for each section: one each in turn while `room` lasts, none beyond what it has."""
+def allot(wants: list[int], room: int | None, first: list[int] | None = None) -> list[int]:
+    """Rows for each section, one each in turn while `room` lasts, none beyond what it has:
+    a row for every section first, then up to `first` rows each, then the rest."""
     if room is None:
         return list(wants)
     got = [0] * len(wants)
-    while room > 0 and got != wants:
-        for i, want in enumerate(wants):
-            if got[i] < want and room > 0:
-                got[i] += 1
-                room -= 1
+    for limits in ([min(1, w) for w in wants], first or wants, wants):
+        while room > 0 and any(g < w for g, w in zip(got, limits, strict=True)):
+            for i, limit in enumerate(limits):
+                if got[i] < limit and room > 0:
+                    got[i] += 1
+                    room -= 1
     return got
 
 
@@ -108,7 +112,9 @@ def _draw(found: list[Section], screen: Screen, used: int) -> list[RenderableTyp
         screen.height - used - TABLE_LINES * len(full) - (len(found) - len(full)))
     if room is not None and room < len(full):  # too short for tables: a title line each
         room = -1
-    rows = allot([len(s.grid.rows) for s in found], None if room is None else max(room, 0))
+    wants = [len(s.grid.rows) for s in found]
+    first = [len(s.grid.rows) if s.first is None else s.first for s in found]
+    rows = allot(wants, None if room is None else max(room, 0), first)
     out: list[RenderableType] = []
     for section, count in zip(found, rows, strict=True):
         total = len(section.grid.rows)
@@ -154,11 +160,12 @@ def _figures(snap: Snapshot) -> Text:
 
 
 def _queues(snap: Snapshot) -> Section:
-    shown = [q for q in snap.queues if q.depth or q.consumers]
-    hidden = len(snap.queues) - len(shown)
+    waiting = [q for q in snap.queues if q.depth]
+    read = [q for q in snap.queues if q.consumers and not q.depth]  # shown if there is room
+    hidden = len(snap.queues) - len(waiting) - len(read)
     note = f" · {hidden} empty, unread queues hidden" if hidden else ""
-    return Section("Queues", tables.queues_grid(shown, snap.taken_at), "all empty",
-                   note=note)
+    return Section("Queues", tables.queues_grid(waiting + read, snap.taken_at), "all empty",
+                   note=note, first=len(waiting))
 
 
 def _workers(snap: Snapshot, all_workers: bool) -> Section:
@@ -169,7 +176,8 @@ def _workers(snap: Snapshot, all_workers: bool) -> Section:
     if stopped and not all_workers:
         note = f" · {len(stopped)} stopped in the last {_span(snap, stopped)}"
     return Section("Workers", tables.workers_grid(shown, snap.taken_at),
-                   "none running" if stopped else "none registered", note=note)
+                   "none running" if stopped else "none registered", note=note,
+                   first=sum(w.state in ("busy", "gone") for w in shown))
 
 
 def _span(snap: Snapshot, stopped: list[WorkerInfo]) -> str:

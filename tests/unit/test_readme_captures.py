@@ -13,7 +13,7 @@ from rich.console import Console
 from taskq import columns, tables
 from taskq.queues import QueueInfo
 from taskq.records import TaskRecord
-from taskq.watch_view import Screen, Snapshot, render
+from taskq.watch_view import PROMPT_LINES, Screen, Snapshot, render
 from taskq.workers_view import CurrentTask, WorkerInfo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -80,7 +80,7 @@ def watch_capture() -> str:
     time.tzset()
     console = Console(record=True, width=80, height=24, file=io.StringIO(),
                       force_terminal=True)
-    console.print(render(_example(), Screen(80, 24)))
+    console.print(render(_example(), Screen(80, 24 - PROMPT_LINES)))  # as --once draws it
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 

@@ -163,3 +163,21 @@ def test_before_anything_is_read_the_view_shows_the_outage_and_no_figures():
     assert "broker unreachable: refused" in screen
     for figure in ("waiting:", "done", "Queues", "Workers"):
         assert figure not in screen
+
+
+def test_when_rows_are_few_waiting_queues_and_busy_workers_come_before_idle_ones():
+    # Given many queues read by workers but empty, one queue with tasks waiting, and idle
+    # workers listed before the busy one
+    snap = _busy_deployment()
+    snap.queues = [QueueInfo(f"tq.idle{n}.high", f"idle{n}", "high", 0, 1) for n in range(6)]
+    snap.queues.append(QueueInfo("tq.spin.low", "spin", "low", 7, 0, NOW - 3))
+    snap.workers = [WorkerInfo(hostname=f"idle.{n}@box", host="box", profile="data", pid=n,
+                               queues=["tq.data_processing.normal"], concurrency=1,
+                               state="online", started_at=NOW - 60, heartbeat_at=NOW - 1)
+                    for n in range(6)] + snap.workers
+    # When drawn at 80x24
+    screen = _screen(snap, 80, 24)
+    # Then the waiting queue and the busy worker are shown, and the latest tasks keep rows
+    assert "tq.spin.low" in screen and "email.41" in screen
+    assert "Queues (" in screen and "Workers (" in screen
+    assert sum("email_sending" in line and "5.0s" in line for line in screen.splitlines()) >= 3
