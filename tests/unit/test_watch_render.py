@@ -184,3 +184,13 @@ def test_when_rows_are_few_waiting_queues_and_busy_workers_come_before_idle_ones
     assert "tq.idle" not in screen and "idle." not in screen
     # And the latest tasks get the rows left
     assert "Latest tasks (4 of 12)" in screen
+
+
+def test_a_screen_too_short_for_tables_keeps_a_line_for_each_section():
+    # When the view is drawn 12 lines high (no room for four tables' titles and headers)
+    lines = _screen(_busy_deployment(), 80, 12, keys="ctrl-c quit").splitlines()
+    # Then each section is one line saying how many rows it has, and the footer stays
+    assert len(lines) <= 12
+    assert "Queues: 2 (enlarge the window to see them)" in lines
+    assert "Latest tasks: 12 (enlarge the window to see them)" in lines
+    assert lines[-1] == "ctrl-c quit"
