@@ -3,6 +3,7 @@ every section on screen, giving each its share of the rows and the columns that 
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -101,8 +102,8 @@ def allot(wants: list[int], room: int | None, first: list[int] | None = None) ->
 
 
 def _used(parts: list[RenderableType], screen: Screen) -> int:
-    lines = sum(1 if p.no_wrap else max(1, -(-p.cell_len // screen.width))
-                for p in parts if isinstance(p, Text))
+    lines = sum(1 if p.no_wrap else max(1, len(textwrap.wrap(p.plain, screen.width)))
+                for p in parts if isinstance(p, Text))  # wrapped at spaces, as rich does
     return lines + (1 if screen.keys else 0)
 
 
