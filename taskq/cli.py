@@ -166,7 +166,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
@@ -177,7 +177,7 @@ def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) 
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
     if record.state != "SUCCESS":
         raise TaskFailed(record.id, record.state, record.error)
 

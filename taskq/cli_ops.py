@@ -64,7 +64,7 @@ def list_(
     if json_:
         render.print_json([render.record_json(r) for r in found])
     else:
-        render.console().print(tables.tasks_table(found))
+        tables.show(tables.tasks_grid(found), "no tasks match")
 
 
 def cancel(
@@ -113,7 +113,7 @@ def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = Fa
         render.print_json([render.record_json(r) for r in found])
     else:
         total = dlq.count(rt, type_)
-        render.console().print(tables.tasks_table(found, title=f"dead letters: {total}"))
+        tables.show(tables.tasks_grid(found), "no dead letters", f"dead letters: {total}")
 
 
 @dlq_app.command("retry")
@@ -176,7 +176,7 @@ def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt =
     if json_:
         render.print_json([queue_view.queue_json(q) for q in found])
     else:
-        render.console().print(tables.queues_table(found))
+        tables.show(tables.queues_grid(found), "no queues match")
 
 
 def workers(json_: JsonOpt = False) -> None:
@@ -188,7 +188,7 @@ def workers(json_: JsonOpt = False) -> None:
     if json_:
         render.print_json([workers_view.worker_json(w) for w in found])
     else:
-        render.console().print(tables.workers_table(found))
+        tables.show(tables.workers_grid(found), "no workers seen in the last day")
 
 
 def watch(
@@ -196,7 +196,10 @@ def watch(
     priority: PriorityOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between refreshes (0.05 to 0.5).")] = 0.5,
+        "--interval", help="Seconds between refreshes (0.05 to 10).")] = 0.5,
+    all_workers: Annotated[bool, typer.Option(
+        "--all-workers", help="Show stopped workers one a row, not as one summary line.")
+    ] = False,
 ) -> None:
     """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
     from taskq import watch as watching
@@ -204,4 +207,4 @@ def watch(
 
     rt = runtime(start_broker=False)
     filters = watching.Filters.parse(rt.settings, _split(type_), _split(priority))
-    watching.run(rt, filters, once=once, interval=interval)
+    watching.run(rt, filters, once=once, interval=interval, all_workers=all_workers)
