@@ -62,11 +62,13 @@ def _options(
     _state["traceback"] = traceback
 
 
-def runtime() -> Runtime:
+def runtime(start_broker: bool = True) -> Runtime:
+    """The deployment; read commands pass start_broker=False: they never start the embedded
+    broker (none running means no tasks: exit 7)."""
     from taskq import config
     from taskq.runtime import Runtime
 
-    return Runtime(config.load())
+    return Runtime(config.load(), start_broker)
 
 
 @app.command()
@@ -82,25 +84,29 @@ def submit(
     params: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--params", help="All parameters as one JSON object.")] = None,
     delay: Annotated[float, typer.Option("--delay", help="Run after this many seconds.")] = 0.0,
+    key: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--key", help="Idempotency key: a repeat within the type's key_window (24 h by "
+        "default) queues nothing and gives the first task.")] = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
     from_: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--from", help="Submit every task of a JSON-lines file (- for stdin): one "
-        '{"task_type", "priority", "parameters", "delay"} object a line.')] = None,
+        '{"task_type", "priority", "parameters", "delay", "key"} object a line.')] = None,
 ) -> None:
     """Submit a task (or a file of them with --from); prints its id."""
     from taskq import render, request
     from taskq import submit as submitting
 
     if from_ is not None:
-        _refuse_with_from(type_, priority, param, params, delay, wait)
+        _refuse_with_from(type_, priority, param, params, delay, wait, key)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
     timeout = request.wait_timeout(timeout)
     rt = runtime()
-    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
+    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay,
+                                                    key))
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
@@ -113,7 +119,7 @@ def submit(
 def _refuse_with_from(*single_task_options: object) -> None:
     if any(option not in (None, [], 0.0, False) for option in single_task_options):
         raise UsageError("--from takes every task from the file: it cannot be combined with "
-                     "--type, --priority, --param, --params, --delay or --wait")
+                     "--type, --priority, --param, --params, --delay, --key or --wait")
 
 
 def _submit_from(source: str, json_: bool) -> None:
@@ -128,7 +134,9 @@ def _submit_from(source: str, json_: bool) -> None:
         _print_submitted(bulk.queued_lines(numbered, exc), json_)
         raise
     _print_submitted(numbered, json_)
-    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
+    repeats = sum(record.deduplicated for _, record in numbered)
+    again = f" ({repeats} named by their key an earlier task: not queued again)" if repeats else ""
+    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}{again}")
 
 
 def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:
@@ -149,7 +157,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
-    rt = runtime()
+    rt = runtime(start_broker=False)
     task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
@@ -158,7 +166,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
@@ -169,7 +177,7 @@ def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) 
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
     if record.state != "SUCCESS":
         raise TaskFailed(record.id, record.state, record.error)
 
@@ -203,19 +211,40 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @app.command()
-def up() -> None:
-    """Run the local stack in the foreground: the embedded broker and one worker per profile."""
-    from taskq import stack
+def up(
+    detach: Annotated[bool, typer.Option(
+        "--detach", "-d", help="Run in the background; return once every worker is ready.")
+    ] = False,
+    status_: Annotated[bool, typer.Option(
+        "--status", help="Show whether taskq up runs, its workers and their restarts.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --status: plain JSON.")] = False,
+    daemon_child: Annotated[bool, typer.Option("--daemon-child", hidden=True)] = False,
+) -> None:
+    """Run the local stack, supervised: the embedded broker and one worker per profile
+    (in the foreground, or detached with -d)."""
+    from taskq import daemon
 
-    stack.run_foreground(runtime())
+    if (json_ and not status_) or (status_ and detach):
+        raise UsageError("--json goes with --status, and --status not with --detach")
+    if status_:
+        return daemon.show_status(runtime(start_broker=False).settings.home, json_)
+    rt = runtime()
+    run = daemon.run_detached if daemon_child else (
+        daemon.start_detached if detach else daemon.run_foreground)
+    run(rt)
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded broker if one is running."""
-    from taskq import stack
+def down(
+    now: Annotated[bool, typer.Option(
+        "--now", help="Do not let running tasks finish: stop the workers at once.")] = False,
+) -> None:
+    """Stop `taskq up` (foreground or detached: its workers warmly, then the broker) and an
+    embedded broker left running."""
+    from taskq import daemon
 
-    stack.stop_broker(runtime())
+    daemon.down(runtime(), now)
 
 
 @app.command()

@@ -57,14 +57,14 @@ def list_(
     from taskq import listing, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     query = listing.build_query(rt.settings, _split(state), _split(type_), _split(priority),
                                 since, limit)
     found = listing.list_tasks(rt, query)
     if json_:
         render.print_json([render.record_json(r) for r in found])
     else:
-        render.console().print(tables.tasks_table(found))
+        tables.show(tables.tasks_grid(found), "no tasks match")
 
 
 def cancel(
@@ -107,13 +107,13 @@ def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = Fa
     from taskq import dlq, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     found = dlq.dead_letters(rt, type_, limit)
     if json_:
         render.print_json([render.record_json(r) for r in found])
     else:
         total = dlq.count(rt, type_)
-        render.console().print(tables.tasks_table(found, title=f"dead letters: {total}"))
+        tables.show(tables.tasks_grid(found), "no dead letters", f"dead letters: {total}")
 
 
 @dlq_app.command("retry")
@@ -171,11 +171,12 @@ def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt =
     from taskq import render, tables
     from taskq.cli import runtime
 
-    found = queue_view.queues_now(runtime(), _split(type_), _split(priority))
+    rt = runtime(start_broker=False)
+    found = queue_view.queues_now(rt, _split(type_), _split(priority))
     if json_:
         render.print_json([queue_view.queue_json(q) for q in found])
     else:
-        render.console().print(tables.queues_table(found))
+        tables.show(tables.queues_grid(found), "no queues match")
 
 
 def workers(json_: JsonOpt = False) -> None:
@@ -183,11 +184,11 @@ def workers(json_: JsonOpt = False) -> None:
     from taskq import render, tables, workers_view
     from taskq.cli import runtime
 
-    found = workers_view.list_workers(runtime())
+    found = workers_view.list_workers(runtime(start_broker=False))
     if json_:
         render.print_json([workers_view.worker_json(w) for w in found])
     else:
-        render.console().print(tables.workers_table(found))
+        tables.show(tables.workers_grid(found), "no workers seen in the last day")
 
 
 def watch(
@@ -195,12 +196,15 @@ def watch(
     priority: PriorityOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between refreshes (0.05 to 0.5).")] = 0.5,
+        "--interval", help="Seconds between refreshes (0.05 to 10).")] = 0.5,
+    all_workers: Annotated[bool, typer.Option(
+        "--all-workers", help="Show stopped workers one a row, not as one summary line.")
+    ] = False,
 ) -> None:
     """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
     from taskq import watch as watching
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     filters = watching.Filters.parse(rt.settings, _split(type_), _split(priority))
-    watching.run(rt, filters, once=once, interval=interval)
+    watching.run(rt, filters, once=once, interval=interval, all_workers=all_workers)

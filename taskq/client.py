@@ -82,14 +82,14 @@ class Client:
         Raises InvalidParameters (every problem listed) or UsageError for a bad request, and
         BrokerUnavailable (NotQueued) when the broker or the backend cannot take the task.
         """
-        _no_flow_control(key, after)
+        _no_dependencies(after)
         from taskq.submit import submit
 
         if params is not None and not isinstance(params, Mapping):
             raise InvalidParameters([f"parameters: must be a mapping of names to values, "
                                      f"got {builtins.type(params).__name__}"])
         request = SubmitRequest(type=type, priority=priority, params=dict(params or {}),
-                                delay=_seconds(delay))
+                                delay=_seconds(delay), key=key)
         runtime = self.runtime
         with self._publishing:
             return Task.from_record(submit(runtime, request))
@@ -188,7 +188,6 @@ def _seconds(value: float) -> float:
     return float(value)
 
 
-def _no_flow_control(key: str | None, after: str | None) -> None:
-    for name, value in (("key", key), ("after", after)):
-        if value is not None:
-            raise NotImplementedError(f"submit({name}=...) {FLOW_CONTROL}; leave it unset")
+def _no_dependencies(after: str | None) -> None:
+    if after is not None:
+        raise NotImplementedError(f"submit(after=...) {FLOW_CONTROL}; leave it unset")

@@ -73,6 +73,7 @@ class TaskType:
     soft_time_limit: float | None
     rate_limit: str | None
     parameters: Mapping[str, ParamSpec] | None = None  # None: a built-in schema
+    key_window: float = 86400.0  # seconds an idempotency key names its first task
 
     @property
     def builtin(self) -> bool:

@@ -39,7 +39,7 @@ def run(rt: Runtime) -> None:
     from taskq import render, stack
 
     out = render.console(stderr=True)
-    started_broker = rt.embedded.ensure_running() if rt.embedded else False
+    started_broker = rt.start_embedded()
     workers = stack.start_workers(rt, list(rt.settings.workers))
     try:
         stack.wait_ready(rt, workers)

@@ -156,6 +156,36 @@ class NotQueued(BrokerUnavailable):
         return {**super().to_dict(), "queued": self.queued, "not_queued": self.unqueued}
 
 
+class BrokerNotRunning(BrokerUnavailable):
+    """Raised when a read command finds no embedded broker running: reads never start it."""
+
+    def __init__(self, url: str) -> None:
+        self.what = "embedded broker"
+        self.url = url
+        TaskqError.__init__(self, f"no embedded broker is running ({url}), so there are no "
+                            "tasks to read: `taskq up` starts it (so does `taskq submit`)")
+
+
+class AlreadyRunning(TaskqError):
+    """Raised when `taskq up` is started while another one runs with the same home."""
+
+    exit_code = ExitCode.CONFLICT
+    http_status = 409
+    code = "already_running"
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(f"taskq up is already running (pid {pid}); `taskq up --status` "
+                         "shows it, `taskq down` stops it")
+
+
+class StartFailed(TaskqError):
+    """Raised when a detached `taskq up -d` did not get every worker ready; nothing is left
+    running."""
+
+    code = "start_failed"
+
+
 class Conflict(TaskqError):
     """Raised when an action does not apply to a task in its current state."""
 

@@ -63,13 +63,20 @@ class TaskRecord:
     worker: str | None = None
     retry_of: str | None = None
     retried_as: str | None = None
+    key: str | None = None  # the idempotency key it was submitted with
+    # Not stored: set on the record a submit returns when its key named an earlier task.
+    deduplicated: bool = field(default=False, compare=False)
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored fields, and `deduplicated` only on a submit's repeat of a key."""
+        data = asdict(self)
+        if not self.deduplicated:
+            del data["deduplicated"]
+        return data
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> TaskRecord:
@@ -77,7 +84,7 @@ class TaskRecord:
         an older taskq or by hand): what cannot be read is left at its default, or for
         `result` shown as the text stored (see read_json)."""
         values: dict[str, Any] = {k: v for k, v in data.items()
-                                  if k in _FIELD_NAMES and (v != "" or k in _NAMING_FIELDS)}
+                                  if k in STORED_FIELDS and (v != "" or k in _NAMING_FIELDS)}
         for name in _NAMING_FIELDS:
             values.setdefault(name, "")
         for name in _JSON_FIELDS:
@@ -198,7 +205,7 @@ def hash_pairs(record: TaskRecord) -> list[str]:
     """A record's fields, as to_hash encodes them, as a flat [field, value, ...] list,
     without the empty ones (a missing field reads as its default)."""
     out: list[str] = []
-    for name in _FIELD_NAMES:
+    for name in STORED_FIELDS:
         value = getattr(record, name)
         if value is not None:
             out += (name, _encoded(name, value))
@@ -209,4 +216,5 @@ def _encoded(name: str, value: Any) -> str:
     return _to_json(value) if name in _JSON_FIELDS else str(value)
 
 
-_FIELD_NAMES = tuple(TaskRecord.__dataclass_fields__)
+# The fields a record hash holds (and `status` shows): all but `deduplicated`.
+STORED_FIELDS = tuple(name for name in TaskRecord.__dataclass_fields__ if name != "deduplicated")

@@ -25,6 +25,8 @@ AMBIGUOUS_SHOWN = 10  # candidates an ambiguous id prefix lists
 # race it closes lasts milliseconds (a task taken just before a higher one was queued); the
 # bound keeps a record whose message is gone (a purged queue) from holding lower work back.
 YIELD_WINDOW = 1.0
+# Seconds a per-second count of finished tasks is kept (watch reads the last 10).
+FINISHED_KEPT = 60
 
 # Update a record unless it is already final, so a late worker write never turns a
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
@@ -74,6 +76,10 @@ if new ~= old then
   if new == 'SUCCESS' or new == 'FAILURE' then
     local counter = (new == 'SUCCESS') and 'done' or 'failed'
     redis.call('HINCRBY', p .. ':stats', counter, 1)
+    -- and per second, kept a minute: what watch's done and failed per second are made of
+    local second = p .. ':finished:' .. string.format('%d', math.floor(tonumber(ARGV[6])))
+    redis.call('HINCRBY', second, counter, 1)
+    redis.call('EXPIRE', second, 60)  -- FINISHED_KEPT
     if rec[5] and redis.call('EXISTS', p .. ':worker:' .. rec[5]) == 1 then
       redis.call('HINCRBY', p .. ':worker:' .. rec[5], counter, 1)
     end
@@ -163,6 +169,22 @@ class TaskStore:
         """Counters since the deployment began: finished tasks (done, failed) and messages
         dropped for want of a record (dropped)."""
         return f"{self.prefix}:stats"
+
+    def finished_key(self, second: int) -> str:
+        """Tasks finished (done, failed) in one second of epoch time; kept FINISHED_KEPT s."""
+        return f"{self.prefix}:finished:{second}"
+
+    def finished_since(self, now: float, seconds: int) -> tuple[int, int]:
+        """How many tasks finished (done, failed) in the last `seconds` whole seconds, this one
+        included: counted as each record became final, so one reading is the true figure."""
+        last = int(now)
+        pipe = self.client.pipeline(transaction=False)
+        for second in range(last - seconds + 1, last + 1):
+            pipe.hmget(self.finished_key(second), "done", "failed")
+        with self.reachable():
+            counts = pipe.execute()
+        return (sum(int(done or 0) for done, _ in counts),
+                sum(int(failed or 0) for _, failed in counts))
 
     @contextmanager
     def reachable(self) -> Iterator[None]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from taskq import keys, records, topology
 from taskq import params as param_schema
-from taskq import records, topology
 from taskq.config import Settings, TaskType, did_you_mean
 from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
@@ -45,12 +45,15 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     if not 0 <= request.delay <= MAX_DELAY:
         raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:g} seconds"])
     clean = param_schema.validate(task_type, request.params)
+    if request.key is not None and (bad := keys.problems(request.key)):
+        raise InvalidParameters(bad)
     now = time.time()
     return TaskRecord(
         id=records.new_id(), type=task_type.name, priority=priority,
         queue=topology.queue_name(settings, task_type.name, priority),
         state=records.SCHEDULED if request.delay else records.QUEUED, params=clean,
         submitted_at=now, eta=now + request.delay if request.delay else None,
+        key=request.key,
     )
 
 
@@ -64,7 +67,7 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
     record.retry_of = retry_of
     if task_id is not None:
         record.id = _unused_id(runtime, task_id)
-    publisher(runtime).send([record])
+    keys.send_once(runtime, [record], publisher(runtime).send)
     return record
 
 

@@ -41,6 +41,8 @@ class Task:
     worker: str | None = None
     retry_of: str | None = None
     retried_as: str | None = None
+    key: str | None = None
+    deduplicated: bool = False  # a submit's repeat of a key: this is the earlier task
 
     @property
     def final(self) -> bool:
@@ -60,6 +62,8 @@ class Task:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data, exactly as `taskq status ID --json` prints it."""
         data = asdict(self)
+        if not self.deduplicated:
+            del data["deduplicated"]
         for name in _TIMES:
             data[name] = _iso(data[name])
         for entry in data["attempt_errors"]:

@@ -64,7 +64,8 @@ def _priority(settings: Settings, name: str) -> str:
 
 def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
         events: bool = False) -> None:
-    """Run the worker in this process until it is stopped (SIGTERM: warm shutdown)."""
+    """Run the worker in this process until it is stopped: SIGTERM (warm shutdown) and SIGQUIT
+    (cold) return, Ctrl-C raises KeyboardInterrupt; an exit of its own is an error."""
     from celery import signals
 
     from taskq import logs
@@ -85,8 +86,12 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     )
     if as_root:
         logging.getLogger("taskq.worker").warning(ROOT_ADVICE)
+    requested: list[str] = []  # the signal that asked the worker to stop, if one did
+    signals.worker_shutting_down.connect(lambda sig, **_: requested.append(sig), weak=False)
     worker.start()
-    if worker.exitcode:
+    if requested and requested[0] == "SIGINT":
+        raise KeyboardInterrupt  # Ctrl-C: exit 130, as every command
+    if worker.exitcode and not requested:
         raise TaskqError(f"worker {worker_plan.name} stopped with exit code {worker.exitcode}")
 
 

@@ -64,9 +64,10 @@ def own_broker(deployment) -> Iterator[OwnBroker]:
     the embedded broker (its own), a redis-server of its own on Redis, and a relay of its
     own in front of the shared RabbitMQ."""
     if deployment.broker == "embedded":
-        # Stopped by `taskq down`, started again by the next command that needs it.
+        # Stopped by `taskq down`, started again as the next command that needs it does
+        # (read commands do not start it).
         yield OwnBroker(partial(_cli_ok, deployment, "down"),
-                        partial(_cli_ok, deployment, "queues"))
+                        deployment.runtime.embedded.ensure_running)
     elif deployment.broker == "redis":
         with RedisServer() as server:
             deployment.env["TASKQ_BROKER_URL"] = server.url()

@@ -55,7 +55,12 @@ def test_worker_shows_busy_with_its_task_then_gone_within_two_heartbeats_of_sigk
     while _worker(deployment, proc.pid)["state"] != "gone":
         assert time.monotonic() - killed_at < 2 * INTERVAL + 3, "not gone in time"
         time.sleep(0.2)  # polling
-    # And a human table says so
+    # And piped, the table is plain aligned text: a header, then a line a worker, nothing cut
     table = deployment.cli("workers")
     assert table.returncode == 0
-    assert "gone" in table.stdout
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["worker", "state", "current", "task", "done", "failed",
+                                "queues", "heartbeat", "profile", "conc", "host"]
+    row = next(line for line in lines if f".{proc.pid}" in line)
+    assert row.split()[1] == "gone"
+    assert "\x1b" not in table.stdout and "…" not in table.stdout and "─" not in table.stdout

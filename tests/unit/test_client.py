@@ -109,10 +109,14 @@ def test_settings_already_loaded_take_no_overrides():
         Client(settings(), broker_url=NOWHERE)
 
 
-@pytest.mark.parametrize("option", ["key", "after"])
-def test_flow_control_options_are_refused_until_they_exist(option):
-    with pytest.raises(NotImplementedError, match=f"{option}=.*flow control"):
-        offline_client().submit("data", {"data": [1]}, **{option: "x"})
+def test_dependencies_are_refused_until_they_exist():
+    with pytest.raises(NotImplementedError, match="after=.*flow control"):
+        offline_client().submit("data", {"data": [1]}, after="x")
+
+
+def test_a_bad_key_is_refused_before_any_connection():
+    with pytest.raises(InvalidParameters, match="key: must not contain control characters"):
+        offline_client().submit("data", {"data": [1]}, key="a\nb")
 
 
 def test_bad_parameters_name_every_problem_before_any_connection():

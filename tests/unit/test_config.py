@@ -272,3 +272,12 @@ def test_task_types_aliases_and_priorities_are_named_in_any_case(tmp_path):
     with pytest.raises(KeyError):
         settings.resolve_priority("urgent")
 
+
+
+def test_a_key_window_is_a_day_by_default_and_bounded_to_a_month(tmp_path):
+    assert load_with(tmp_path, {}).task_types["email_sending"].key_window == 86400
+    assert load_with(tmp_path, {"task_types": {"email_sending": {"key_window": 60}}}
+                     ).task_types["email_sending"].key_window == 60
+    for bad in (0, 30 * 86400 + 1, "a day"):
+        problems = problems_of(tmp_path, {"task_types": {"email_sending": {"key_window": bad}}})
+        assert any(p.startswith("task_types.email_sending.key_window") for p in problems), bad
