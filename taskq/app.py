@@ -11,6 +11,7 @@ from taskq import recovery, topology
 from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.fetch import PriorityFetch
+from taskq.poison_hooks import DecodeGuard, HandOverGuard
 from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
+    # A message that cannot be decoded or handed to a process fails its task (poison.py).
+    app.steps["worker"].add(HandOverGuard)
+    app.steps["consumer"].add(DecodeGuard)
     app.taskq_settings = settings
     app.taskq_runtime = runtime
     register_tasks(app, settings)

@@ -21,9 +21,11 @@ worker also stands by, subscribed one message at a time, so new work is pushed t
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from amqp import spec
@@ -34,35 +36,51 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import messages
+from taskq import messages, poison_hooks
 from taskq.amqp_frames import get_frames, method_frames, send
+from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
 BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
 AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
 
+log = logging.getLogger(__name__)
+
 
 # Acknowledges the messages it is given (their entries leave the unacked hash and index, as
 # kombu's Redis QoS.ack does), then pops the first message of the first non-empty key and, in
 # the same atomic step, records it as kombu's Redis QoS.append would: [payload, exchange,
 # routing key] in the unacked hash under its delivery tag, and the time in the unacked index.
-# The payload is kept verbatim.
-# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: now, tags to ack...
+# The payload is kept verbatim. A message it cannot read (not JSON to cjson, e.g. a lone
+# surrogate; no delivery tag) is poison: it goes to the poison hash instead, under a tag made
+# from its text, for the worker to fail its task (taskq/poison.py).
+# KEYS: unacked hash, unacked index, poison hash, queue keys in priority order.
+# ARGV: now, tags to ack... Returns false, or {payload, tag, queue key, 'poison' if it is}.
 _POP = """
+local function entry(raw)
+  local props = cjson.decode(raw)['properties']
+  local info, tag = props['delivery_info'], props['delivery_tag']
+  if type(tag) ~= 'string' then error('no delivery tag') end
+  return tag, '[' .. raw .. ',' .. cjson.encode(info['exchange']) .. ','
+         .. cjson.encode(info['routing_key']) .. ']'
+end
 for i = 2, #ARGV do
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[1], ARGV[i])
 end
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
-    local props = cjson.decode(raw)['properties']
-    local info, tag = props['delivery_info'], props['delivery_tag']
-    redis.call('HSET', KEYS[1], tag, '[' .. raw .. ',' .. cjson.encode(info['exchange'])
-               .. ',' .. cjson.encode(info['routing_key']) .. ']')
+    local ok, tag, unacked = pcall(entry, raw)
+    if not ok then
+      tag = 'poison-' .. redis.sha1hex(raw)
+      redis.call('HSET', KEYS[3], tag, raw)
+      return {raw, tag, KEYS[i], 'poison'}
+    end
+    redis.call('HSET', KEYS[1], tag, unacked)
     redis.call('ZADD', KEYS[2], ARGV[1], tag)
-    return raw
+    return {raw, tag, KEYS[i]}
   end
 end
 return false
@@ -78,6 +96,7 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
 
     polling = False
     on_settled: Any = None  # called after each ack or reject: a process may be free
+    on_poison: Any = None  # called with a Poison for a message that cannot be read
 
     def consume(self, no_ack: bool | None = None) -> None:
         # No subscription: the broker would choose between our queues.
@@ -101,9 +120,28 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         _notify_on_settle(message, self)
         if message.errors:
             message._reraise_error(self.on_decode_error)
-        else:
-            on_message: Any = self.on_message
+            return
+        on_message: Any = self.on_message
+        try:
             on_message(message)
+        except Exception as exc:
+            # Celery lets out what it cannot read as a task (a body that is not (args, kwargs,
+            # options)): left there, the message would stay held and the fetch stop.
+            if message.acknowledged or self._connection_error(exc):
+                raise
+            try:
+                if self.on_poison is not None:
+                    self.on_poison(poison_hooks.of_message(message, "decoded", exc))
+            except Exception:  # the backend is down: the message comes back later
+                message.reject(requeue=True)
+                raise
+            message.ack()
+
+    def _connection_error(self, exc: BaseException) -> bool:
+        connection: Any = self.connection
+        known = (*connection.connection_errors, *connection.channel_errors) if connection \
+            else ()
+        return isinstance(exc, (OSError, *known))
 
     def _take(self) -> Any:
         raise NotImplementedError
@@ -261,19 +299,57 @@ class RedisPollingConsumer(PollingConsumer):
     """Redis: one script pops the first message in priority order and records it unacked."""
 
     _keys: tuple[tuple[str, ...], list[str]] = ((), [])  # queue names, and their keys
+    poison_key = "taskq:poison"  # where _POP puts the messages it cannot read (set per app)
 
     def _take(self) -> Any:
         channel: Any = self.channel
         names = tuple(queue.name for queue in self._in_order())
         if self._keys[0] != names:  # the queues change only by remote control
-            self._keys = (names, pop_keys(channel, names))
-        raw = pop_unacked(channel, self._keys[1], self._held_acks())
-        if raw is None:
-            return None
-        message = channel.Message(json.loads(raw), channel=channel)
-        # Already recorded unacked by the script: only kombu's in-memory bookkeeping is left.
-        virtual.QoS.append(channel.qos, message, message.delivery_tag)
-        return message
+            self._keys = (names, pop_keys(channel, names, self.poison_key))
+        acks = self._held_acks()
+        while True:
+            popped = pop_unacked(channel, self._keys[1], acks)
+            if popped is None:
+                return None
+            acks = []
+            message = self._read(popped)
+            if message is not None:
+                return message
+
+    def _read(self, popped: Popped) -> Any:
+        """The kombu message popped; None when it is poison (its task failed, it is gone)."""
+        channel: Any = self.channel
+        if not popped.poison:
+            try:
+                message = channel.Message(json.loads(popped.raw), channel=channel)
+            except Exception as exc:  # noqa: BLE001 - cjson read it, Python cannot: poison
+                self._poisoned(popped, exc)
+                return None
+            # Recorded unacked by the script: only kombu's in-memory bookkeeping is left.
+            virtual.QoS.append(channel.qos, message, message.delivery_tag)
+            return message
+        self._poisoned(popped, ValueError(UNREADABLE))
+        return None
+
+    def _poisoned(self, popped: Popped, exc: BaseException) -> None:
+        """Fail the task of a message that cannot be read, then drop the message."""
+        channel: Any = self.channel
+        task_id, queue = read_raw(popped.raw)
+        found = Poison(task_id, queue or popped.queue.split(channel.sep)[0], "decoded", exc)
+        try:
+            if self.on_poison is not None:
+                self.on_poison(found)
+        except Exception:  # noqa: BLE001 - the backend is down: the message stays where the
+            # script put it, parked (settled by the lease rounds) or unacked (restored by them)
+            log.exception("could not record poison message %s", task_id)
+            return
+        pipe = channel.client.pipeline(transaction=False)
+        if popped.poison:
+            pipe.hdel(self.poison_key, popped.tag)
+        else:
+            pipe.zrem(channel.unacked_index_key, popped.tag).hdel(channel.unacked_key,
+                                                                   popped.tag)
+        pipe.execute()
 
     def _ack_in_memory(self, delivery_tag: Any) -> None:
         channel: Any = self.channel
@@ -300,19 +376,36 @@ class RedisPollingConsumer(PollingConsumer):
         message._state = "REJECTED"  # what kombu's Message.reject records
 
 
-def pop_keys(channel: Any, queues: Sequence[str]) -> list[str]:
+def pop_keys(channel: Any, queues: Sequence[str], poison_key: str = "taskq:poison"
+             ) -> list[str]:
     """The keys _POP needs for `queues` (kombu Redis channel), in priority order."""
-    keys = [channel.unacked_key, channel.unacked_index_key]
+    keys = [channel.unacked_key, channel.unacked_index_key, poison_key]
     return keys + [channel._q_for_pri(name, step)
                    for name in queues for step in channel.priority_steps]
 
 
-def pop_unacked(channel: Any, keys: list[str], acks: Sequence[str] = ()) -> str | None:
+@dataclass(frozen=True)
+class Popped:
+    """A message _POP took: its text, its tag (in the unacked hash, or the poison hash when
+    the script could not read it) and the key of the queue it came from."""
+
+    raw: bytes
+    tag: str
+    queue: str
+    poison: bool
+
+
+def pop_unacked(channel: Any, keys: list[str], acks: Sequence[str] = ()) -> Popped | None:
     """The first message of the first non-empty queue of `keys` (from pop_keys), taken out of
-    it and recorded unacknowledged in one atomic step (after the entries of the messages
-    `acks` are removed); None if all are empty."""
-    raw = _POP_SCRIPT(keys=keys, args=[time.time(), *acks], client=channel.client)
-    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+    it and recorded unacknowledged (or as poison) in one atomic step (after the entries of the
+    messages `acks` are removed); None if all are empty."""
+    found = _POP_SCRIPT(keys=keys, args=[time.time(), *acks], client=channel.client)
+    if not found:
+        return None
+    raw, tag, queue = (item if isinstance(item, bytes) else str(item).encode()
+                       for item in found[:3])
+    return Popped(raw, tag.decode(errors="replace"), queue.decode(errors="replace"),
+                  len(found) > 3)
 
 
 def _notify_on_settle(message: Any, consumer: PollingConsumer) -> None:
@@ -345,9 +438,13 @@ class PriorityAMQP(AMQP):  # type: ignore[misc]
         kind = _polling_kind(channel)
         if kind is None:
             return super().TaskConsumer(channel, queues=queues, accept=accept, **kw)
-        return kind(
+        consumer = kind(
             channel, accept=self.app.conf.accept_content if accept is None else accept,
             queues=queues or list(self.queues.consume_from.values()), **kw)
+        settings = getattr(self.app, "taskq_settings", None)
+        if isinstance(consumer, RedisPollingConsumer) and settings is not None:
+            consumer.poison_key = redis_key(settings.key_prefix)
+        return consumer
 
 
 def _polling_kind(channel: Any) -> type[PollingConsumer] | None:
@@ -379,6 +476,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._idle = FIRST_IDLE_POLL
         self._maybe_work = True
         consumer.on_settled = lambda: self._settled(c)
+        consumer.on_poison = lambda found: poison_hooks.quarantine(c.app, found, c.hostname)
         self._doorbell = self._listen(c)
         if isinstance(consumer, AmqpPollingConsumer):
             self._standby = Standby(c.connection.channel(), lambda m: self._pushed(c, m))

@@ -12,6 +12,9 @@ the timeout would be handed out twice. So:
 - every worker renews the time of the messages it holds every RENEW_EVERY seconds, and
   restores the messages of this deployment that nobody renewed for LEASE seconds (`Leases`).
 
+The same rounds fail the tasks of poison messages the Redis fetch parked (taskq/fetch.py) when
+the worker that parked one was killed before it could (`settle_parked`).
+
 A task therefore runs twice only if its worker dies mid-run (or loses the broker for longer
 than LEASE): duplicates of the work are possible, losses are not.
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from taskq import poison, poison_hooks
 from taskq.config import Settings
 
 LEASE = 10.0  # seconds without renewal before a held message goes back to its queue
@@ -88,6 +92,19 @@ def _routing_key(raw: bytes) -> str:
         return ""
 
 
+def settle_parked(channel: Any, key: str, on_poison: Any, seen: set[bytes]) -> set[bytes]:
+    """Fail the tasks of the poison messages parked under `key` (taskq/fetch.py) that were
+    already there at the last round (`seen`): the worker that parked one was killed before it
+    could. Returns the tags parked now and not settled, for the next round."""
+    with channel.conn_or_acquire() as client:
+        parked = client.hgetall(key)
+        for tag in seen & set(parked):
+            task_id, queue = poison.read_raw(parked[tag])
+            on_poison(poison.Poison(task_id, queue, "decoded", ValueError(poison.UNREADABLE)))
+            client.hdel(key, tag)
+    return set(parked) - seen
+
+
 class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer step (Redis brokers): renew our leases and restore expired ones, in a thread
     of its own so that a busy event loop cannot let a live worker's leases run out."""
@@ -104,8 +121,12 @@ class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         self._stop = threading.Event()
         prefix = c.app.taskq_settings.key_prefix
+
+        def on_poison(found: poison.Poison) -> None:
+            poison_hooks.quarantine(c.app, found, c.hostname)
+
         self._thread = threading.Thread(
-            target=self._run, args=(c.task_consumer.channel, prefix, self._stop),
+            target=self._run, args=(c.task_consumer.channel, prefix, on_poison, self._stop),
             daemon=True, name="taskq-leases")
         self._thread.start()
 
@@ -115,10 +136,12 @@ class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
     shutdown = stop
 
     @staticmethod
-    def _run(channel: Any, prefix: str, stop: threading.Event) -> None:
+    def _run(channel: Any, prefix: str, on_poison: Any, stop: threading.Event) -> None:
+        seen: set[bytes] = set()
         while True:
             try:
                 renew(channel)
+                seen = settle_parked(channel, poison.redis_key(prefix), on_poison, seen)
                 restored = restore_expired(channel, prefix)
                 if restored:
                     log.warning("restored %d message(s) of a worker that stopped renewing "

@@ -38,12 +38,17 @@ FINISHED_KEPT = 60
 # A task about to start yields (writes nothing) while one of the QUEUED index sets it is given
 # (the higher priorities its worker reads) holds a task submitted since ARGV[7]: that one was
 # queued after this one was taken and is not running yet (see tasks.TaskqTask.before_start).
+# A start over a STARTED record with another started_at is a new run after one cut short (its
+# worker was killed and the message redelivered, with Celery's retry count unchanged): its
+# attempts count one more than the record's. (A progress write, or a start written twice
+# through an outage, keeps started_at and counts nothing.)
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
 # field/value...
 # Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded, previous state}.
 _UPDATE = """
-local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker')
+local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker',
+                      'attempts', 'started_at')
 local old = rec[1]
 if not old then return {0, ''} end
 if old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then return {-1, old} end
@@ -56,6 +61,14 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
+if old == 'STARTED' and new == 'STARTED' and rec[6]
+   and redis.call('HGET', KEYS[1], 'started_at') ~= rec[7] then
+  -- a new run of a task whose last run was cut short (a killed worker): it counts
+  local before = tonumber(rec[6]) or 0
+  if before >= (tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0) then
+    redis.call('HSET', KEYS[1], 'attempts', before + 1)
+  end
+end
 if new ~= old then
   local p, id, tail = ARGV[3], ARGV[4], ':' .. rec[2] .. ':' .. rec[3]
   redis.call('ZREM', p .. ':idx:' .. old .. tail, id)
@@ -88,15 +101,15 @@ end
 return {1, old}
 """
 
-# Write a batch of new records in one command: a hash and its expiry each. A pipeline of
-# HSET + EXPIRE per record cost the client about 20 us a record to pack and parse; one JSON
-# argument for the whole batch costs it about 2.
-# KEYS: the records' keys. ARGV[1]: JSON, per record [ttl, [field, value, ...]].
+# Write a batch of new records in one command. A pipeline of an HSET per record cost the
+# client about 20 us a record to pack and parse; one JSON argument for the whole batch costs
+# it about 2. A new record is open, so it has no expiry (see TaskStore.create_many).
+# KEYS: the records' keys. ARGV[1]: JSON, per record [field, value, ...].
 _CREATE = """
 local batch = cjson.decode(ARGV[1])
 for k = 1, #KEYS do
-  redis.call('HSET', KEYS[k], unpack(batch[k][2]))
-  redis.call('EXPIRE', KEYS[k], batch[k][1])
+  redis.call('HSET', KEYS[k], unpack(batch[k]))
+  redis.call('PERSIST', KEYS[k])
 end
 return #KEYS
 """
@@ -188,24 +201,26 @@ class TaskStore:
         self.create_many([record], pipe)
 
     def create_many(self, batch: Sequence[TaskRecord], pipe: Any = None) -> None:
-        """Write new records (into `pipe` when given): one record as HSET and EXPIRE, more
-        in one script call (a pipeline with a script checks it is loaded first, a round
-        trip a single submit should not pay); and one ZADD per index set."""
+        """Write new records (into `pipe` when given): one record as HSET and PERSIST, more in one
+        script call (a pipeline with a script checks it is loaded first, a round trip a
+        single submit should not pay); and one ZADD per index set. A record gets its expiry
+        (record_ttl) with its final state, never before: however long a task waits for a
+        worker, its record, and so its result, is kept."""
         target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         cells: dict[str, dict[str, float]] = {}
         index: dict[str, float] = {}
         keys: list[str] = []
-        rows: list[tuple[int, list[str]]] = []
+        rows: list[list[str]] = []
         single = len(batch) == 1
         for record in batch:
             key = self.key(record.id)
             pairs = hash_pairs(record)
             if single:
                 target.hset(key, items=pairs)
-                target.expire(key, self._open_ttl(record))
+                target.persist(key)  # a caller's id was claimed with a short-lived stub
             else:
                 keys.append(key)
-                rows.append((self._open_ttl(record), pairs))
+                rows.append(pairs)
             score = record.submitted_at or time.time()
             index[record.id] = score
             cell = self.cell_key(record.state, record.type, record.priority)
@@ -219,10 +234,6 @@ class TaskStore:
         if pipe is None:
             with self.reachable():
                 target.execute()
-
-    def _open_ttl(self, record: TaskRecord) -> int:
-        delay = max(0.0, (record.eta or 0) - time.time())
-        return int(self.ttl + delay)
 
     def delete(self, task_id: str) -> None:
         """Remove a record and every index entry of it."""

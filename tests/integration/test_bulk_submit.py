@@ -105,7 +105,7 @@ def test_a_lost_broker_connection_is_made_again_and_the_submit_goes_through(depl
 
 
 @pytest.mark.brokers
-def test_a_batch_of_records_reads_back_as_prepared_with_its_expiry_and_index(deployment):
+def test_a_batch_of_records_reads_back_as_prepared_without_expiry_and_indexed(deployment):
     # Given records of several types and priorities, one with text that JSON escapes
     runtime = deployment.runtime
     requests = [SubmitRequest(type="data", params={"data": "é 😀 \"quoted\"\nnext line"}),
@@ -114,11 +114,12 @@ def test_a_batch_of_records_reads_back_as_prepared_with_its_expiry_and_index(dep
     batch = [prepare(runtime.settings, request) for request in requests]
     # When they are sent as one batch
     publish.send_all(runtime, batch)
-    # Then each reads back as it was prepared, expires, and is in the index
+    # Then each reads back as it was prepared, is kept until it is final (no expiry), and is
+    # in the index
     store = runtime.store
     for record in batch:
         assert store.get(record.id) == record
-        assert 0 < store.client.ttl(store.key(record.id)) <= runtime.settings.record_ttl
+        assert store.client.ttl(store.key(record.id)) == -1
         assert store.client.zscore(store.index_key, record.id) == record.submitted_at
 
 

@@ -68,8 +68,13 @@ def test_expired_records_leave_the_list_and_retention_trims_the_indexes(deployme
     assert [r.id for r in listing.list_tasks(deployment.runtime, query)] == [kept.id]
     cell = store.cell_key("QUEUED", "data_processing", "normal")
     assert store.client.zscore(cell, gone.id) is None
-    # And trimming a retention period plus the longest delay later empties every index
+    # And trimming long past the retention period keeps the entries of the queued task (its
+    # record lives until record_ttl after it finishes)
     later = time.time() + deployment.runtime.settings.record_ttl + 8 * 86400
+    assert retention.trim(store, deployment.runtime.settings, now=later) == 0
+    assert [r.id for r in listing.list_tasks(deployment.runtime, query)] == [kept.id]
+    # And once its record is gone too, trimming empties every index
+    store.client.delete(store.key(kept.id))
     assert retention.trim(store, deployment.runtime.settings, now=later) == 2  # global + cell
     assert store.client.zcard(store.index_key) == 0
     assert store.client.zcard(cell) == 0

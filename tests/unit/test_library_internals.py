@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import amqp
+import billiard
 import celery
 import kombu
 import redis
@@ -47,7 +48,8 @@ def parameters(function: Any) -> list[str]:
 
 def test_the_versions_checked_are_those_installed():
     # Given the caps in pyproject.toml, this module was written against these minors
-    for module, minor in ((celery, "5.7"), (kombu, "5.7"), (amqp, "5.4"), (redis, "8.1")):
+    for module, minor in ((celery, "5.7"), (kombu, "5.7"), (billiard, "4.3"), (amqp, "5.4"),
+                          (redis, "8.1")):
         version = getattr(module, "__version__", "")
         relies_on(version.startswith(minor + "."), f"{module.__name__} {minor}.x (found "
                   f"{version})", "pyproject.toml's caps")
@@ -256,6 +258,34 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "self.outbound_buffer = " in inspect.getsource(asynpool.AsynPool.__init__),
               "celery TaskPool._pool and AsynPool.outbound_buffer",
               "taskq/fetch.py _handing_over")
+
+
+def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
+    from billiard.pool import ApplyResult
+    from celery.worker import components
+    from celery.worker.consumer.consumer import Consumer
+    from celery.worker.worker import WorkController
+
+    used_by = "taskq/poison_hooks.py HandOverGuard"
+    relies_on("self._quick_acquire(self._process_task, req)"
+              in inspect.getsource(WorkController._process_task_sem),
+              "WorkController._process_task_sem calling self._process_task", used_by)
+    pool_create = inspect.getsource(components.Pool.create)
+    relies_on("w.process_task = w._process_task" in pool_create
+              and "w._quick_release = w.semaphore.release" in pool_create,
+              "celery Pool step setting process_task and _quick_release", used_by)
+    relies_on("cache[self._job] = self" in inspect.getsource(ApplyResult.__init__)
+              and "self.correlation_id = " in inspect.getsource(ApplyResult.__init__)
+              and "self._accepted = " in inspect.getsource(ApplyResult.__init__),
+              "billiard ApplyResult in the pool's _cache, with correlation_id and _accepted",
+              used_by)
+    handler = inspect.getsource(Consumer.create_task_handler)
+    for name in ("on_unknown_message", "on_unknown_task", "on_invalid_task"):
+        relies_on(f"{name} = self.{name}" in handler, f"celery Consumer.{name} read when "
+                  "the task handler is built", "taskq/poison_hooks.py DecodeGuard")
+    relies_on(parameters(Consumer.on_decode_error) == ["self", "message", "exc"],
+              "celery Consumer.on_decode_error(message, exc)",
+              "taskq/poison_hooks.py DecodeGuard")
 
 
 def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
