@@ -1,0 +1,60 @@
+"""A host cut off from RabbitMQ and Redis mid-run: its tasks run elsewhere, each ends once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fleet import HEARTBEAT, start_worker, wait_for
+
+from taskq import recovery
+
+pytestmark = pytest.mark.integration
+
+RUN_MS = 500  # CPU time each task spins for
+# How long a cut-off host's tasks can stay with it: RabbitMQ closes a connection that sent
+# nothing for about two heartbeats; a Redis broker's lease runs out and the next scan of
+# another worker's lease thread restores them.
+DETECTION = {"rabbitmq": 3 * HEARTBEAT,
+             "redis": recovery.LEASE + 2 * recovery.RENEW_EVERY}
+
+
+@pytest.mark.brokers("rabbitmq", "redis")
+def test_a_host_cut_off_mid_run_has_its_tasks_run_elsewhere_and_its_late_writes_refused(
+        deployment, fleet):
+    store = deployment.runtime.store
+    # Given hosts A and B with a worker of 2 processes each, and 6 tasks of 0.5 s
+    a, b = fleet(2).hosts
+    a_name = start_worker(deployment, a, "--concurrency", "2")
+    b_name = start_worker(deployment, b, "--concurrency", "2")
+    marks = deployment.home / "marks"
+    ids = [deployment.submit("marked", marker_dir=str(marks / str(n)), ms=RUN_MS).id
+           for n in range(6)]
+
+    def on(worker: str) -> list[str]:
+        return [i for i in ids if (r := store.get(i)).state == "STARTED" and r.worker == worker]
+
+    wait_for(lambda: len(on(a_name)) == 2, 30, "A running two tasks")
+    # When A is black-holed both ways (its connections stay open, nothing gets through)
+    cut_off = on(a_name)
+    a.black_hole()
+    # Then every task ends SUCCESS within the bound, A's two on B
+    bound = DETECTION[deployment.broker] + 20  # (+ 2 runs each on B, on a busy machine)
+    took = wait_for(lambda: all(store.get(i).state == "SUCCESS" for i in ids), bound,
+                    f"every task SUCCESS after A was cut off\n{deployment.worker_logs()}")
+    print(f"[{deployment.broker}] A's tasks done elsewhere {took:.1f} s after the cut")
+    assert all(store.get(i).worker == b_name for i in cut_off)
+    # When A comes back: its held writes (its own SUCCESS for the tasks it ran) arrive late
+    a.restore()
+    wait_for(a.drained, 10, "A's held bytes forwarded")
+    wait_for(lambda: time.time() - float(store.client.hget(
+        store.worker_key(a_name), "heartbeat_at") or 0) < 1, 30, "A back online")
+    # Then A's runs did happen (a marker file each), but the records keep B's later result
+    for task_id in cut_off:
+        runs = sorted((marks / str(ids.index(task_id))).iterdir())  # run-<ns>-<pid>
+        assert len(runs) == 2
+        record = store.get(task_id)
+        assert (record.state, record.worker) == ("SUCCESS", b_name)
+        assert record.result == {"pid": int(runs[-1].name.split("-")[-1])}
+    # And each task counts as done once
+    assert int(store.client.hget(store.stats_key, "done")) == len(ids)
