@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -58,3 +59,37 @@ def test_a_host_cut_off_mid_run_has_its_tasks_run_elsewhere_and_its_late_writes_
         assert record.result == {"pid": int(runs[-1].name.split("-")[-1])}
     # And each task counts as done once
     assert int(store.client.hget(store.stats_key, "done")) == len(ids)
+
+
+@pytest.mark.brokers("rabbitmq", "redis")
+def test_a_stale_hosts_result_landing_first_is_kept_with_its_own_worker_name(
+        deployment, fleet):
+    store = deployment.runtime.store
+    marks = deployment.home / "marks"
+    # Given host A running a task of 1 s, and host B
+    a, b = fleet(2).hosts
+    a_name = start_worker(deployment, a, "--concurrency", "1")
+    task_id = deployment.submit("marked", marker_dir=str(marks), ms=1000).id
+    b_worker = len(deployment.workers)
+    wait_for(lambda: store.get(task_id).worker == a_name, 30, "the task STARTED on A")
+    # When A is black-holed (it finishes the run; its SUCCESS is held back) and B re-runs it
+    a.black_hole()
+    b_name = start_worker(deployment, b, "--concurrency", "1")
+    wait_for(lambda: store.get(task_id).worker == b_name, DETECTION[deployment.broker] + 20,
+             "the task STARTED again on B")
+    # And A comes back while B is still running it: A's result lands first
+    a.restore()
+    wait_for(a.drained, 10, "A's held bytes forwarded")
+    wait_for(lambda: len(list(marks.iterdir())) == 2 and store.get(task_id).state == "SUCCESS",
+             30, "the task SUCCESS")
+    # Then, once B has finished its run too (a warm shutdown waits for it)
+    deployment.workers[b_worker].send_signal(signal.SIGTERM)
+    assert deployment.workers[b_worker].wait(30) == 0
+    # the record keeps A's result and names A as the worker that produced it
+    record = store.get(task_id)
+    a_run = min(marks.iterdir()).name  # run-<ns>-<pid>, A's first
+    assert record.result == {"pid": int(a_run.split("-")[-1])}
+    assert record.worker == a_name
+    # And the task counts as done once, by A
+    assert [store.client.hget(store.worker_key(name), "done") for name in (a_name, b_name)] \
+        == [b"1", None]
