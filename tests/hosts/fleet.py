@@ -168,6 +168,11 @@ class Fleet(AbstractContextManager["Fleet"]):
 def start_worker(dep: Deployment, host: Host, *args: str) -> str:
     """`taskq worker ARGS` on `host`, reaching the deployment through the host's relays;
     its worker name, once it is online. dep.stop_workers() stops it with the others."""
+    return dep.wait_worker_ready(launch_worker(dep, host, *args))
+
+
+def launch_worker(dep: Deployment, host: Host, *args: str) -> subprocess.Popen[bytes]:
+    """Start `taskq worker ARGS` on `host` without waiting for it to be online."""
     logs = dep.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / f"test-worker-{len(dep.workers)}.log").open("ab") as out:
@@ -175,7 +180,7 @@ def start_worker(dep: Deployment, host: Host, *args: str) -> str:
                           env=host.env(dep.env, heartbeat=HEARTBEAT), stdout=out,
                           stderr=subprocess.STDOUT, cwd=dep.home)
     dep.workers.append(proc)
-    return dep.wait_worker_ready(proc)
+    return proc
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
