@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from fleet import HEARTBEAT, start_worker, wait_for
@@ -77,7 +78,10 @@ def test_a_stale_hosts_result_landing_first_is_kept_with_its_own_worker_name(
     b_name = start_worker(deployment, b, "--concurrency", "1")
     wait_for(lambda: store.get(task_id).worker == b_name, DETECTION[deployment.broker] + 20,
              "the task STARTED again on B")
-    # And A comes back while B is still running it: A's result lands first
+    # And A comes back, once its run is over, while B is still running it: A's result lands
+    # first
+    a_pid = int(min(marks.iterdir()).name.split("-")[-1])  # run-<ns>-<pid>: A's first
+    wait_for(lambda: _waiting(a_pid), 30, "A's run over (its process waits on its write)")
     a.restore()
     wait_for(a.drained, 10, "A's held bytes forwarded")
     wait_for(lambda: len(list(marks.iterdir())) == 2 and store.get(task_id).state == "SUCCESS",
@@ -87,9 +91,14 @@ def test_a_stale_hosts_result_landing_first_is_kept_with_its_own_worker_name(
     assert deployment.workers[b_worker].wait(30) == 0
     # the record keeps A's result and names A as the worker that produced it
     record = store.get(task_id)
-    a_run = min(marks.iterdir()).name  # run-<ns>-<pid>, A's first
-    assert record.result == {"pid": int(a_run.split("-")[-1])}
+    assert record.result == {"pid": a_pid}
     assert record.worker == a_name
     # And the task counts as done once, by A
     assert [store.client.hget(store.worker_key(name), "done") for name in (a_name, b_name)] \
         == [b"1", None]
+
+
+def _waiting(pid: int) -> bool:
+    """The process is asleep (blocked on a read or write), not running or runnable."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0] == "S"
