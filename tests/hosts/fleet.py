@@ -75,7 +75,8 @@ class Host:
                 out[name] = self.url(out[name])
         broker = out.get("TASKQ_BROKER_URL", "")
         if heartbeat is not None and broker.startswith("amqp"):
-            out["TASKQ_BROKER_URL"] = f"{broker}?heartbeat={heartbeat:g}"
+            joint = "&" if "?" in broker else "?"
+            out["TASKQ_BROKER_URL"] = f"{broker}{joint}heartbeat={heartbeat:g}"
         return out
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
