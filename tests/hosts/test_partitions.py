@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fleet import HEARTBEAT, start_worker, wait_for
+from relay import DOWNSTREAM
 
 from taskq import recovery
 
@@ -96,6 +97,29 @@ def test_a_stale_hosts_result_landing_first_is_kept_with_its_own_worker_name(
     # And the task counts as done once, by A
     assert [store.client.hget(store.worker_key(name), "done") for name in (a_name, b_name)] \
         == [b"1", None]
+
+
+# RabbitMQ only: there a deaf host's basic.get takes a message it never receives, held until
+# the heartbeats time out. On Redis its main process waits for the reply to its ack (and
+# takes nothing more), so the test could not fail there.
+@pytest.mark.brokers("rabbitmq")
+def test_a_host_that_can_send_but_not_hear_delays_no_task_past_the_bound(deployment, fleet):
+    store = deployment.runtime.store
+    # Given hosts A and B with a worker of 2 processes each, and 30 tasks of 0.3 s queued
+    a, b = fleet(2).hosts
+    a_name = start_worker(deployment, a, "--concurrency", "2")
+    start_worker(deployment, b, "--concurrency", "2")
+    ids = [deployment.submit("spin", ms=300).id for _ in range(30)]
+    wait_for(lambda: sum(store.get(i).worker == a_name for i in ids) >= 2, 30,
+             "A running tasks")
+    # When A hears nothing more from RabbitMQ and Redis while what it sends gets through
+    # (its next fetches take messages off the queues, and the replies never reach it)
+    a.black_hole(DOWNSTREAM)
+    # Then every task ends SUCCESS within the bound for a host cut off both ways
+    took = wait_for(lambda: all(store.get(i).state == "SUCCESS" for i in ids),
+                    DETECTION[deployment.broker] + 20,
+                    f"every task SUCCESS\n{deployment.worker_logs()}")
+    print(f"[{deployment.broker}] done {took:.1f} s after A went deaf")
 
 
 def _waiting(pid: int) -> bool:
