@@ -80,8 +80,9 @@ if new ~= old then
     local second = p .. ':finished:' .. string.format('%d', math.floor(tonumber(ARGV[6])))
     redis.call('HINCRBY', second, counter, 1)
     redis.call('EXPIRE', second, 60)  -- FINISHED_KEPT
-    if rec[5] and redis.call('EXISTS', p .. ':worker:' .. rec[5]) == 1 then
-      redis.call('HINCRBY', p .. ':worker:' .. rec[5], counter, 1)
+    local worker = redis.call('HGET', KEYS[1], 'worker')  -- the one that wrote this state
+    if worker and redis.call('EXISTS', p .. ':worker:' .. worker) == 1 then
+      redis.call('HINCRBY', p .. ':worker:' .. worker, counter, 1)
     end
   end
   if new == 'FAILURE' then redis.call('ZADD', p .. ':dlq:' .. rec[2], ARGV[6], id) end

@@ -85,9 +85,12 @@ class TaskqTask(Task):  # type: ignore[misc]
         # message is the same task again (same id and record): published raw.
         return super().retry(*args, exc=exc, taskq_raw=True, **options)
 
+    # A final write names its worker again: after a partition, the record may say that
+    # another worker started the task since, but the first final write is the one kept.
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
-                          finished_at=time.time(), error=None, exc_type=None)
+                          finished_at=time.time(), error=None, exc_type=None,
+                          worker=self.request.hostname)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
@@ -99,7 +102,8 @@ class TaskqTask(Task):  # type: ignore[misc]
                           finished_at=time.time(),
                           error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
                           traceback=str(einfo.traceback) if einfo else None,
-                          attempt_errors=history, next_attempt_at=None)
+                          attempt_errors=history, next_attempt_at=None,
+                          worker=self.request.hostname)
 
 
 def work_context(settings: Settings) -> WorkContext:

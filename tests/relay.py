@@ -8,6 +8,7 @@ cut and black-hole to play a broker restart or a network partition.
         relay.black_hole()    # connections held open, nothing forwarded: a partition
         relay.black_hole(UPSTREAM)   # only what clients send is held back
         relay.restore()       # what was held back flows on
+        relay.drained()       # True once nothing that clients sent waits in the relay
         relay.reset_all()     # every open connection reset (RST); new ones relayed
         relay.cut_after(n)    # reset the connection that sends the n-th byte from now,
                               # after forwarding the bytes before it (mid-frame)
@@ -22,9 +23,11 @@ of its own; everything stops with `close()` (or the end of the `with` block).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import select
 import socket
 import struct
+import termios
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -120,6 +123,13 @@ class Relay(AbstractContextManager["Relay"]):
         if self._listener is None and not self._closed:
             self._listen()
         return pairs
+
+    def drained(self) -> bool:
+        """True when no connection has bytes from its client waiting to be forwarded: after
+        restore(), what was held back has been passed on to the server."""
+        with self._lock:
+            pairs = [pair for pair in self._connections if not pair.closed]
+        return all(pair.held == frozenset() and _unread(pair.client) == 0 for pair in pairs)
 
     def close(self) -> None:
         """Stop for good: every connection closed, the port released."""
@@ -249,6 +259,15 @@ def _connect(target: tuple[str, int] | str) -> socket.socket:
         sock.connect(target)
         return sock
     return socket.create_connection(target, timeout=CONNECT_TIMEOUT)
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes received on `sock` and not read yet (0 once it is closed)."""
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", buf)[0])
 
 
 def _reset(sock: socket.socket) -> None:
