@@ -362,7 +362,8 @@ def _polling_kind(channel: Any) -> type[PollingConsumer] | None:
 class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer step driving a PollingConsumer from the worker's event loop."""
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    # After the leases: shut down before them, so the last acks are sent while leases hold.
+    requires = ("celery.worker.consumer.tasks:Tasks", "taskq.recovery:Leases")
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
@@ -380,23 +381,26 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._maybe_work = True
         consumer.on_settled = lambda: self._settled(c)
         self._doorbell = self._listen(c)
+        if self._standby is not None:  # a reconnect: the old channel went with its connection
+            self._standby.close()
+            self._standby = None
         if isinstance(consumer, AmqpPollingConsumer):
             self._standby = Standby(c.connection.channel(), lambda m: self._pushed(c, m))
         self._schedule(c, FIRST_IDLE_POLL)
 
     def stop(self, c: Any) -> None:
+        """Take nothing more. Celery stops the consumer before the pool has finished its
+        running tasks (a warm shutdown), so the standby channel stays open (closing it would
+        requeue a task it delivered, still running) until `shutdown`, after the pool."""
         if self._entry is not None:
             self._entry.cancel()
             self._entry = None
-        consumer = c.task_consumer
-        if isinstance(consumer, PollingConsumer):
-            try:
-                consumer.flush_acks()
-            except Exception:  # noqa: BLE001 - the connection is gone: they are redelivered
-                pass
+        self._flush(c)
         if self._standby is not None:
-            standby, self._standby = self._standby, None
-            standby.close()
+            try:
+                self._standby.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection is gone already
+                pass
         if self._doorbell is not None:
             doorbell, self._doorbell = self._doorbell, None
             try:
@@ -405,6 +409,13 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
                 channel.close()
             except Exception:  # noqa: BLE001 - the connection is gone already
                 pass
+
+    def shutdown(self, c: Any) -> None:
+        """The pool has finished: send the acks of its last tasks, then close."""
+        self.stop(c)
+        if self._standby is not None:
+            standby, self._standby = self._standby, None
+            standby.close()
 
     def _listen(self, c: Any) -> Consumer:
         """Subscribe a queue of this worker's own to the doorbell: a ring wakes the fetcher, so
@@ -417,7 +428,13 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         doorbell.consume()
         return doorbell
 
-    shutdown = stop
+    def _flush(self, c: Any) -> None:
+        consumer = c.task_consumer
+        if isinstance(consumer, PollingConsumer):
+            try:
+                consumer.flush_acks()
+            except Exception:  # noqa: BLE001 - the connection is gone: they are redelivered
+                pass
 
     def _rang(self, c: Any, body: Any) -> None:
         if isinstance(c.task_consumer, PollingConsumer):

@@ -102,6 +102,7 @@ class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, c: Any) -> None:
         if c.connection.transport.driver_type != "redis":
             return
+        self._stop.set()  # a reconnect: the new channel's renewals replace the old one's
         self._stop = threading.Event()
         prefix = c.app.taskq_settings.key_prefix
         self._thread = threading.Thread(
@@ -110,9 +111,14 @@ class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread.start()
 
     def stop(self, c: Any) -> None:
-        self._stop.set()
+        """Nothing: Celery stops the consumer before the pool has finished its running tasks
+        (a warm shutdown), and their leases must hold until then, else another worker
+        restores them and runs them again."""
 
-    shutdown = stop
+    def shutdown(self, c: Any) -> None:
+        # After the pool has finished (Celery shuts the consumer down last): the acks are
+        # sent in the same phase, so a lease left behind belongs to no running task.
+        self._stop.set()
 
     @staticmethod
     def _run(channel: Any, prefix: str, stop: threading.Event) -> None:
