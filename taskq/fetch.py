@@ -34,7 +34,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import messages
+from taskq import holding, messages
 from taskq.amqp_frames import get_frames, method_frames, send
 
 FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles while idle
@@ -98,6 +98,7 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def deliver(self, message: Any) -> None:
         """Hand a message taken from one of our queues to the worker."""
         message.accept = self.accept
+        holding.mark_taken(message)
         _notify_on_settle(message, self)
         if message.errors:
             message._reraise_error(self.on_decode_error)
@@ -509,5 +510,6 @@ def _handing_over(c: Any) -> bool:
 
 
 def _free_processes(c: Any) -> int:
+    """How many messages the worker may take now (taskq/holding.py)."""
     limit = getattr(c.controller, "max_concurrency", None) or c.pool.num_processes
-    return int(limit) - len(state.reserved_requests)
+    return holding.room(int(limit), len(state.reserved_requests), holding.waiting(c))

@@ -16,6 +16,7 @@ from typing import Any
 
 import amqp
 import celery
+import celery.worker.strategy
 import kombu
 import redis
 from amqp import method_framing
@@ -256,6 +257,29 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "self.outbound_buffer = " in inspect.getsource(asynpool.AsynPool.__init__),
               "celery TaskPool._pool and AsynPool.outbound_buffer",
               "taskq/fetch.py _handing_over")
+
+
+def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them():
+    from celery.worker.consumer import Consumer
+    from celery.worker.request import Request
+    from kombu.utils.limits import TokenBucket
+
+    used_by = "taskq/holding.py"
+    relies_on(hasattr(state, "scheduled_requests") and callable(state.task_ready),
+              "celery.worker.state.scheduled_requests and task_ready", used_by)
+    relies_on("self.task_buckets = " in inspect.getsource(Consumer.__init__) and
+              len(TokenBucket(1).contents) == 0,
+              "celery Consumer.task_buckets of kombu TokenBuckets with .contents", used_by)
+    relies_on(parameters(Consumer.apply_eta_task) == ["self", "task"] and
+              parameters(Consumer._limit_post_eta) == ["self", "request", "bucket", "tokens"],
+              "celery Consumer.apply_eta_task(task) and _limit_post_eta(request, bucket, "
+              "tokens)", used_by)
+    source = inspect.getsource(celery.worker.strategy.default)
+    relies_on("apply_eta_task = consumer.apply_eta_task" in source and
+              "limit_post_eta = consumer._limit_post_eta" in source,
+              "celery's default strategy calling the consumer's apply_eta_task", used_by)
+    relies_on(all(isinstance(inspect.getattr_static(Request, name), property)
+                  for name in ("eta", "message")), "celery Request.eta and .message", used_by)
 
 
 def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
