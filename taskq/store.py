@@ -35,9 +35,12 @@ YIELD_WINDOW = 1.0
 # A task about to start yields (writes nothing) while one of the QUEUED index sets it is given
 # (the higher priorities its worker reads) holds a task submitted since ARGV[7]: that one was
 # queued after this one was taken and is not running yet (see tasks.TaskqTask.before_start).
+# With an attempt error (JSON), it appends it to the record's `attempt_errors` list in the
+# same step, so two writers never lose each other's entries (a read then a write would), and
+# only once (the same entry sent again, by a retried call, is there already).
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
-# field/value...
+# attempt error to append ('' for none), field/value...
 # Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded, previous state}.
 _UPDATE = """
 local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker')
@@ -50,7 +53,18 @@ end
 for k = 4, #KEYS do
   if redis.call('ZCOUNT', KEYS[k], ARGV[7], '+inf') > 0 then return {-3, old} end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+if #ARGV >= 9 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end
+if ARGV[8] ~= '' then
+  local list = redis.call('HGET', KEYS[1], 'attempt_errors')
+  if list and string.find(list, ARGV[8], 1, true) then
+    -- already there: a retried call whose first reply was lost
+  elseif list and string.match(list, '^%[.*%]$') and not string.match(list, '^%[%s*%]$') then
+    list = string.sub(list, 1, -2) .. ',' .. ARGV[8] .. ']'
+  else
+    list = '[' .. ARGV[8] .. ']'
+  end
+  redis.call('HSET', KEYS[1], 'attempt_errors', list)
+end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
 if new ~= old then
@@ -234,24 +248,29 @@ class TaskStore:
         return [TaskRecord.from_hash(decoded(d)) if d else None for d in found]
 
     def update(self, task_id: str, state: str, *, final: bool = False, ride_out: bool = False,
-               **fields: Any) -> bool:
-        """Set `state` and fields unless the record is final; True when it was written."""
-        return self.transition(task_id, state, final=final, ride_out=ride_out, **fields)[0] == 1
+               attempt_error: dict[str, Any] | None = None, **fields: Any) -> bool:
+        """Set `state` and fields unless the record is final (appending `attempt_error` to
+        its history, when given); True when it was written."""
+        return self.transition(task_id, state, final=final, ride_out=ride_out,
+                               attempt_error=attempt_error, **fields)[0] == 1
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
                    only_from: tuple[str, ...] = (), yield_to: Sequence[str] = (),
-                   ride_out: bool = False, **fields: Any) -> tuple[int, str | None]:
+                   ride_out: bool = False, attempt_error: dict[str, Any] | None = None,
+                   **fields: Any) -> tuple[int, str | None]:
         """Like update(), but only from `only_from` states when given, and not while one of
         the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds;
-        returns (outcome, previous state): 1 written, 0 no record, -1 already final, -2 not
-        from that state, -3 yielded. With `ride_out` (a worker's writes) it retries through a
-        backend outage of up to WRITE_RETRY seconds; a user's command fails at once instead."""
+        `attempt_error` is appended to `attempt_errors` in the same step. Returns (outcome,
+        previous state): 1 written, 0 no record, -1 already final, -2 not from that state,
+        -3 yielded. With `ride_out` (a worker's writes) it retries through a backend outage
+        of up to WRITE_RETRY seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
         allowed = "," + ",".join(only_from) + "," if only_from else ""
+        appended = json.dumps(attempt_error) if attempt_error is not None else ""
         args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now,
-                           now - YIELD_WINDOW]
+                           now - YIELD_WINDOW, appended]
         for name, value in values.items():
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]
@@ -280,12 +299,11 @@ class TaskStore:
 
     def record_attempt_error(self, task_id: str, attempt: int, error: str, exc_type: str,
                              next_attempt_at: float | None) -> None:
-        """Append one failed attempt to the record's history and mark it RETRY."""
-        record = self.get(task_id)
-        history = record.attempt_errors + [{"attempt": attempt, "error": error,
-                                            "exc_type": exc_type, "at": time.time()}]
-        self.update(task_id, records.RETRY, attempt_errors=history, error=error,
-                    exc_type=exc_type, next_attempt_at=next_attempt_at)
+        """Append one failed attempt to the record's history and mark it RETRY, in one atomic
+        write that rides out a backend outage as the worker's other writes do."""
+        self.update(task_id, records.RETRY, ride_out=True,
+                    attempt_error=attempt_error(attempt, error, exc_type),
+                    error=error, exc_type=exc_type, next_attempt_at=next_attempt_at)
 
     def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """Block until the task is final; WaitTimeout after `timeout` seconds."""
@@ -368,6 +386,11 @@ def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
         return None
     record = TaskRecord.from_hash({str(k): str(v) for k, v in carried.items()})
     return record if record.final else None
+
+
+def attempt_error(attempt: int, error: str, exc_type: str) -> dict[str, Any]:
+    """One entry of a record's `attempt_errors`."""
+    return {"attempt": attempt, "error": error, "exc_type": exc_type, "at": time.time()}
 
 
 def record_key(prefix: str, task_id: str) -> str:

@@ -12,6 +12,7 @@ from celery.exceptions import Ignore, Reject
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
+from taskq.store import attempt_error
 from taskq.work import WorkContext
 
 if TYPE_CHECKING:
@@ -79,15 +80,15 @@ class TaskqTask(Task):  # type: ignore[misc]
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        record = self.store.get(task_id)
-        history = record.attempt_errors + [{"attempt": self.request.retries + 1,
-                                            "error": str(exc), "exc_type": type(exc).__name__,
-                                            "at": time.time()}]
+        # One write, the attempt appended to the history in the same step: nothing to read
+        # first, so nothing that a backend outage could fail before the write rides it out.
         self.store.update(task_id, records.FAILURE, final=True, ride_out=True,
+                          attempt_error=attempt_error(self.request.retries + 1, str(exc),
+                                                      type(exc).__name__),
                           finished_at=time.time(),
                           error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
                           traceback=str(einfo.traceback) if einfo else None,
-                          attempt_errors=history, next_attempt_at=None)
+                          next_attempt_at=None)
 
 
 def work_context(settings: Settings) -> WorkContext:

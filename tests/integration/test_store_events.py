@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -124,3 +125,32 @@ def test_a_final_state_is_never_overwritten_by_a_late_write(deployment, final):
     assert late == [-1, -1, -1, -1]
     assert _everything_about(store, task_id) == before
     assert store.get(task_id).state == final
+
+
+def test_attempt_errors_written_by_many_writers_at_once_are_all_kept_once(deployment):
+    # Given a queued task (no worker)
+    task_id = deployment.submit("data", data=[1]).id
+    store = deployment.runtime.store
+    writers = 16
+    start = threading.Barrier(writers)
+
+    def fail(attempt: int) -> None:
+        start.wait()
+        store.record_attempt_error(task_id, attempt, f"error {attempt}", "TransientError",
+                                   time.time() + 1)
+
+    # When 16 writers record a failed attempt each, at the same moment
+    threads = [threading.Thread(target=fail, args=(n,)) for n in range(1, writers + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then the history holds every one of them, each once
+    history = store.get(task_id).attempt_errors
+    assert sorted(entry["attempt"] for entry in history) == list(range(1, writers + 1))
+    assert {entry["error"] for entry in history} == {f"error {n}" for n in range(1, 17)}
+    # And an entry sent again (a write retried after its reply was lost) is not doubled
+    again = {"attempt": 99, "error": "once", "exc_type": "E", "at": 1.5}
+    for _ in range(2):
+        store.update(task_id, records.RETRY, attempt_error=again)
+    assert [e["attempt"] for e in store.get(task_id).attempt_errors].count(99) == 1
