@@ -65,6 +65,17 @@ TEST_TYPES: dict[str, Any] = {
     "bounded": {"function": "jobs:spin", "time_limit": 2, "soft_time_limit": 1,
                 "parameters": {"ms": {"kind": "number", "required": True}},
                 "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
+    # a soft time limit (1 s) far from the hard one: room for on_failure to ride out an outage
+    "limited": {"function": "jobs:spin", "time_limit": 60, "soft_time_limit": 1,
+                "parameters": {"ms": {"kind": "number", "required": True}},
+                "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
+    # flaky after spinning for `ms`: fails transiently while the test does something else
+    "slow_flaky": {"function": "jobs:slow_flaky",
+                   "parameters": {"marker_dir": {"kind": "string", "required": True},
+                                  "failures": {"kind": "integer", "default": 1},
+                                  "ms": {"kind": "number", "default": 0}},
+                   "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2,
+                             "jitter": False}},
     "stubborn": {"function": "jobs:stubborn", "time_limit": 2, "soft_time_limit": 1,
                 "parameters": {"ms": {"kind": "number", "required": True}},
                 "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},

@@ -34,6 +34,12 @@ def flaky(marker_dir: str, failures: int) -> dict[str, int]:
     return {"runs": runs}
 
 
+def slow_flaky(marker_dir: str, failures: int, ms: float) -> dict[str, int]:
+    """Spin for `ms`, then fail transiently the first `failures` times (as flaky)."""
+    spin(ms)
+    return flaky(marker_dir, failures)
+
+
 def marked(marker_dir: str, ms: float) -> dict[str, int]:
     """Leave a file named after this run and its process in `marker_dir`, then spin for `ms`:
     a side effect that shows the work ran, whatever the record says."""
