@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from amqp import spec
@@ -130,14 +131,27 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def _ack_in_memory(self, delivery_tag: Any) -> None:
         """What the transport does at once for an ack held back (nothing on RabbitMQ)."""
 
-    def _held_acks(self) -> list[Any]:
-        tags, self._acks = self._acks or [], None
-        return tags
+    @contextmanager
+    def _held_acks(self) -> Iterator[list[Any]]:
+        """The acks held back, for the next call to carry. They are forgotten only once that
+        call has answered: one that fails (a lost connection) leaves them to the next."""
+        tags = list(self._acks or ())
+        yield tags
+        if self._acks:
+            del self._acks[:len(tags)]
+
+    def take_over_acks(self, previous: PollingConsumer) -> None:
+        """After a reconnect: hold the acks the previous consumer could not send, and those
+        its running tasks will make, in one list with ours (Redis: the same unacked hash)."""
+        if previous._acks is None:
+            previous._acks = []
+        self._acks = previous._acks
 
     def flush_acks(self) -> None:
         """Send the acknowledgements held back, when no look follows to carry them."""
         if self._acks:
-            self._send_acks(self._held_acks())
+            with self._held_acks() as tags:
+                self._send_acks(tags)
 
     def _send_acks(self, tags: list[Any]) -> None:
         raise NotImplementedError
@@ -183,8 +197,9 @@ class AmqpPollingConsumer(PollingConsumer):
         queues = self._in_order()
         ahead = min(self._expect, len(queues) - 1) + 1
         found: tuple[int, Any] | None = None
-        asked = _get_each(channel, [q.name for q in queues[:ahead]],
-                          self._ack_frames(self._held_acks()))
+        with self._held_acks() as tags:
+            asked = _get_each(channel, [q.name for q in queues[:ahead]],
+                              self._ack_frames(tags))
         for index, raw in enumerate(asked):
             if raw is None:
                 continue
@@ -268,7 +283,8 @@ class RedisPollingConsumer(PollingConsumer):
         names = tuple(queue.name for queue in self._in_order())
         if self._keys[0] != names:  # the queues change only by remote control
             self._keys = (names, pop_keys(channel, names))
-        raw = pop_unacked(channel, self._keys[1], self._held_acks())
+        with self._held_acks() as tags:
+            raw = pop_unacked(channel, self._keys[1], tags)
         if raw is None:
             return None
         message = channel.Message(json.loads(raw), channel=channel)
@@ -373,6 +389,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._maybe_work = True  # False while the queues were empty at the last look
         self._doorbell: Consumer | None = None
         self._standby: Standby | None = None
+        self._consumer: PollingConsumer | None = None  # the last one started
 
     def start(self, c: Any) -> None:
         consumer = c.task_consumer
@@ -380,6 +397,10 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         self._idle = FIRST_IDLE_POLL
         self._maybe_work = True
+        if isinstance(consumer, RedisPollingConsumer) and isinstance(
+                self._consumer, RedisPollingConsumer):
+            consumer.take_over_acks(self._consumer)  # a reconnect: the same unacked hash
+        self._consumer = consumer
         consumer.on_settled = lambda: self._settled(c)
         self._doorbell = self._listen(c)
         if self._standby is not None:  # a reconnect: the old channel went with its connection

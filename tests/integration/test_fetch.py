@@ -6,9 +6,12 @@ import contextlib
 import socket
 
 import pytest
+import redis
 from kombu import Consumer, Queue
+from relay import Relay
 
 from taskq import fetch, messages, recovery, topology
+from taskq.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +98,37 @@ def test_submitting_rings_the_doorbell_that_wakes_idle_workers(deployment):
             connection.drain_events(timeout=5)
     # Then the doorbell rang
     assert len(rings) == 1
+
+
+@pytest.mark.brokers("redis")
+def test_an_ack_held_for_a_pop_that_fails_goes_with_the_next_pop(deployment):
+    # Given two tasks queued, and a worker's task consumer whose connection to Redis goes
+    # through a relay, that has taken the first and finished it (its ack held for the next pop)
+    first, second = (deployment.submit("data", data=[n]) for n in (1, 2))
+    settings = deployment.runtime.settings
+    prefix = settings.key_prefix
+    queue = topology.queue_name(settings, first.type, first.priority)
+    url = deployment.env["TASKQ_BROKER_URL"]
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    taken = []
+    with Relay((host, int(port))) as relay:
+        app = create_app(settings, url.replace(f"{host}:{port}", f"127.0.0.1:{relay.port}"))
+        with app.connection_for_read() as connection:
+            channel = connection.default_channel
+            consumer = fetch.RedisPollingConsumer(channel, queues=[Queue(queue)],
+                                                  accept=["json"], on_message=taken.append)
+            assert consumer.fetch()
+            [acked] = held_by(channel, prefix)
+            taken[0].ack()
+            # When the connection is cut at the next pop
+            relay.cut()
+            with pytest.raises(redis.ConnectionError):
+                consumer.fetch()
+            # Then the ack is not lost: once the connection is back, the next pop carries it
+            relay.restore()
+            assert consumer.fetch()
+            held = held_by(channel, prefix)
+            assert len(held) == 1 and held != [acked]
+            taken[1].ack()
+            consumer.flush_acks()
+            assert held_by(channel, prefix) == []
