@@ -155,7 +155,8 @@ class TaskStore:
 
     @property
     def stats_key(self) -> str:
-        """Counters of finished tasks (done, failed) since the deployment began."""
+        """Counters since the deployment began: finished tasks (done, failed) and messages
+        dropped for want of a record (dropped)."""
         return f"{self.prefix}:stats"
 
     @contextmanager
@@ -304,6 +305,12 @@ class TaskStore:
         self.update(task_id, records.RETRY, ride_out=True,
                     attempt_error=attempt_error(attempt, error, exc_type),
                     error=error, exc_type=exc_type, next_attempt_at=next_attempt_at)
+
+    def count_dropped(self) -> None:
+        """Count a message a worker dropped because its task has no record (`dropped` in the
+        stats hash)."""
+        with self.reachable():
+            self._riding_out_outages(self.client.hincrby, name=self.stats_key, key="dropped")
 
     def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """Block until the task is final; WaitTimeout after `timeout` seconds."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from taskq.work import WorkContext
 
 if TYPE_CHECKING:
     from taskq.store import TaskStore
+
+log = logging.getLogger(__name__)
 
 # Errors worth another attempt; anything else fails the task at once.
 TRANSIENT = (TransientError, ConnectionError, TimeoutError)
@@ -49,6 +52,12 @@ class TaskqTask(Task):  # type: ignore[misc]
             # A higher task was queued after this one was taken and has not started: it
             # gets the process (the worker fetches it next), this one goes back to its queue.
             raise Yielded("a higher-priority task is waiting", requeue=True)
+        if outcome == 0:
+            # No record (expired, deleted, or never written: a publish the submitter saw
+            # fail): nobody waits on this task, and running it would leave no trace.
+            log.warning("dropped task %s: it has no record", task_id)
+            self.store.count_dropped()
+            raise Ignore()
         if outcome == -1:
             # Cancelled (or already finished): Celery's revoke list is per worker and lost
             # on restart, so the record decides; Ignore acks the message without running it.
