@@ -259,6 +259,19 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "taskq/fetch.py _handing_over")
 
 
+def test_kombu_gives_back_what_a_redis_channel_holds_through_the_method_taskq_wraps():
+    used_by = "taskq/recovery.py spare_running_at_close"
+    relies_on("self.restore_unacked()" in inspect.getsource(
+        virtual.QoS.restore_unacked_once), "kombu QoS.restore_unacked_once calling "
+        "self.restore_unacked()", used_by)
+    relies_on(parameters(kombu_redis.QoS.restore_unacked) == ["self", "client"] and
+              "self._delivered" in inspect.getsource(kombu_redis.QoS.restore_unacked),
+              "kombu Redis QoS.restore_unacked(client) over _delivered", used_by)
+    relies_on("self.qos.restore_unacked_once()" in inspect.getsource(virtual.Channel.close)
+              or "self._qos.restore_unacked_once()" in inspect.getsource(virtual.Channel.close),
+              "kombu's virtual Channel.close giving back what it holds", used_by)
+
+
 def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them():
     from celery.worker.consumer import Consumer
     from celery.worker.request import Request
