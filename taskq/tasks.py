@@ -35,6 +35,7 @@ class TaskqTask(Task):  # type: ignore[misc]
     """Base of every taskq task: keeps the record in step with each attempt."""
 
     abstract = True
+    Request = "taskq.time_limits:TaskqRequest"  # loaded by workers only
     # Not named retry_policy: Celery already uses that name for its publish retries.
     taskq_retry: RetryPolicy = RetryPolicy()
     type_name: str = ""
@@ -89,15 +90,20 @@ class TaskqTask(Task):  # type: ignore[misc]
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        # One write, the attempt appended to the history in the same step: nothing to read
-        # first, so nothing that a backend outage could fail before the write rides it out.
-        self.store.update(task_id, records.FAILURE, final=True, ride_out=True,
-                          attempt_error=attempt_error(self.request.retries + 1, str(exc),
-                                                      type(exc).__name__),
-                          finished_at=time.time(),
-                          error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
-                          traceback=str(einfo.traceback) if einfo else None,
-                          next_attempt_at=None)
+        record_failure(self.store, task_id, self.request.retries + 1, exc,
+                       str(einfo.traceback) if einfo else None)
+
+
+def record_failure(store: TaskStore, task_id: str, attempt: int, exc: BaseException,
+                   traceback: str | None) -> None:
+    """Mark the task FAILURE after attempt number `attempt`. One write, the attempt appended
+    to the history in the same step: nothing to read first, so nothing that a backend outage
+    could fail before the write rides it out."""
+    store.update(task_id, records.FAILURE, final=True, ride_out=True,
+                 attempt_error=attempt_error(attempt, str(exc), type(exc).__name__),
+                 finished_at=time.time(), error=str(exc) or type(exc).__name__,
+                 exc_type=type(exc).__name__, traceback=traceback, next_attempt_at=None)
+
 
 
 def work_context(settings: Settings) -> WorkContext:

@@ -76,6 +76,13 @@ TEST_TYPES: dict[str, Any] = {
                                   "ms": {"kind": "number", "default": 0}},
                    "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2,
                              "jitter": False}},
+    # fails transiently on its first run, then ignores its soft limit until the hard one
+    "stubborn_later": {"function": "jobs:stubborn_later", "time_limit": 2,
+                       "soft_time_limit": 1,
+                       "parameters": {"marker_dir": {"kind": "string", "required": True},
+                                      "ms": {"kind": "number", "required": True}},
+                       "retry": {"max_retries": 2, "backoff": 0.2, "backoff_max": 2,
+                                 "jitter": False}},
     "stubborn": {"function": "jobs:stubborn", "time_limit": 2, "soft_time_limit": 1,
                 "parameters": {"ms": {"kind": "number", "required": True}},
                 "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},

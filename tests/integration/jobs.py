@@ -65,3 +65,9 @@ def stubborn(ms: float) -> dict[str, float]:
         except Exception:  # noqa: BLE001, S110 - the soft limit's exception, on purpose
             pass
     return {"ms": ms}
+
+
+def stubborn_later(marker_dir: str, ms: float) -> dict[str, float]:
+    """Fail transiently on the first run (as flaky), then run as stubborn."""
+    flaky(marker_dir, 1)
+    return stubborn(ms)

@@ -272,6 +272,17 @@ def test_kombu_gives_back_what_a_redis_channel_holds_through_the_method_taskq_wr
               "kombu's virtual Channel.close giving back what it holds", used_by)
 
 
+def test_celery_tells_a_request_of_its_time_limits_as_taskq_overrides_it():
+    from celery.worker.request import Request
+
+    used_by = "taskq/time_limits.py"
+    relies_on(parameters(Request.on_timeout) == ["self", "soft", "timeout"],
+              "celery Request.on_timeout(soft, timeout)", used_by)
+    relies_on(isinstance(inspect.getattr_static(Request, "request_dict"), property) and
+              hasattr(state, "should_terminate"),
+              "celery Request.request_dict and worker state.should_terminate", used_by)
+
+
 def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them():
     from celery.worker.consumer import Consumer
     from celery.worker.request import Request
