@@ -21,7 +21,6 @@ worker also stands by, subscribed one message at a time, so new work is pushed t
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,9 +48,11 @@ AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
 # the same atomic step, records it as kombu's Redis QoS.append would: [payload, exchange,
 # routing key] in the unacked hash under its delivery tag, and the time in the unacked index.
 # The payload is kept verbatim.
-# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: now, tags to ack...
+# The time recorded is the Redis server's (TIME), as the leases' renewals and scans use, so
+# hosts whose clocks differ never see each other's held messages as expired.
+# KEYS: unacked hash, unacked index, queue keys in priority order. ARGV: tags to ack...
 _POP = """
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[1], ARGV[i])
 end
@@ -62,7 +63,8 @@ for i = 3, #KEYS do
     local info, tag = props['delivery_info'], props['delivery_tag']
     redis.call('HSET', KEYS[1], tag, '[' .. raw .. ',' .. cjson.encode(info['exchange'])
                .. ',' .. cjson.encode(info['routing_key']) .. ']')
-    redis.call('ZADD', KEYS[2], ARGV[1], tag)
+    local now = redis.call('TIME')
+    redis.call('ZADD', KEYS[2], now[1] + now[2] / 1000000, tag)
     return raw
   end
 end
@@ -328,7 +330,7 @@ def pop_unacked(channel: Any, keys: list[str], acks: Sequence[str] = ()) -> str 
     """The first message of the first non-empty queue of `keys` (from pop_keys), taken out of
     it and recorded unacknowledged in one atomic step (after the entries of the messages
     `acks` are removed); None if all are empty."""
-    raw = _POP_SCRIPT(keys=keys, args=[time.time(), *acks], client=channel.client)
+    raw = _POP_SCRIPT(keys=keys, args=list(acks), client=channel.client)
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 

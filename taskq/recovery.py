@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 from celery import bootsteps
@@ -52,10 +51,16 @@ def renew(channel: Any, now: float | None = None, carried: Carried | None = None
         return 0
     tags += carried.tags() if carried is not None else []
     if tags:
-        stamp = time.time() if now is None else now
         with channel.conn_or_acquire() as client:
+            stamp = server_time(client) if now is None else now
             client.zadd(channel.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
     return len(tags)
+
+
+def server_time(client: Any) -> float:
+    """The Redis server's clock: every host stamps and reads leases by the same one."""
+    seconds, micros = client.time()
+    return float(seconds) + micros / 1_000_000
 
 
 def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
@@ -65,7 +70,7 @@ def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
         if not client.set(lock, "1", nx=True, px=int(LEASE * 1000)):
             return 0  # another worker is scanning
         try:
-            return _restore(channel, client, prefix, time.time() - lease)
+            return _restore(channel, client, prefix, server_time(client) - lease)
         finally:
             client.delete(lock)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 
 import pytest
 import redis
@@ -132,3 +133,30 @@ def test_an_ack_held_for_a_pop_that_fails_goes_with_the_next_pop(deployment):
             taken[1].ack()
             consumer.flush_acks()
             assert held_by(channel, prefix) == []
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_leases_go_by_the_redis_servers_clock_not_by_each_hosts(deployment, monkeypatch):
+    # Given a task queued, and a worker's channel on the broker
+    record = deployment.submit("data", data=[1])
+    app = deployment.runtime.celery
+    prefix = deployment.runtime.settings.key_prefix
+    queue = topology.queue_name(deployment.runtime.settings, record.type, record.priority)
+    real = time.time
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        keys = fetch.pop_keys(channel, [queue])
+        # When a worker whose clock is 30 s behind takes it and renews its lease
+        monkeypatch.setattr(time, "time", lambda: real() - 30)
+        assert fetch.pop_unacked(channel, keys) is not None
+        [tag] = held_by(channel, prefix)
+        recovery.renew(channel)
+        # Then a scan by a host whose clock is 30 s ahead does not find its lease run out
+        monkeypatch.setattr(time, "time", lambda: real() + 30)
+        assert recovery.restore_expired(channel, prefix) == 0
+        assert held_by(channel, prefix) == [tag]
+        monkeypatch.undo()
+        # And the lease is stamped by the server's clock
+        score = channel.client.zscore(channel.unacked_index_key, tag)
+        assert abs(score - recovery.server_time(channel.client)) < 5
+        fetch.pop_unacked(channel, keys, [tag.decode()])  # nothing left held
