@@ -13,7 +13,7 @@ from celery.exceptions import Ignore, Reject
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
-from taskq.store import attempt_error
+from taskq.store import attempt_error, claim, holding
 from taskq.work import WorkContext
 
 if TYPE_CHECKING:
@@ -45,10 +45,16 @@ class TaskqTask(Task):  # type: ignore[misc]
         return self.app.taskq_runtime.store  # type: ignore[no-any-return]
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        attempt = self.request.retries + 1
         outcome, _ = self.store.transition(
-            task_id, records.STARTED, started_at=time.time(),
-            attempts=self.request.retries + 1, worker=self.request.hostname,
-            next_attempt_at=None, yield_to=self._outranking(), ride_out=True)
+            task_id, records.STARTED, started_at=time.time(), attempts=attempt,
+            worker=self.request.hostname, next_attempt_at=None, fence=claim(attempt),
+            yield_to=self._outranking(), ride_out=True)
+        if outcome == -4:
+            # A stale copy of an attempt the record has moved past (a restored or redelivered
+            # message): running it would run the task twice at once. Counted in the record.
+            log.warning("dropped task %s: attempt %d is superseded", task_id, attempt)
+            raise Ignore()
         if outcome == -3:
             # A higher task was queued after this one was taken and has not started: it
             # gets the process (the worker fetches it next), this one goes back to its queue.
@@ -86,6 +92,7 @@ class TaskqTask(Task):  # type: ignore[misc]
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
+                          fence=holding(self.request.retries + 1),
                           finished_at=time.time(), error=None, exc_type=None)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
@@ -99,7 +106,7 @@ def record_failure(store: TaskStore, task_id: str, attempt: int, exc: BaseExcept
     """Mark the task FAILURE after attempt number `attempt`. One write, the attempt appended
     to the history in the same step: nothing to read first, so nothing that a backend outage
     could fail before the write rides it out."""
-    store.update(task_id, records.FAILURE, final=True, ride_out=True,
+    store.update(task_id, records.FAILURE, final=True, ride_out=True, fence=holding(attempt),
                  attempt_error=attempt_error(attempt, str(exc), type(exc).__name__),
                  finished_at=time.time(), error=str(exc) or type(exc).__name__,
                  exc_type=type(exc).__name__, traceback=traceback, next_attempt_at=None)
@@ -120,7 +127,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
 def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
     def body(self: TaskqTask, **params: Any) -> Any:
-        progress = _progress_reporter(self.store, self.request.id)
+        progress = _progress_reporter(self.store, self.request.id, self.request.retries + 1)
         return work.run(task_type.function, task_type.builtin, params,
                         replace(ctx, progress=progress))
 
@@ -134,14 +141,14 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
     )
 
 
-def _progress_reporter(store: TaskStore, task_id: str) -> Any:
+def _progress_reporter(store: TaskStore, task_id: str, attempt: int) -> Any:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5 or done >= total:  # at most two writes a second
             last[0] = now
-            store.update(task_id, records.STARTED, ride_out=True,
+            store.update(task_id, records.STARTED, ride_out=True, fence=holding(attempt),
                          progress={"done": done, "total": total})
 
     return report
