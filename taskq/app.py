@@ -8,6 +8,7 @@ from celery import Celery
 from kombu import Queue
 
 from taskq import recovery, topology
+from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.fetch import PriorityFetch
 from taskq.submit import MAX_DELAY
@@ -77,11 +78,12 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
 
     # The task consumer fetches by priority instead of subscribing (taskq/fetch.py); on
     # Redis brokers, unacked messages are leased (taskq/recovery.py).
-    app = Celery("taskq", set_as_current=False, amqp="taskq.fetch:PriorityAMQP")
+    # Celery's own send_task (apply_async, delay, `celery call`) submits as taskq does.
+    app = TaskqCelery("taskq", set_as_current=False, amqp="taskq.fetch:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
-    app.taskq_settings = settings  # type: ignore[attr-defined]
-    app.taskq_runtime = runtime  # type: ignore[attr-defined]
+    app.taskq_settings = settings
+    app.taskq_runtime = runtime
     register_tasks(app, settings)
     return app

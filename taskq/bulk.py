@@ -81,10 +81,12 @@ def _prepare_line(settings: Settings, text: str) -> TaskRecord:
 
 def submit_all(runtime: Runtime, records: list[TaskRecord],
                progress: Callable[[int], None] | None = None) -> list[TaskRecord]:
-    """Record and publish prepared tasks in pipelined batches; returns them."""
+    """Record and publish prepared tasks in pipelined batches; returns them (a repeat of an
+    idempotency key made, in place, the record of the task its key names: keys.send_once)."""
+    from taskq import keys
     from taskq.publish import send_all
 
-    send_all(runtime, records, progress=progress)
+    keys.send_once(runtime, records, lambda fresh: send_all(runtime, fresh, progress=progress))
     return records
 
 
@@ -121,5 +123,6 @@ def _ranges(numbers: list[int], most: int = 10) -> str:
 
 def summary_json(number: int, record: TaskRecord) -> dict[str, Any]:
     """What `submit --from --json` prints for one line."""
-    return {"line": number, "id": record.id, "type": record.type, "priority": record.priority,
-            "queue": record.queue, "state": record.state}
+    summary = {"line": number, "id": record.id, "type": record.type,
+               "priority": record.priority, "queue": record.queue, "state": record.state}
+    return {**summary, "deduplicated": True} if record.deduplicated else summary

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from taskq import completion
+from taskq.cli_ops import IdArg
 from taskq.errors import ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 # Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
 # markdown, traceback and syntax modules, which doubles `taskq --help` (0.29 -> 0.15 s).
 app = typer.Typer(
-    name="taskq", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="taskq", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     help="Background work on Celery: typed tasks, strict priorities, retries and status.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -31,52 +33,80 @@ TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer nee
 _state = {"traceback": False}
 
 
+def _show_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import version
+
+    from taskq import __version__, config
+    from taskq.config import mask_url
+
+    try:
+        broker = mask_url(config.load().broker_url) or "embedded"
+    except TaskqError:
+        broker = "unknown: the configuration is invalid (taskq config check says why)"
+    print(f"taskq {__version__} (celery {version('celery')}, kombu {version('kombu')}, "
+          f"broker {broker})")
+    raise typer.Exit()
+
+
 @app.callback()
 def _options(
     traceback: Annotated[bool, typer.Option(
         "--traceback", envvar="TASKQ_TRACEBACK",
         help="Show the full traceback of an error (for debugging).")] = False,
+    _version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True,
+        help="Show the versions of taskq, Celery and kombu and the broker used.")] = False,
 ) -> None:
     _state["traceback"] = traceback
 
 
-def runtime() -> Runtime:
+def runtime(start_broker: bool = True) -> Runtime:
+    """The deployment; read commands pass start_broker=False: they never start the embedded
+    broker (none running means no tasks: exit 7)."""
     from taskq import config
     from taskq.runtime import Runtime
 
-    return Runtime(config.load())
+    return Runtime(config.load(), start_broker)
 
 
 @app.command()
 def submit(
     type_: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--type", "-t", help="Task type or alias.")] = None,
+        "--type", "-t", autocompletion=completion.task_types,
+        help="Task type or alias: `taskq types` lists each with its parameters.")] = None,
     priority: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--priority", "-p", help="high, normal or low (default: normal).")] = None,
+        "--priority", "-p", autocompletion=completion.priorities,
+        help="high, normal or low (default: normal).")] = None,
     param: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--param", help="key=value (value parsed as JSON when it parses); repeatable.")] = None,
     params: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--params", help="All parameters as one JSON object.")] = None,
     delay: Annotated[float, typer.Option("--delay", help="Run after this many seconds.")] = 0.0,
+    key: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--key", help="Idempotency key: a repeat within the type's key_window (24 h by "
+        "default) queues nothing and gives the first task.")] = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
     from_: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--from", help="Submit every task of a JSON-lines file (- for stdin): one "
-        '{"task_type", "priority", "parameters", "delay"} object a line.')] = None,
+        '{"task_type", "priority", "parameters", "delay", "key"} object a line.')] = None,
 ) -> None:
     """Submit a task (or a file of them with --from); prints its id."""
     from taskq import render, request
     from taskq import submit as submitting
 
     if from_ is not None:
-        _refuse_with_from(type_, priority, param, params, delay, wait)
+        _refuse_with_from(type_, priority, param, params, delay, wait, key)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
     timeout = request.wait_timeout(timeout)
     rt = runtime()
-    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay))
+    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay,
+                                                    key))
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
@@ -89,7 +119,7 @@ def submit(
 def _refuse_with_from(*single_task_options: object) -> None:
     if any(option not in (None, [], 0.0, False) for option in single_task_options):
         raise UsageError("--from takes every task from the file: it cannot be combined with "
-                     "--type, --priority, --param, --params, --delay or --wait")
+                     "--type, --priority, --param, --params, --delay, --key or --wait")
 
 
 def _submit_from(source: str, json_: bool) -> None:
@@ -104,7 +134,9 @@ def _submit_from(source: str, json_: bool) -> None:
         _print_submitted(bulk.queued_lines(numbered, exc), json_)
         raise
     _print_submitted(numbered, json_)
-    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}")
+    repeats = sum(record.deduplicated for _, record in numbered)
+    again = f" ({repeats} named by their key an earlier task: not queued again)" if repeats else ""
+    render.console(stderr=True).print(f"submitted {len(numbered)} tasks from {source}{again}")
 
 
 def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:
@@ -118,13 +150,15 @@ def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> Non
 
 
 @app.command()
-def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
+def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
-    """Show a task's state, result and error."""
+    """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
+    6 characters)."""
     from taskq import render, request
 
     timeout = request.wait_timeout(timeout)
-    rt = runtime()
+    rt = runtime(start_broker=False)
+    task_id = rt.task_id(task_id)
     if wait:
         _finish_wait(rt, task_id, timeout, json_)
         return
@@ -132,7 +166,7 @@ def status(task_id: str, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
@@ -143,7 +177,7 @@ def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) 
     if json_:
         render.print_json(render.record_json(record))
     else:
-        render.console().print(render.record_panel(record))
+        render.show_record(record)
     if record.state != "SUCCESS":
         raise TaskFailed(record.id, record.state, record.error)
 
@@ -177,19 +211,40 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @app.command()
-def up() -> None:
-    """Run the local stack in the foreground: the embedded broker and one worker per profile."""
-    from taskq import stack
+def up(
+    detach: Annotated[bool, typer.Option(
+        "--detach", "-d", help="Run in the background; return once every worker is ready.")
+    ] = False,
+    status_: Annotated[bool, typer.Option(
+        "--status", help="Show whether taskq up runs, its workers and their restarts.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --status: plain JSON.")] = False,
+    daemon_child: Annotated[bool, typer.Option("--daemon-child", hidden=True)] = False,
+) -> None:
+    """Run the local stack, supervised: the embedded broker and one worker per profile
+    (in the foreground, or detached with -d)."""
+    from taskq import daemon
 
-    stack.run_foreground(runtime())
+    if (json_ and not status_) or (status_ and detach):
+        raise UsageError("--json goes with --status, and --status not with --detach")
+    if status_:
+        return daemon.show_status(runtime(start_broker=False).settings.home, json_)
+    rt = runtime()
+    run = daemon.run_detached if daemon_child else (
+        daemon.start_detached if detach else daemon.run_foreground)
+    run(rt)
 
 
 @app.command()
-def down() -> None:
-    """Stop the embedded broker if one is running."""
-    from taskq import stack
+def down(
+    now: Annotated[bool, typer.Option(
+        "--now", help="Do not let running tasks finish: stop the workers at once.")] = False,
+) -> None:
+    """Stop `taskq up` (foreground or detached: its workers warmly, then the broker) and an
+    embedded broker left running."""
+    from taskq import daemon
 
-    stack.stop_broker(runtime())
+    daemon.down(runtime(), now)
 
 
 @app.command()
@@ -223,6 +278,18 @@ def config_show(json_: JsonOpt = False) -> None:
         import yaml
 
         render.console().print(yaml.safe_dump(data, sort_keys=False), markup=False)
+
+
+@app.command()
+def types(json_: JsonOpt = False) -> None:
+    """Every task type: its alias, parameters (kind, required, default), retries and limits."""
+    from taskq import config, render, tables, types_view
+
+    found = types_view.types_json(config.load())
+    if json_:
+        render.print_json(found)
+    else:
+        render.console().print(tables.types_text(found), markup=False, highlight=False)
 
 
 def _register_command_groups() -> None:

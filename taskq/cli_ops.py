@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
 
+from taskq import completion
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 TypeOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
-    "--type", "-t", help="Only this task type (alias allowed); repeatable or comma-separated.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only this task type (alias allowed); repeatable or comma-separated.")]
 PriorityOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-    "--priority", "-p", help="Only this priority; repeatable or comma-separated.")]
+    "--priority", "-p", autocompletion=completion.priorities,
+    help="Only this priority; repeatable or comma-separated.")]
 OneTypeOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    "--type", "-t", help="Only dead letters of this task type.")]
+    "--type", "-t", autocompletion=completion.task_types,
+    help="Only dead letters of this task type.")]
+IdArg = Annotated[str, typer.Argument(autocompletion=completion.recent_ids,
+                                      help="A task id, or a unique prefix of 6 or more.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many (1-1000).")]
 
 dlq_app = typer.Typer(help="Dead letters: tasks that failed for good.", no_args_is_help=True)
@@ -49,18 +57,18 @@ def list_(
     from taskq import listing, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     query = listing.build_query(rt.settings, _split(state), _split(type_), _split(priority),
                                 since, limit)
     found = listing.list_tasks(rt, query)
     if json_:
         render.print_json([render.record_json(r) for r in found])
     else:
-        render.console().print(tables.tasks_table(found))
+        tables.show(tables.tasks_grid(found), "no tasks match")
 
 
 def cancel(
-    task_id: str,
+    task_id: IdArg,
     terminate: Annotated[bool, typer.Option(
         "--terminate", help="Also stop the task if it is running (SIGTERM to its process).")
     ] = False,
@@ -70,19 +78,22 @@ def cancel(
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.cancel(runtime(), task_id, terminate)
+    rt = runtime()
+    record = control.cancel(rt, rt.task_id(task_id), terminate)
     if json_:
         render.print_json(render.record_json(record))
     else:
         render.console(stderr=True).print(f"cancelled {record.id}: REVOKED")
 
 
-def retry(task_id: str, json_: JsonOpt = False) -> None:
+def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
     """Submit a failed task again as a new task linked to it; prints the new id."""
     from taskq import control, render
     from taskq.cli import runtime
 
-    record = control.retry(runtime(), task_id)
+    rt = runtime()
+    task_id = rt.task_id(task_id)
+    record = control.retry(rt, task_id)
     if json_:
         render.print_json(render.record_json(record))
     else:
@@ -96,13 +107,13 @@ def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = Fa
     from taskq import dlq, render, tables
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     found = dlq.dead_letters(rt, type_, limit)
     if json_:
         render.print_json([render.record_json(r) for r in found])
     else:
         total = dlq.count(rt, type_)
-        render.console().print(tables.tasks_table(found, title=f"dead letters: {total}"))
+        tables.show(tables.tasks_grid(found), "no dead letters", f"dead letters: {total}")
 
 
 @dlq_app.command("retry")
@@ -129,12 +140,25 @@ def dlq_retry(
 
 
 @dlq_app.command("purge")
-def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False) -> None:
-    """Delete every dead letter (of one type with --type); reports the count."""
+def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed when stdin is not a terminal).")] = False,
+) -> None:
+    """Delete every dead letter (of one type with --type), after asking; reports the count."""
     from taskq import dlq, render
     from taskq.cli import runtime
+    from taskq.errors import UsageError
+    from taskq.submit import resolve_type
 
-    purged = dlq.purge(runtime(), type_)
+    rt = runtime()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("dlq purge deletes for good: pass --yes to confirm (stdin is not "
+                             "a terminal to ask on)")
+        which = f"of type {resolve_type(rt.settings, type_).name}" if type_ else "of every type"
+        if not typer.confirm(f"Delete every dead letter {which}?", err=True):
+            render.console(stderr=True).print("nothing purged")
+            return
+    purged = dlq.purge(rt, type_)
     if json_:
         render.print_json({"purged": purged})
     else:
@@ -147,11 +171,12 @@ def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt =
     from taskq import render, tables
     from taskq.cli import runtime
 
-    found = queue_view.queues_now(runtime(), _split(type_), _split(priority))
+    rt = runtime(start_broker=False)
+    found = queue_view.queues_now(rt, _split(type_), _split(priority))
     if json_:
         render.print_json([queue_view.queue_json(q) for q in found])
     else:
-        render.console().print(tables.queues_table(found))
+        tables.show(tables.queues_grid(found), "no queues match")
 
 
 def workers(json_: JsonOpt = False) -> None:
@@ -159,11 +184,11 @@ def workers(json_: JsonOpt = False) -> None:
     from taskq import render, tables, workers_view
     from taskq.cli import runtime
 
-    found = workers_view.list_workers(runtime())
+    found = workers_view.list_workers(runtime(start_broker=False))
     if json_:
         render.print_json([workers_view.worker_json(w) for w in found])
     else:
-        render.console().print(tables.workers_table(found))
+        tables.show(tables.workers_grid(found), "no workers seen in the last day")
 
 
 def watch(
@@ -171,12 +196,15 @@ def watch(
     priority: PriorityOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between refreshes (0.05 to 0.5).")] = 0.5,
+        "--interval", help="Seconds between refreshes (0.05 to 10).")] = 0.5,
+    all_workers: Annotated[bool, typer.Option(
+        "--all-workers", help="Show stopped workers one a row, not as one summary line.")
+    ] = False,
 ) -> None:
     """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
     from taskq import watch as watching
     from taskq.cli import runtime
 
-    rt = runtime()
+    rt = runtime(start_broker=False)
     filters = watching.Filters.parse(rt.settings, _split(type_), _split(priority))
-    watching.run(rt, filters, once=once, interval=interval)
+    watching.run(rt, filters, once=once, interval=interval, all_workers=all_workers)

@@ -73,6 +73,7 @@ class TaskType:
     soft_time_limit: float | None
     rate_limit: str | None
     parameters: Mapping[str, ParamSpec] | None = None  # None: a built-in schema
+    key_window: float = 86400.0  # seconds an idempotency key names its first task
 
     @property
     def builtin(self) -> bool:
@@ -141,8 +142,16 @@ class Settings:
         return self.broker_url is None
 
     def resolve_type(self, name: str) -> TaskType:
-        """Return the task type called `name` or by its alias; KeyError if there is none."""
-        return self.task_types[self.aliases.get(name, name)]
+        """Return the task type called `name` or by its alias, in any case (`EMAIL` is
+        `email`); KeyError if there is none."""
+        key = name.lower()  # every name is declared in lower case (config_schema)
+        return self.task_types[self.aliases.get(key, key)]
+
+    def resolve_priority(self, name: str) -> str:
+        """The priority called `name`, in any case; KeyError if there is none."""
+        if name.lower() not in self.priorities:
+            raise KeyError(name)
+        return name.lower()
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as plain data with every password masked (for `config show`)."""
@@ -170,9 +179,14 @@ def find_config(env: Mapping[str, str]) -> Path:
     raise ConfigError("(no file)", ["no config/celery.yaml found; set TASKQ_CONFIG"])
 
 
-def load(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
-    """Read, override from the environment, validate and freeze the configuration."""
+def load(env: Mapping[str, str] | None = None, path: Path | None = None,
+         overrides: Mapping[str, str | None] | None = None) -> Settings:
+    """Read, override from the environment, validate and freeze the configuration.
+    `overrides` (the Python API's): the TASKQ_* overrides by their lower-case names without
+    the prefix (broker_url=...), applied over the environment's."""
     env = os.environ if env is None else env
+    if overrides:
+        env = {**env, **_override_vars(overrides)}
     path = path or find_config(env)
     raw = _read(path)
     if not isinstance(raw, dict):
@@ -247,6 +261,21 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         node[keys[-1]] = env[var] or None
 
 
+def override_names() -> list[str]:
+    """The names load()'s `overrides` takes: broker_url, result_backend, key_prefix, ..."""
+    return [var.removeprefix("TASKQ_").lower() for var in ENV_OVERRIDES]
+
+
+def _override_vars(overrides: Mapping[str, str | None]) -> dict[str, str]:
+    names = override_names()
+    unknown = [f"{name}: not a setting that can be overridden{did_you_mean(name, names)}; "
+               f"use one of {', '.join(names)}" for name in overrides if name not in names]
+    if unknown:
+        raise ConfigError("(overrides)", unknown)
+    return {f"TASKQ_{name.upper()}": "" if value is None else str(value)
+            for name, value in overrides.items()}
+
+
 def check_functions(settings: Settings) -> None:
     """Import every task type's function, as a worker will when it runs one; ConfigError
     naming each that cannot be imported (only `config check` does this: other commands
@@ -272,3 +301,4 @@ def check_functions(settings: Settings) -> None:
 def did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+

@@ -29,7 +29,7 @@ from taskq.errors import ConfigError
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
             "task_types", "workers", "smtp", "files", "logging", "api", "flower")
 TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
-             "rate_limit")
+             "rate_limit", "key_window")
 RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
 BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss", "redis+socket")
 BACKEND_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
@@ -39,6 +39,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_RECORD_TTL = 10 * 365 * 86400  # ten years
 MAX_RETRIES = 100
 MAX_SECONDS = 7 * 86400.0  # backoff, backoff_max and time limits: a week, as --delay
+MAX_KEY_WINDOW = 30 * 86400.0  # how long an idempotency key may hold: a month
 MAX_CONCURRENCY = 1024
 MAX_SMTP_TIMEOUT = 600.0
 MAX_BODY_BYTES = 1 << 30
@@ -262,6 +263,8 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
         soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1,
                                 maximum=MAX_SECONDS),
         rate_limit=rate, parameters=params,
+        key_window=float(c.typed(body, "key_window", path, (int, float), 86400.0, minimum=1,
+                                 maximum=MAX_KEY_WINDOW)),
     )
 
 

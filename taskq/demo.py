@@ -9,6 +9,8 @@ from taskq.errors import TaskqError
 from taskq.request import SubmitRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
 
@@ -37,7 +39,7 @@ def run(rt: Runtime) -> None:
     from taskq import render, stack
 
     out = render.console(stderr=True)
-    started_broker = rt.embedded.ensure_running() if rt.embedded else False
+    started_broker = rt.start_embedded()
     workers = stack.start_workers(rt, list(rt.settings.workers))
     try:
         stack.wait_ready(rt, workers)
@@ -70,13 +72,23 @@ def _show_until_final(rt: Runtime, ids: list[str]) -> list[TaskRecord]:
 
     deadline = time.monotonic() + DEMO_TIMEOUT
     recs = [rt.store.get(i) for i in ids]
-    with Live(_table(recs), console=render.console(), refresh_per_second=8) as live:
-        while not all(r.final for r in recs):
-            if time.monotonic() > deadline:
-                raise TaskqError(f"demo tasks not finished after {DEMO_TIMEOUT:g} s")
-            time.sleep(0.1)  # refresh interval of the live view
-            recs = [rt.store.get(i) for i in ids]
-            live.update(_table(recs))
+    out = render.console()
+    if not out.is_terminal:  # piped: no live view, the final table once, ending its line
+        recs = _poll_until_final(rt, ids, recs, deadline, lambda _: None)
+        out.print(_table(recs))
+        return recs
+    with Live(_table(recs), console=out, refresh_per_second=8) as live:
+        return _poll_until_final(rt, ids, recs, deadline, lambda now: live.update(_table(now)))
+
+
+def _poll_until_final(rt: Runtime, ids: list[str], recs: list[TaskRecord], deadline: float,
+                      show: Callable[[list[TaskRecord]], None]) -> list[TaskRecord]:
+    while not all(r.final for r in recs):
+        if time.monotonic() > deadline:
+            raise TaskqError(f"demo tasks not finished after {DEMO_TIMEOUT:g} s")
+        time.sleep(0.1)  # refresh interval of the live view
+        recs = [rt.store.get(i) for i in ids]
+        show(recs)
     return recs
 
 

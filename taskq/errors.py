@@ -57,6 +57,17 @@ class InvalidParameters(UsageError):
         return {**super().to_dict(), "problems": self.problems}
 
 
+class AmbiguousId(UsageError):
+    """Raised when an id prefix names more than one task; lists them (up to a few)."""
+
+    code = "ambiguous_id"
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.candidates = list(candidates)
+        super().__init__(f"task id prefix {prefix!r} names more than one task: "
+                         f"{', '.join(self.candidates)}; give more characters")
+
+
 class ConfigError(TaskqError):
     """Raised when the configuration cannot be loaded or is invalid; lists every problem."""
 
@@ -97,8 +108,9 @@ class TaskFailed(TaskqError):
         super().__init__(f"task {task_id} ended {state}{detail}")
 
 
-class WaitTimeout(TaskqError):
-    """Raised when a task did not reach a final state within the time a caller would wait."""
+class WaitTimeout(TaskqError, TimeoutError):
+    """Raised when a task did not reach a final state within the time a caller would wait
+    (a TimeoutError too, for Python callers of Client.wait)."""
 
     exit_code = ExitCode.TIMEOUT
     http_status = 504
@@ -142,6 +154,36 @@ class NotQueued(BrokerUnavailable):
 
     def to_dict(self) -> dict[str, object]:
         return {**super().to_dict(), "queued": self.queued, "not_queued": self.unqueued}
+
+
+class BrokerNotRunning(BrokerUnavailable):
+    """Raised when a read command finds no embedded broker running: reads never start it."""
+
+    def __init__(self, url: str) -> None:
+        self.what = "embedded broker"
+        self.url = url
+        TaskqError.__init__(self, f"no embedded broker is running ({url}), so there are no "
+                            "tasks to read: `taskq up` starts it (so does `taskq submit`)")
+
+
+class AlreadyRunning(TaskqError):
+    """Raised when `taskq up` is started while another one runs with the same home."""
+
+    exit_code = ExitCode.CONFLICT
+    http_status = 409
+    code = "already_running"
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(f"taskq up is already running (pid {pid}); `taskq up --status` "
+                         "shows it, `taskq down` stops it")
+
+
+class StartFailed(TaskqError):
+    """Raised when a detached `taskq up -d` did not get every worker ready; nothing is left
+    running."""
+
+    code = "start_failed"
 
 
 class Conflict(TaskqError):

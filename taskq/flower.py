@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from typing import TYPE_CHECKING
 
 from taskq.config import BASIC_AUTH
@@ -36,6 +37,8 @@ def run(runtime: Runtime, port: int | None = None, address: str = "127.0.0.1",
         raise UsageError("Flower is not installed: pip install 'taskq[flower]'") from None
     port = port or settings.port
     ensure_free(address, port)
+    # Flower runs --quiet: say where it serves, as `taskq api` does.
+    print(f"taskq flower listening on http://{address}:{port}", file=sys.stderr, flush=True)
     runtime.celery.start(argv(port, address, auth))
 
 

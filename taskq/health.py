@@ -34,7 +34,8 @@ def check_broker(runtime: Runtime) -> Check:
     try:
         # A reply timeout too: a Redis broker that accepts connections but never answers
         # would otherwise hold the check (kombu's default is to wait forever).
-        options = {"socket_timeout": REPLY_TIMEOUT}
+        # And the connect bound said outright: redis-py would use the reply timeout for both.
+        options = {"socket_timeout": REPLY_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
         with runtime.celery.connection_for_write(transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
                                    timeout=CONNECT_TIMEOUT)

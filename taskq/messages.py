@@ -65,7 +65,7 @@ def capture(app: Celery, task_name: str, queue: str) -> Template:
 
     producer = _CapturingProducer()
     app.send_task(task_name, kwargs={}, task_id=PLACEHOLDER_ID, queue=queue,
-                  routing_key=queue, producer=producer)
+                  routing_key=queue, producer=producer, taskq_raw=True)
     sent = dict(producer.options)
     args, _, embed = producer.body
     if args:

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from taskq import records
@@ -107,8 +112,9 @@ def _counts(runtime: Runtime) -> Iterator[Metric]:
         pipe.zcard(store.cell_key(state, type_name, priority))
     for type_name in settings.task_types:
         pipe.zcard(store.dlq_key(type_name))
+    pipe.hget(store.stats_key, "dropped")
     with store.reachable():
-        found = [int(n) for n in pipe.execute()]
+        *found, dropped = [int(n or 0) for n in pipe.execute()]
     by_type_state: Counter[tuple[str, str]] = Counter()
     for (state, type_name, _), count in zip(cells, found, strict=False):
         by_type_state[(type_name, state)] += count
@@ -122,6 +128,8 @@ def _counts(runtime: Runtime) -> Iterator[Metric]:
     for type_name, count in zip(settings.task_types, found[len(cells):], strict=True):
         dead.add_metric([type_name], count)
     yield dead
+    yield CounterMetricFamily("taskq_dropped_messages", "Messages workers dropped without "
+                              "running them because their task had no record", value=dropped)
 
 
 def _sample_metrics(sample: Sample) -> Iterator[Metric]:

@@ -40,6 +40,7 @@ class Field:
     required: bool = False
     default: Any = _MISSING  # _MISSING: leave it out, so the work's own default applies
     key: str | None = None  # the name the work receives, when it differs from the user's
+    kind: str = ""  # what it takes, in words (`taskq types`)
 
 
 Schema = Mapping[str, Field]
@@ -225,19 +226,21 @@ def _operation_fits_data(result: dict[str, Any], problems: Problems) -> None:
 
 BUILTIN_SCHEMAS: dict[str, Schema] = {
     "data_processing": {
-        "data": Field(_data, required=True),
-        "operation": Field(_one_of("auto", *data_work.OPERATIONS), default="auto"),
+        "data": Field(_data, required=True, kind="text, or a list of numbers or of records"),
+        "operation": Field(_one_of("auto", *data_work.OPERATIONS), default="auto",
+                           kind="one of " + ", ".join(("auto", *data_work.OPERATIONS))),
     },
     "email_sending": {
-        "to": Field(_addresses, required=True),
-        "cc": Field(_addresses),
-        "subject": Field(_one_line, default="taskq message"),
-        "body": Field(_text, default=""),
-        "from": Field(_address, key="sender"),
+        "to": Field(_addresses, required=True, kind="address or list of addresses"),
+        "cc": Field(_addresses, kind="address or list of addresses"),
+        "subject": Field(_one_line, default="taskq message", kind="one line of text"),
+        "body": Field(_text, default="", kind="text"),
+        "from": Field(_address, key="sender", kind="address"),
     },
     "file_processing": {
-        "filename": Field(_relative_path, required=True),
-        "operation": Field(_one_of(*files_work.OPERATIONS), default="stats"),
+        "filename": Field(_relative_path, required=True, kind="path below the files root"),
+        "operation": Field(_one_of(*files_work.OPERATIONS), default="stats",
+                           kind="one of " + ", ".join(files_work.OPERATIONS)),
     },
 }
 CROSS_CHECKS: dict[str, tuple[Callable[[dict[str, Any], Problems], None], ...]] = {
@@ -272,6 +275,17 @@ KIND_CHECKS: dict[str, Check] = {
 def _custom_schema(specs: Mapping[str, ParamSpec]) -> Schema:
     return {
         name: Field(KIND_CHECKS[spec.kind], required=spec.required,
-                    default=_MISSING if spec.default is None else spec.default)
+                    default=_MISSING if spec.default is None else spec.default, kind=spec.kind)
         for name, spec in specs.items()
     }
+
+
+def schema_of(task_type: TaskType) -> Schema:
+    """The parameters `task_type` takes."""
+    if task_type.parameters is None:
+        return BUILTIN_SCHEMAS[task_type.name]
+    return _custom_schema(task_type.parameters)
+
+
+def has_default(field: Field) -> bool:
+    return field.default is not _MISSING

@@ -215,6 +215,20 @@ def publisher(runtime: Runtime) -> Publisher:
     return found
 
 
+def close(runtime: Runtime) -> None:
+    """Close the connections `runtime` opened to publish and to read (the Python API's
+    Client.close); what was never opened is left alone."""
+    found = _publishers.pop(runtime, None)
+    own = getattr(found, "client", None)
+    made = vars(runtime)  # cached_property values
+    if own is not None and own is not made.get("redis"):
+        own.close()
+    if "celery" in made:
+        made["celery"].close()
+    if "redis" in made:
+        made["redis"].close()
+
+
 def _make(runtime: Runtime) -> Publisher:
     from taskq.publish_amqp import AmqpPublisher
     from taskq.publish_redis import RedisPublisher
@@ -235,7 +249,7 @@ def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None) -> N
     delay = max(0.0, (record.eta or 0) - (record.submitted_at or 0))
     runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue, countdown=delay or None,
+        queue=record.queue, routing_key=record.queue, countdown=delay or None, taskq_raw=True,
         **({"producer": producer, "retry": False} if producer is not None else {}))
 
 

@@ -185,4 +185,5 @@ def queue_json(queue: QueueInfo, now: float | None = None) -> dict[str, Any]:
     data = asdict(queue)
     data["oldest_waiting_age"] = (round((now or time.time()) - queue.oldest_waiting_at, 3)
                                   if queue.oldest_waiting_at else None)
+    data["oldest_waiting_at"] = records.iso_time(queue.oldest_waiting_at)
     return data

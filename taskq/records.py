@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,19 @@ REVOKED = "REVOKED"
 STATES = (QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 FINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 _JSON_FIELDS = ("params", "result", "attempt_errors", "progress")
+_NAMING_FIELDS = ("id", "type", "priority", "queue", "state")  # the rest: "" reads as unset
 _FLOAT_FIELDS = ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at")
+
+
+ID_LENGTH = 36  # a UUID as text
+MIN_ID_PREFIX = 6  # the shortest prefix taken for an id (as git takes short hashes)
+
+
+def is_id_prefix(text: str) -> bool:
+    """Whether `text` may be the start of a task id rather than a whole one: at least
+    MIN_ID_PREFIX and fewer than ID_LENGTH hexadecimal digits and dashes."""
+    return (MIN_ID_PREFIX <= len(text) < ID_LENGTH
+            and all(c in "0123456789abcdef-" for c in text.lower()))
 
 
 def new_id() -> str:
@@ -50,21 +63,29 @@ class TaskRecord:
     worker: str | None = None
     retry_of: str | None = None
     retried_as: str | None = None
+    key: str | None = None  # the idempotency key it was submitted with
+    # Not stored: set on the record a submit returns when its key named an earlier task.
+    deduplicated: bool = field(default=False, compare=False)
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored fields, and `deduplicated` only on a submit's repeat of a key."""
+        data = asdict(self)
+        if not self.deduplicated:
+            del data["deduplicated"]
+        return data
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> TaskRecord:
         """The record a hash holds. Never fails on an odd field (written by another program,
         an older taskq or by hand): what cannot be read is left at its default, or for
         `result` shown as the text stored (see read_json)."""
-        values: dict[str, Any] = {k: v for k, v in data.items() if k in _FIELD_NAMES}
-        for name in ("id", "type", "priority", "queue", "state"):
+        values: dict[str, Any] = {k: v for k, v in data.items()
+                                  if k in STORED_FIELDS and (v != "" or k in _NAMING_FIELDS)}
+        for name in _NAMING_FIELDS:
             values.setdefault(name, "")
         for name in _JSON_FIELDS:
             if name in values:
@@ -134,6 +155,23 @@ _READERS = {"params": _read_params, "result": read_json,
             "attempt_errors": _read_attempt_errors, "progress": _read_progress}
 
 
+def iso_time(ts: float | None) -> str | None:
+    """An epoch time as every --json output and the API show times: ISO 8601, UTC, to the
+    millisecond, with Z (as the Python API's Task.to_json shows its datetimes)."""
+    return None if ts is None else iso_datetime(utc_time(ts))
+
+
+def utc_time(ts: float) -> dt.datetime:
+    """An epoch time as an aware UTC datetime (to the microsecond)."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def iso_datetime(when: dt.datetime) -> str:
+    """A datetime as iso_time shows it: 2026-01-02T03:04:05.678Z."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{when.microsecond // 1000:03d}Z"
+
+
 def read_time(value: Any) -> float | None:
     """A stored epoch time; None unless it is a number that can be shown as a date."""
     try:
@@ -157,16 +195,17 @@ _to_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def to_hash(values: dict[str, Any]) -> dict[str, str]:
-    """Encode record fields for a Redis hash: JSON for structured ones, str otherwise."""
-    return {name: _encoded(name, value) for name, value in values.items()
-            if value is not None or name in _JSON_FIELDS}
+    """Encode record fields for a Redis hash: JSON for structured ones, str otherwise, and
+    an empty string for None, which clears the field (it reads as its default)."""
+    return {name: "" if value is None and name not in _JSON_FIELDS else _encoded(name, value)
+            for name, value in values.items()}
 
 
 def hash_pairs(record: TaskRecord) -> list[str]:
     """A record's fields, as to_hash encodes them, as a flat [field, value, ...] list,
     without the empty ones (a missing field reads as its default)."""
     out: list[str] = []
-    for name in _FIELD_NAMES:
+    for name in STORED_FIELDS:
         value = getattr(record, name)
         if value is not None:
             out += (name, _encoded(name, value))
@@ -177,4 +216,5 @@ def _encoded(name: str, value: Any) -> str:
     return _to_json(value) if name in _JSON_FIELDS else str(value)
 
 
-_FIELD_NAMES = tuple(TaskRecord.__dataclass_fields__)
+# The fields a record hash holds (and `status` shows): all but `deduplicated`.
+STORED_FIELDS = tuple(name for name in TaskRecord.__dataclass_fields__ if name != "deduplicated")

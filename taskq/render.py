@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
+
+from taskq.records import iso_time
+from taskq.task import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,18 +32,8 @@ def print_json(data: Any) -> None:
 
 
 def record_json(record: TaskRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for name in ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at"):
-        data[name] = _iso(data[name])
-    for entry in data["attempt_errors"]:
-        entry["at"] = _iso(entry.get("at"))
-    return data
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+    """A record as `status --json` prints it: the Python API's Task.to_json()."""
+    return Task.from_record(record).to_json()
 
 
 def state_text(state: str) -> str:
@@ -49,36 +41,71 @@ def state_text(state: str) -> str:
 
 
 def record_panel(record: TaskRecord) -> Any:
-    """The human view of one task: a two-column table of what is known. Values are Text, not
-    markup: a stored "[/]" (in an error message, a result) is shown, never parsed."""
+    """The human view of one task: a two-column table of what is known, values wrapped at
+    the terminal's width (a long word folded, nothing cut). Values are Text, not markup: a
+    stored "[/]" (in an error message, a result) is shown, never parsed."""
     from rich.table import Table
     from rich.text import Text
 
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    rows: list[tuple[str, Any]] = [
-        ("id", record.id), ("state", Text(record.state, STATE_STYLES.get(record.state, "white"))),
-        ("type", record.type), ("priority", record.priority), ("queue", record.queue),
-        ("attempts", str(record.attempts)), ("submitted", _iso(record.submitted_at)),
-        ("scheduled for", _iso(record.eta)), ("started", _iso(record.started_at)),
-        ("finished", _iso(record.finished_at)), ("worker", record.worker),
-        ("next attempt", _iso(record.next_attempt_at)), ("retry of", record.retry_of),
-        ("retried as", record.retried_as),
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in _record_rows(record):
+        style = STATE_STYLES.get(record.state, "white") if name == "state" else (
+            "red" if name == "error" else "")
+        table.add_row(name, Text(value, style))
+    return table
+
+
+def record_text(record: TaskRecord) -> str:
+    """The same view as plain text for a pipe or file: every value in full, unwrapped; a
+    value of several lines (a result, a traceback) indented under its name."""
+    rows = _record_rows(record)
+    width = max(len(name) for name, _ in rows)
+    lines = []
+    for name, value in rows:
+        first, *rest = value.splitlines() or [""]
+        lines.append(f"{name:<{width}}  {first}".rstrip())
+        lines += [f"{'':<{width}}  {line}".rstrip() for line in rest]
+    return "\n".join(lines) + "\n"
+
+
+def show_record(record: TaskRecord) -> None:
+    """Print one task for a person: the table on a terminal, plain text to a pipe."""
+    from rich.console import Console
+
+    out = Console(highlight=False)
+    if out.is_terminal:
+        out.print(record_panel(record))
+    else:
+        out.file.write(record_text(record))
+
+
+def _record_rows(record: TaskRecord) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str | None]] = [
+        ("id", record.id), ("state", record.state), ("type", record.type),
+        ("priority", record.priority), ("queue", record.queue),
+        ("attempts", str(record.attempts)), ("submitted", iso_time(record.submitted_at)),
+        ("scheduled for", iso_time(record.eta)), ("started", iso_time(record.started_at)),
+        ("finished", iso_time(record.finished_at)), ("worker", record.worker),
+        ("next attempt", iso_time(record.next_attempt_at)), ("retry of", record.retry_of),
+        ("retried as", record.retried_as), ("key", record.key),
     ]
     if record.progress and not record.final:
         rows.append(("progress", f"{record.progress['done']}/{record.progress['total']}"))
     if record.state == "SUCCESS":
         rows.append(("result", json.dumps(record.result, indent=2, default=str)))
     if record.error:
-        rows.append(("error", Text(f"{record.exc_type}: {record.error}", "red")))
-    for name, value in rows:
-        if value not in (None, ""):
-            table.add_row(name, Text(value) if isinstance(value, str) else value)
-    return table
+        rows.append(("error", f"{record.exc_type}: {record.error}"))
+    if record.traceback and record.state in ("FAILURE", "RETRY"):
+        rows.append(("traceback", record.traceback.rstrip()))
+    return [(name, value) for name, value in rows if value not in (None, "")]
 
 
 def submitted_line(record: TaskRecord) -> str:
-    when = f" for {_iso(record.eta)}" if record.eta else ""
+    if record.deduplicated:
+        return (f"key {record.key!r} already names task {record.id} ({record.type}, "
+                f"{record.priority}): {record.state}; nothing queued")
+    when = f" for {iso_time(record.eta)}" if record.eta else ""
     return (f"submitted {record.id} ({record.type}, {record.priority}) to {record.queue}: "
             f"{record.state}{when}")

@@ -11,7 +11,7 @@ from typing import Any
 from taskq.errors import InvalidParameters, UsageError
 from taskq.payload import MAX_DEPTH
 
-API_KEYS = ("task_type", "priority", "parameters", "delay")
+API_KEYS = ("task_type", "priority", "parameters", "delay", "key")
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,11 @@ class SubmitRequest:
     priority: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
+    key: str | None = None  # an idempotency key (taskq/keys.py)
 
 
 def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json: str | None,
-             delay: float) -> SubmitRequest:
+             delay: float, key: str | None = None) -> SubmitRequest:
     """`--params JSON` first, then each `--param key=value` on top (values parsed as JSON
     when they parse, so `n=3` is a number and `to=a@b.c` stays a string)."""
     params: dict[str, Any] = {}
@@ -33,11 +34,11 @@ def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json
             raise UsageError("--params must be a JSON object")
         params.update(loaded)
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
             raise UsageError(f"--param {pair!r}: expected key=value")
-        params[key] = _value(key, value)
-    return SubmitRequest(type=type_name, priority=priority, params=params, delay=delay)
+        params[name] = _value(name, value)
+    return SubmitRequest(type=type_name, priority=priority, params=params, delay=delay, key=key)
 
 
 def wait_timeout(seconds: float | None) -> float | None:
@@ -77,7 +78,8 @@ def parse_json(text: str | bytes, what: str = "") -> Any:
 
 
 def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
-    """The sidecar's (and `submit --from`'s) JSON object: task_type, priority, parameters, delay."""
+    """The sidecar's (and `submit --from`'s) JSON object: task_type, priority, parameters,
+    delay, key."""
     if not isinstance(body, Mapping):
         raise InvalidParameters([f"{path}: must be a JSON object"])
     problems = [f"{path}.{key}: unknown field" for key in body if key not in API_KEYS]
@@ -93,10 +95,13 @@ def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     delay = _seconds(body.get("delay", 0) or 0)
     if delay is None:
         problems.append(f"{path}.delay: must be a number of seconds")
+    key = body.get("key")
+    if key is not None and not isinstance(key, str):
+        problems.append(f"{path}.key: must be a string")
     if problems:
         raise InvalidParameters(problems)
     return SubmitRequest(type=str(type_name), priority=priority, params=dict(params),
-                         delay=delay or 0.0)
+                         delay=delay or 0.0, key=key)
 
 
 def _seconds(value: Any) -> float | None:

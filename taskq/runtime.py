@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import Settings, mask_url
-from taskq.errors import ConfigError
+from taskq.errors import BrokerNotRunning, ConfigError
 
 if TYPE_CHECKING:
     import redis
@@ -63,8 +63,11 @@ def _on_connect(connection: Any) -> None:
 class Runtime:
     """One deployment as seen by a process; nothing connects until first asked for."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, start_broker: bool = True) -> None:
+        """`start_broker=False` (read commands): a stopped embedded broker stays stopped, and
+        asking for it raises BrokerNotRunning."""
         self.settings = settings
+        self.start_broker = start_broker
 
     @cached_property
     def embedded(self) -> EmbeddedBroker | None:
@@ -78,16 +81,30 @@ class Runtime:
     def broker_url(self) -> str:
         """The broker URL; starts the embedded broker on first use."""
         if self.embedded is not None:
-            try:
-                self.embedded.ensure_running()
-            except OSError as exc:  # its socket, data and log live in `home`
-                raise ConfigError(self.settings.source, [
-                    f"home: cannot write the embedded broker's files in {self.settings.home} "
-                    f"({exc.strerror or exc}): set TASKQ_HOME (or home) to a directory "
-                    "taskq can write"]) from None
+            if not self.start_broker:
+                if not self.embedded.is_running():
+                    raise BrokerNotRunning(self.embedded.broker_url)
+                return self.embedded.broker_url
+            self.start_embedded()
             return self.embedded.broker_url
         assert self.settings.broker_url is not None
         return self.settings.broker_url
+
+    def start_embedded(self) -> bool:
+        """Start the embedded broker unless it runs (or none is configured); True if this
+        call started it. A home it cannot write is a configuration error."""
+        if self.embedded is None:
+            return False
+        try:
+            return self.embedded.ensure_running()
+        except OSError as exc:  # its socket, data and log live in `home`
+            raise self.unwritable_home(exc, "the embedded broker's files") from None
+
+    def unwritable_home(self, exc: OSError, what: str) -> ConfigError:
+        """The configuration error for a home where `what` cannot be written."""
+        return ConfigError(self.settings.source, [
+            f"home: cannot write {what} in {self.settings.home} ({exc.strerror or exc}): "
+            "set TASKQ_HOME (or home) to a directory taskq can write"])
 
     @cached_property
     def backend_url(self) -> str:
@@ -107,6 +124,13 @@ class Runtime:
 
         return TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                          mask_url(self.backend_url) or "")
+
+    def task_id(self, text: str) -> str:
+        """The task id a user typed: a whole id, or a unique prefix of at least 6 characters
+        (store.resolve_id). A whole id is taken as it is, without touching the store."""
+        from taskq import records
+
+        return self.store.resolve_id(text) if records.is_id_prefix(text) else text
 
     def record(self, task_id: str) -> TaskRecord:
         """One task's record, as `status` reads it: over a bare connection when the backend is

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT = 30.0  # seconds a worker may take to start consuming
 STOP_TIMEOUT = 60.0  # seconds running tasks get to finish after a warm shutdown
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass
@@ -45,16 +47,34 @@ def start_workers(rt: Runtime, profiles: list[str], extra: list[str] | None = No
         proc = subprocess.Popen(
             [sys.executable, "-m", "taskq", "worker", "--profile", profile, *(extra or [])],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env)
+            start_new_session=True, env=env, preexec_fn=_stop_with(os.getpid()))
         started.append(WorkerProcess(profile, proc, log_path, log_file))
     return started
 
 
-def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY_TIMEOUT) -> None:
-    """Block until every worker has registered its heartbeat; raise if one dies first."""
+def _stop_with(parent: int) -> Callable[[], None] | None:
+    """On Linux, a worker gets SIGTERM (a warm shutdown) when the process that started it
+    dies, even by SIGKILL, instead of running on as an orphan (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def in_child() -> None:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
+
+
+def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY_TIMEOUT,
+               stopping: Callable[[], bool] = lambda: False) -> None:
+    """Block until every worker has registered its heartbeat (or `stopping()` says to give
+    up); raise if one dies first."""
     deadline = time.monotonic() + timeout
     pending = list(workers)
-    while pending:
+    while pending and not stopping():
         w = pending[0]
         if w.process.poll() is not None:
             raise TaskqError(f"worker {w.profile} exited with code {w.process.returncode}; "
@@ -68,63 +88,33 @@ def wait_ready(rt: Runtime, workers: list[WorkerProcess], timeout: float = READY
         time.sleep(0.05)  # polling for readiness, not standing in for work
 
 
-def stop_workers(workers: list[WorkerProcess], timeout: float = STOP_TIMEOUT) -> None:
-    """Warm shutdown: SIGTERM lets running tasks finish; SIGKILL only after `timeout`."""
+def stop_workers(workers: list[WorkerProcess], timeout: float = STOP_TIMEOUT,
+                 cold: Callable[[], bool] = lambda: False) -> None:
+    """Warm shutdown: SIGTERM lets running tasks finish; SIGKILL after `timeout` (or once
+    `cold()` says so). Whatever is left of each worker's process group (its pool) goes too."""
     for w in workers:
         if w.process.poll() is None:
             w.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
+    while any(w.process.poll() is None for w in workers):
+        if time.monotonic() > deadline or cold():
+            break
+        time.sleep(0.05)  # polling for the warm shutdown to end
     for w in workers:
-        try:
-            w.process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(w.process.pid, signal.SIGKILL)
-            w.process.wait()
+        kill_group(w)
         w.log_file.close()
 
 
-def run_foreground(rt: Runtime) -> None:
-    """`taskq up`: run until Ctrl-C, then stop workers warmly and the broker it started."""
-    from taskq import render
-
-    out = render.console(stderr=True)
-    started_broker = rt.embedded.ensure_running() if rt.embedded else False
-    profiles = list(rt.settings.workers)
-    workers = start_workers(rt, profiles)
+def kill_group(w: WorkerProcess) -> None:
+    """SIGKILL what is left of a worker's process group (it leads its own session) and reap it."""
     try:
-        wait_ready(rt, workers)
-        out.print(f"taskq up: broker {_broker_name(rt)}; workers "
-                  + ", ".join(f"{w.profile} (pid {w.process.pid})" for w in workers))
-        out.print(f"logs: {rt.settings.home / 'logs'}/<profile>.log; Ctrl-C stops everything")
-        _supervise(workers)
-    except KeyboardInterrupt:
-        out.print("stopping: running tasks finish first (Ctrl-C again is ignored)")
-    finally:
-        with _ignoring_sigint():
-            stop_workers(workers)
-            if started_broker and rt.embedded:
-                rt.embedded.stop()
-    out.print("stopped")
+        os.killpg(w.process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group is empty: every process of it has exited
+    w.process.wait()
 
 
-def _supervise(workers: list[WorkerProcess]) -> None:
-    while True:
-        for w in workers:
-            if w.process.poll() is not None:
-                raise TaskqError(f"worker {w.profile} exited with code "
-                                 f"{w.process.returncode}; see {w.log_path}")
-        time.sleep(0.5)  # supervision poll interval
-
-
-class _ignoring_sigint:
-    def __enter__(self) -> None:
-        self._old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
-
-
-def _broker_name(rt: Runtime) -> str:
+def broker_name(rt: Runtime) -> str:
     from taskq.config import mask_url
 
     if rt.embedded:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from taskq import errors, records
-from taskq.errors import BrokerUnavailable, UnknownTask, WaitTimeout
+from taskq.errors import AmbiguousId, BrokerUnavailable, UnknownTask, WaitTimeout
 from taskq.payload import is_text
 from taskq.records import TaskRecord, hash_pairs, to_hash
 
@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 
 # Seconds a state write keeps retrying while the backend is unreachable (taskq/recovery.py).
 WRITE_RETRY = 10.0
+AMBIGUOUS_SHOWN = 10  # candidates an ambiguous id prefix lists
 # How recent a waiting higher-priority task must be for a starting task to yield to it. The
 # race it closes lasts milliseconds (a task taken just before a higher one was queued); the
 # bound keeps a record whose message is gone (a purged queue) from holding lower work back.
 YIELD_WINDOW = 1.0
+# Seconds a per-second count of finished tasks is kept (watch reads the last 10).
+FINISHED_KEPT = 60
 
 # Update a record unless it is already final, so a late worker write never turns a
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
@@ -96,6 +99,10 @@ if new ~= old then
   if new == 'SUCCESS' or new == 'FAILURE' then
     local counter = (new == 'SUCCESS') and 'done' or 'failed'
     redis.call('HINCRBY', p .. ':stats', counter, 1)
+    -- and per second, kept a minute: what watch's done and failed per second are made of
+    local second = p .. ':finished:' .. string.format('%d', math.floor(tonumber(ARGV[6])))
+    redis.call('HINCRBY', second, counter, 1)
+    redis.call('EXPIRE', second, 60)  -- FINISHED_KEPT
     if rec[5] and redis.call('EXISTS', p .. ':worker:' .. rec[5]) == 1 then
       redis.call('HINCRBY', p .. ':worker:' .. rec[5], counter, 1)
     end
@@ -175,11 +182,32 @@ class TaskStore:
         """The hostnames of the workers that have heartbeat hashes."""
         return f"{self.prefix}:workers"
 
+    def count_dropped(self) -> None:
+        """Count a message a worker dropped because its task has no record (metrics show it)."""
+        with self.reachable():
+            self.client.hincrby(self.stats_key, "dropped", 1)
+
     @property
     def stats_key(self) -> str:
         """Counters since the deployment began: finished tasks (done, failed) and messages
         dropped for want of a record (dropped)."""
         return f"{self.prefix}:stats"
+
+    def finished_key(self, second: int) -> str:
+        """Tasks finished (done, failed) in one second of epoch time; kept FINISHED_KEPT s."""
+        return f"{self.prefix}:finished:{second}"
+
+    def finished_since(self, now: float, seconds: int) -> tuple[int, int]:
+        """How many tasks finished (done, failed) in the last `seconds` whole seconds, this one
+        included: counted as each record became final, so one reading is the true figure."""
+        last = int(now)
+        pipe = self.client.pipeline(transaction=False)
+        for second in range(last - seconds + 1, last + 1):
+            pipe.hmget(self.finished_key(second), "done", "failed")
+        with self.reachable():
+            counts = pipe.execute()
+        return (sum(int(done or 0) for done, _ in counts),
+                sum(int(failed or 0) for _, failed in counts))
 
     @contextmanager
     def reachable(self) -> Iterator[None]:
@@ -256,6 +284,26 @@ class TaskStore:
                     pipe.zrem(self.dlq_key(type_name), task_id)
             pipe.execute()
 
+    def resolve_id(self, text: str) -> str:
+        """The task id `text` names: itself when it is a whole id or has a record, else the one
+        id it begins (at least records.MIN_ID_PREFIX characters, any case); AmbiguousId when
+        it begins more than one. An id nothing begins is returned as given (reading it then
+        says it is unknown). One pass over the index of ids (ZSCAN), on a prefix only."""
+        if not records.is_id_prefix(text):
+            return text
+        with self.reachable():
+            if self.client.exists(self.key(text)):
+                return text
+            found: list[str] = []
+            pattern = text.lower() + "*"  # is_id_prefix: no glob characters in it
+            for member, _ in self.client.zscan_iter(self.index_key, match=pattern, count=1000):
+                found.append(member.decode() if isinstance(member, bytes) else member)
+                if len(found) > AMBIGUOUS_SHOWN:
+                    break
+        if len(found) > 1:
+            raise AmbiguousId(text, sorted(found)[:AMBIGUOUS_SHOWN])
+        return found[0] if found else text
+
     def get(self, task_id: str) -> TaskRecord:
         with self.reachable():
             data = self.client.hgetall(self.key(task_id))
@@ -331,12 +379,6 @@ class TaskStore:
         self.update(task_id, records.RETRY, ride_out=True, fence=holding(attempt),
                     attempt_error=attempt_error(attempt, error, exc_type),
                     error=error, exc_type=exc_type, next_attempt_at=next_attempt_at)
-
-    def count_dropped(self) -> None:
-        """Count a message a worker dropped because its task has no record (`dropped` in the
-        stats hash)."""
-        with self.reachable():
-            self._riding_out_outages(self.client.hincrby, name=self.stats_key, key="dropped")
 
     def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """Block until the task is final; WaitTimeout after `timeout` seconds."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from taskq import keys, records, topology
 from taskq import params as param_schema
-from taskq import records, topology
 from taskq.config import Settings, TaskType, did_you_mean
-from taskq.errors import InvalidParameters, UsageError
+from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 
@@ -31,10 +31,11 @@ def resolve_type(settings: Settings, name: str) -> TaskType:
 def resolve_priority(settings: Settings, priority: str | None) -> str:
     if priority is None:
         return settings.default_priority
-    if priority not in settings.priorities:
+    try:
+        return settings.resolve_priority(priority)
+    except KeyError:
         raise UsageError(f"unknown priority {priority!r}; use one of "
-                         f"{', '.join(settings.priorities)}")
-    return priority
+                         f"{', '.join(settings.priorities)}") from None
 
 
 def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
@@ -44,20 +45,56 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     if not 0 <= request.delay <= MAX_DELAY:
         raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:g} seconds"])
     clean = param_schema.validate(task_type, request.params)
+    if request.key is not None and (bad := keys.problems(request.key)):
+        raise InvalidParameters(bad)
     now = time.time()
     return TaskRecord(
         id=records.new_id(), type=task_type.name, priority=priority,
         queue=topology.queue_name(settings, task_type.name, priority),
         state=records.SCHEDULED if request.delay else records.QUEUED, params=clean,
         submitted_at=now, eta=now + request.delay if request.delay else None,
+        key=request.key,
     )
 
 
-def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None) -> TaskRecord:
-    """Record then publish; if publishing fails the record is removed, so none claims QUEUED."""
+def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None,
+           task_id: str | None = None) -> TaskRecord:
+    """Record then publish; if publishing fails the record is removed, so none claims QUEUED.
+    `task_id`: the caller's id (Celery's send_task(task_id=...)), refused if already used."""
     from taskq.publish import publisher
 
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of
-    publisher(runtime).send([record])
+    if task_id is not None:
+        record.id = _unused_id(runtime, task_id)
+    keys.send_once(runtime, [record], publisher(runtime).send)
     return record
+
+
+MAX_ID_LENGTH = 200
+CLAIM_TTL = 60  # seconds a claimed id's stub lives if the submit dies before its record
+
+# Claim a caller's task id: refused (0) if a record holds it, else a stub with the id (the
+# record written next replaces it), in one step so two submits of one id cannot both pass.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def _unused_id(runtime: Runtime, task_id: str) -> str:
+    """`task_id`, claimed, if no record holds it: a second task with it would overwrite the
+    first's record."""
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_ID_LENGTH \
+            or not task_id.isprintable() or task_id.strip() != task_id:
+        raise UsageError(f"task id {task_id!r}: must be text of 1 to {MAX_ID_LENGTH} "
+                         "printable characters, without leading or trailing spaces")
+    store = runtime.store
+    with store.reachable():
+        claimed = store.client.eval(_CLAIM, 1, store.key(task_id), task_id, CLAIM_TTL)
+    if not claimed:
+        raise Conflict(f"task id {task_id!r} is already used by another task; "
+                       "a task id names one task only")
+    return task_id

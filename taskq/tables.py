@@ -1,22 +1,40 @@
-"""Rich tables for the operations views: tasks, queues and workers (used by the CLI and watch)."""
+"""The operations views' rows: tasks, queues and workers as grids that fit a terminal or a pipe
+(used by the CLI and watch)."""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
+from taskq import columns
+from taskq.columns import Column, Grid
 from taskq.render import STATE_STYLES
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from taskq.queues import QueueInfo
     from taskq.records import TaskRecord
     from taskq.workers_view import WorkerInfo
 
 WORKER_STYLES = {"online": "green", "busy": "yellow", "gone": "bold red", "stopped": "dim"}
+SHORT_ID = 8  # characters of an id shown in a table (a pipe gets the whole id)
+
+# Most important first (rank 0 always shown); a narrow terminal drops the highest ranks.
+TASK_COLUMNS = [Column("id"), Column("state"), Column("type", 1), Column("age", 2),
+                Column("note", 3, flex=True), Column("priority", 4),
+                Column("tries", 5, "right"), Column("worker", 6)]
+WORKER_COLUMNS = [Column("worker"), Column("state"), Column("current task", 1, flex=True),
+                  Column("done", 2, "right"), Column("failed", 2, "right"), Column("queues", 3),
+                  Column("heartbeat", 4), Column("profile", 5), Column("conc", 6, "right"),
+                  Column("host", 7)]
+QUEUE_COLUMNS = [Column("queue"), Column("depth", 0, "right"), Column("oldest waiting", 1),
+                 Column("consumers", 2, "right"), Column("priority", 3)]
 
 
 def ago(seconds: float | None) -> str:
@@ -37,70 +55,92 @@ def state_cell(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-def tasks_table(tasks: list[TaskRecord], now: float | None = None,
-                title: str | None = None, short_ids: bool = False) -> Table:
+def show(grid: Grid, empty: str, title: str | None = None,
+         console: Console | None = None) -> None:
+    """Print a grid: on a terminal a table that fits its width; to a pipe or file plain
+    aligned text (no title, no colour); no rows: `empty` on stderr."""
+    from rich.console import Console
+
+    if not grid.rows:
+        sys.stderr.write(f"{empty}\n")
+        return
+    console = console or Console(highlight=False)
+    if console.is_terminal:
+        console.print(columns.table(grid, console.width, title))
+    else:
+        if title:  # for a person, beside the data
+            sys.stderr.write(f"{title}\n")
+        console.file.write(columns.plain(grid))
+
+
+def tasks_grid(tasks: list[TaskRecord], now: float | None = None) -> Grid:
+    """One row a task; ids shortened to SHORT_ID characters (whole in `full`, for pipes)."""
     now = now or time.time()
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id", no_wrap=True, min_width=8 if short_ids else 36)
-    table.add_column("state", no_wrap=True, min_width=9)
-    for name in ("type", "priority", "age", "tries"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis")
-    table.add_column("worker", overflow="fold")
-    table.add_column("note", overflow="fold", min_width=12)
+    grid = Grid(list(TASK_COLUMNS))
     for task in tasks:
-        table.add_row(task.id[:8] if short_ids else task.id, state_cell(task.state),
-                      Text(task.type), Text(task.priority),
-                      ago(now - task.submitted_at if task.submitted_at else None),
-                      str(task.attempts), Text((task.worker or "").split("@")[0]),
-                      Text(_note(task, now)))  # Text: a stored "[/]" is shown, not parsed
-    return table
+        age = ago(now - task.submitted_at if task.submitted_at else None)
+        worker = (task.worker or "").split("@")[0]
+        note = _note(task, now)
+        grid.add(task.id[:SHORT_ID], state_cell(task.state), task.type, age, Text(note),
+                 task.priority, str(task.attempts), worker,  # Text: a stored "[/]" is shown
+                 full=[task.id, task.state, task.type, age, _note(task, now, whole=True),
+                       task.priority, str(task.attempts), worker])
+    return grid
 
 
-def _note(task: TaskRecord, now: float) -> str:
+def tasks_table(tasks: list[TaskRecord], now: float | None = None, title: str | None = None,
+                width: int = 160) -> Table:
+    return columns.table(tasks_grid(tasks, now), width, title)
+
+
+def _note(task: TaskRecord, now: float, whole: bool = False) -> str:
     parts = []
     if task.state == "RETRY" and task.next_attempt_at:
         parts.append(f"next try in {ago(task.next_attempt_at - now)}")
     if task.state == "SCHEDULED" and task.eta:
         parts.append(f"runs in {ago(task.eta - now)}")
     if task.retry_of:
-        parts.append(f"retry of {task.retry_of[:8]}")
+        parts.append(f"retry of {task.retry_of if whole else task.retry_of[:SHORT_ID]}")
     if task.retried_as:
-        parts.append(f"retried as {task.retried_as[:8]}")
+        parts.append(f"retried as {task.retried_as if whole else task.retried_as[:SHORT_ID]}")
     if task.error and task.state in ("FAILURE", "RETRY"):
-        parts.append(f"{task.exc_type or 'error'}: {task.error}"[:60])
+        error = f"{task.exc_type or 'error'}: {task.error}"
+        parts.append(" ".join(error.split()) if whole else error.splitlines()[0])
     return "; ".join(parts)
 
 
-def queues_table(queues: list[QueueInfo], now: float | None = None,
-                 title: str | None = None) -> Table:
+def queues_grid(queues: list[QueueInfo], now: float | None = None) -> Grid:
     now = now or time.time()
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("queue", "priority", "depth", "oldest waiting", "consumers"):
-        table.add_column(name, justify="right" if name in ("depth", "consumers") else "left",
-                         no_wrap=name == "queue")
+    grid = Grid(list(QUEUE_COLUMNS))
     for q in queues:
         oldest = ago(now - q.oldest_waiting_at) if q.oldest_waiting_at else "-"
         depth = Text(str(q.depth), style="bold" if q.depth else "dim")
-        table.add_row(q.name, q.priority, depth, oldest, str(q.consumers))
-    return table
+        grid.add(q.name, depth, oldest, str(q.consumers), q.priority)
+    return grid
+
+
+def queues_table(queues: list[QueueInfo], now: float | None = None, title: str | None = None,
+                 width: int = 160) -> Table:
+    return columns.table(queues_grid(queues, now), width, title)
+
+
+def workers_grid(workers: list[WorkerInfo], now: float | None = None) -> Grid:
+    now = now or time.time()
+    grid = Grid(list(WORKER_COLUMNS))
+    for w in workers:
+        current = ", ".join(
+            f"{t.type} {t.id[:SHORT_ID]} {ago(now - t.started_at if t.started_at else None)}"
+            for t in w.current) or "-"
+        heartbeat = f"{ago(now - w.heartbeat_at if w.heartbeat_at else None)} ago"
+        grid.add(w.hostname.split("@")[0], Text(w.state, style=WORKER_STYLES.get(w.state, "")),
+                 current, str(w.done), str(w.failed), queues_summary(w.queues), heartbeat,
+                 w.profile, str(w.concurrency), w.host)
+    return grid
 
 
 def workers_table(workers: list[WorkerInfo], now: float | None = None,
-                  title: str | None = None) -> Table:
-    now = now or time.time()
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("worker", "host", "profile", "queues", "state", "conc", "current task",
-                 "running", "done", "failed", "heartbeat"):
-        table.add_column(name, justify="right" if name in ("conc", "done", "failed") else "left")
-    for w in workers:
-        current = "\n".join(f"{t.type} {t.id[:8]}" for t in w.current) or "-"
-        running = "\n".join(ago(now - t.started_at if t.started_at else None)
-                            for t in w.current) or "-"
-        table.add_row(w.hostname.split("@")[0], w.host, w.profile, queues_summary(w.queues),
-                      Text(w.state, style=WORKER_STYLES.get(w.state, "")), str(w.concurrency),
-                      current, running, str(w.done), str(w.failed),
-                      f"{ago(now - w.heartbeat_at if w.heartbeat_at else None)} ago")
-    return table
+                  title: str | None = None, width: int = 160) -> Table:
+    return columns.table(workers_grid(workers, now), width, title)
 
 
 def queues_summary(queues: list[str]) -> str:
@@ -110,3 +150,31 @@ def queues_summary(queues: list[str]) -> str:
     types = list(dict.fromkeys(t for t, _ in pairs))
     named = ", ".join(types) if len(types) <= 2 else f"{len(types)} types"
     return f"{'>'.join(priorities)}: {named}"
+
+
+def types_text(types: list[dict[str, Any]]) -> str:
+    """`taskq types`: a block a type, its name and policies on one line, then a line a
+    parameter (name, required or its default, kind)."""
+    blocks = []
+    for found in types:
+        retry = found["retry"]
+        policy = (f"{retry['max_retries']} retries, backoff {retry['backoff']:g} s up to "
+                  f"{retry['backoff_max']:g} s" + (", jitter" if retry["jitter"] else ""))
+        limits = [f"{label} {found[key]:g} s" for label, key in
+                  (("time limit", "time_limit"), ("soft", "soft_time_limit")) if found[key]]
+        if found["rate_limit"]:
+            limits.append(f"rate {found['rate_limit']}")
+        alias = f" ({found['alias']})" if found["alias"] else ""
+        lines = [f"{found['name']}{alias}: {'; '.join([policy, *limits])}"]
+        if found["function"]:
+            lines.append(f"  runs {found['function']}")
+        width = max((len(p["name"]) for p in found["parameters"]), default=0)
+        for param in found["parameters"]:
+            default = "required" if param["required"] else (
+                "optional" if param["default"] is None else
+                f"default {json.dumps(param['default'])}")
+            lines.append(f"  {param['name']:<{width}}  {param['kind']}; {default}")
+        if not found["parameters"]:
+            lines.append("  (no parameters)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

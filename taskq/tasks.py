@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
+from celery.utils.log import get_task_logger
 
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
@@ -16,10 +16,10 @@ from taskq.errors import TransientError
 from taskq.store import attempt_error, claim, holding
 from taskq.work import WorkContext
 
+logger = get_task_logger(__name__)
+
 if TYPE_CHECKING:
     from taskq.store import TaskStore
-
-log = logging.getLogger(__name__)
 
 # Errors worth another attempt; anything else fails the task at once.
 TRANSIENT = (TransientError, ConnectionError, TimeoutError)
@@ -53,16 +53,18 @@ class TaskqTask(Task):  # type: ignore[misc]
         if outcome == -4:
             # A stale copy of an attempt the record has moved past (a restored or redelivered
             # message): running it would run the task twice at once. Counted in the record.
-            log.warning("dropped task %s: attempt %d is superseded", task_id, attempt)
+            logger.warning("dropped task %s: attempt %d is superseded", task_id, attempt)
             raise Ignore()
         if outcome == -3:
             # A higher task was queued after this one was taken and has not started: it
             # gets the process (the worker fetches it next), this one goes back to its queue.
             raise Yielded("a higher-priority task is waiting", requeue=True)
         if outcome == 0:
-            # No record (expired, deleted, or never written: a publish the submitter saw
-            # fail): nobody waits on this task, and running it would leave no trace.
-            log.warning("dropped task %s: it has no record", task_id)
+            # No record: a message whose submit was reported failed (its broker took it but
+            # never confirmed it, so the submit removed the record and said "not queued"), or
+            # one not sent through taskq. Running it would do work nobody can see or expect.
+            logger.warning("dropped task %s: it has no record (its submit was reported "
+                           "failed, or it was not sent through taskq)", task_id)
             self.store.count_dropped()
             raise Ignore()
         if outcome == -1:
@@ -87,8 +89,9 @@ class TaskqTask(Task):  # type: ignore[misc]
             delay = options.setdefault("countdown", retry.backoff_delay(self.taskq_retry, done))
             self.store.record_attempt_error(self.request.id, done + 1, str(exc),
                                             type(exc).__name__, time.time() + delay)
-        # The retry limit is the task's max_retries, declared at registration.
-        return super().retry(*args, exc=exc, **options)
+        # The retry limit is the task's max_retries, declared at registration. The retry's
+        # message is the same task again (same id and record): published raw.
+        return super().retry(*args, exc=exc, taskq_raw=True, **options)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -53,16 +54,18 @@ def plan(settings: Settings, profile: str | None = None, priorities: list[str] |
 
 
 def _priority(settings: Settings, name: str) -> str:
-    if name not in settings.priorities:
+    try:
+        return settings.resolve_priority(name)
+    except KeyError:
         raise UsageError(f"unknown queue {name!r} in --queues"
                          f"{did_you_mean(name, list(settings.priorities))}; "
-                         f"use {', '.join(settings.priorities)}")
-    return name
+                         f"use {', '.join(settings.priorities)}") from None
 
 
 def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
         events: bool = False) -> None:
-    """Run the worker in this process until it is stopped (SIGTERM: warm shutdown)."""
+    """Run the worker in this process until it is stopped: SIGTERM (warm shutdown) and SIGQUIT
+    (cold) return, Ctrl-C raises KeyboardInterrupt; an exit of its own is an error."""
     from celery import signals
 
     from taskq import logs
@@ -74,12 +77,37 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     app = runtime.celery
     app.taskq_plan = worker_plan  # type: ignore[attr-defined]
     app.steps["consumer"].add(Heartbeat)
+    as_root = _advise_against_root()
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
         queues=worker_plan.queues, concurrency=worker_plan.concurrency, pool="prefork",
         optimization="fair", without_mingle=True, without_gossip=True,
         loglevel=loglevel or settings.log_level, quiet=True, task_events=events or None,
     )
+    if as_root:
+        logging.getLogger("taskq.worker").warning(ROOT_ADVICE)
+    requested: list[str] = []  # the signal that asked the worker to stop, if one did
+    signals.worker_shutting_down.connect(lambda sig, **_: requested.append(sig), weak=False)
     worker.start()
-    if worker.exitcode:
+    if requested and requested[0] == "SIGINT":
+        raise KeyboardInterrupt  # Ctrl-C: exit 130, as every command
+    if worker.exitcode and not requested:
         raise TaskqError(f"worker {worker_plan.name} stopped with exit code {worker.exitcode}")
+
+
+ROOT_ADVICE = ("taskq worker: running as root; a task's code runs with every privilege. Run "
+               "workers as an unprivileged user (e.g. User= in a systemd unit).")
+
+
+def _advise_against_root() -> bool:
+    """Whether this worker runs as root; if so, Celery's SecurityWarning is silenced (it
+    tells the user to pass a --uid option taskq worker does not have): taskq's ROOT_ADVICE
+    is logged instead, once logging is set up."""
+    if os.geteuid() != 0:
+        return False
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    return True

@@ -129,7 +129,10 @@ def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:
     data = asdict(worker)
     for task in data["current"]:
         task["running_for"] = round(now - task["started_at"], 3) if task["started_at"] else None
+        task["started_at"] = records.iso_time(task["started_at"])
     data["heartbeat_age"] = round(now - worker.heartbeat_at, 3) if worker.heartbeat_at else None
+    data["started_at"] = records.iso_time(worker.started_at)
+    data["heartbeat_at"] = records.iso_time(worker.heartbeat_at)
     return data
 
 

@@ -8,6 +8,7 @@ from taskq import records
 from taskq.api.intake import MAX_BATCH
 from taskq.api.ops_routes import MAX_PAGE
 from taskq.config import Settings
+from taskq.keys import MAX_KEY_LENGTH
 from taskq.listing import MAX_LIMIT
 from taskq.submit import MAX_DELAY
 
@@ -44,6 +45,9 @@ TASK = {
         "submitted_at": NULLABLE_STRING, "eta": NULLABLE_STRING, "started_at": NULLABLE_STRING,
         "finished_at": NULLABLE_STRING, "next_attempt_at": NULLABLE_STRING,
         "worker": NULLABLE_STRING, "retry_of": NULLABLE_STRING, "retried_as": NULLABLE_STRING,
+        "key": NULLABLE_STRING,
+        "deduplicated": {"type": "boolean", "description": "only on a submit's answer: its "
+                         "key named this earlier task, and nothing was queued"},
     },
 }
 
@@ -51,7 +55,7 @@ QUEUE = {"type": "object", "required": ["name", "type", "priority", "depth", "co
          "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                         "priority": {"type": "string"}, "depth": {"type": "integer"},
                         "consumers": {"type": "integer"},
-                        "oldest_waiting_at": NULLABLE_NUMBER,
+                        "oldest_waiting_at": NULLABLE_STRING,
                         "oldest_waiting_age": NULLABLE_NUMBER}}
 WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues"],
           "properties": {"hostname": {"type": "string"}, "host": {"type": "string"},
@@ -60,7 +64,7 @@ WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues
                          "concurrency": {"type": "integer"},
                          "state": {"type": "string",
                                    "enum": ["online", "busy", "gone", "stopped"]},
-                         "started_at": NULLABLE_NUMBER, "heartbeat_at": NULLABLE_NUMBER,
+                         "started_at": NULLABLE_STRING, "heartbeat_at": NULLABLE_STRING,
                          "heartbeat_age": NULLABLE_NUMBER, "done": {"type": "integer"},
                          "failed": {"type": "integer"},
                          "current": {"type": "array", "items": {"type": "object"}}}}
@@ -98,7 +102,10 @@ def task_body(settings: Settings) -> dict[str, Any]:
                 "priority": {"type": "string", "enum": list(settings.priorities)},
                 "parameters": {"type": "object", "description": "the type's parameters "
                                "(see the README); checked at submit"},
-                "delay": {"type": "number", "minimum": 0, "maximum": MAX_DELAY}}}
+                "delay": {"type": "number", "minimum": 0, "maximum": MAX_DELAY},
+                "key": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+                        "description": "idempotency key: a repeat within the type's "
+                        "key_window answers with the first task (200) and queues nothing"}}}
 
 
 def _task_id() -> dict[str, Any]:
@@ -112,11 +119,13 @@ def paths(settings: Settings) -> dict[str, Any]:
                                       "maxItems": MAX_BATCH}}}
     batch_reply = {"type": "object", "required": ["count", "tasks"], "properties": {
         "count": {"type": "integer"}, "tasks": {"type": "array", "items": TASK}}}
-    submit_errors = _errors(400, 401, 413, 415, 503)
+    submit_errors = _errors(400, 401, 409, 413, 415, 503)
     return _merged(_ops_paths(settings), {
         "/api/tasks": {"post": {
             "summary": "Submit a task", "operationId": "submitTask", "requestBody": _body(body),
-            "responses": {**_ok(202, "Queued (or scheduled)", TASK), **submit_errors}}},
+            "responses": {**_ok(202, "Queued (or scheduled)", TASK),
+                          **_ok(200, "Its key named an earlier task: that task, nothing "
+                                "queued", TASK), **submit_errors}}},
         "/api/tasks/batch": {"post": {
             "summary": "Submit many tasks; all are validated before any is queued",
             "operationId": "submitBatch", "requestBody": _body(batch),

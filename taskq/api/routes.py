@@ -35,6 +35,8 @@ def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     record = intake.one(rt.settings, json_body())
     reply = _reply([record])[0]
     submit_all(rt, [record])  # what submit.submit() does, without preparing the record again
+    if record.deduplicated:  # its key named an earlier task: that one is the answer
+        return task_json(record), 200, {"Location": f"/api/tasks/{record.id}"}
     return reply, 202, {"Location": f"/api/tasks/{record.id}"}
 
 
@@ -44,6 +46,8 @@ def submit_batch() -> tuple[dict[str, Any], int]:
     records = intake.batch(rt.settings, json_body())
     tasks = _reply(records)
     submit_all(rt, records)
+    tasks = [task_json(r) if r.deduplicated else shown for r, shown in zip(records, tasks,
+                                                                            strict=True)]
     return {"count": len(records), "tasks": tasks}, 202
 
 

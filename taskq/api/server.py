@@ -80,3 +80,6 @@ def serve(runtime: Runtime, host: str | None = None, port: int | None = None) ->
     logging.getLogger("taskq.api").info("taskq api listening on http://%s:%s", host, port)
     sys.stderr.flush()
     server.run()
+    # waitress returns from run() only once interrupted (it catches Ctrl-C itself): an
+    # interrupted command ends as one (exit 130).
+    raise KeyboardInterrupt

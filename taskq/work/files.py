@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -84,7 +85,9 @@ def _gzip(ctx: WorkContext, path: Path, filename: str) -> dict[str, Any]:
         raise PermanentError(f"output for {filename} escapes the files root")
     digest = hashlib.sha256()
     size_in = 0
-    with atomic_write(target) as out, path.open("rb") as stream:
+    # The copy keeps the input's permission bits (less the umask's), as `gzip` does.
+    mode = stat.S_IMODE(path.stat().st_mode)
+    with atomic_write(target, mode) as out, path.open("rb") as stream:
         with gzip.GzipFile(filename=path.name, mode="wb", fileobj=out,
                            mtime=int(path.stat().st_mtime)) as packed:
             for chunk in _chunks(ctx, stream, path.stat().st_size):

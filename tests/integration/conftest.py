@@ -42,7 +42,8 @@ AMQP_URL = os.environ.get("TASKQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5
 TEST_TYPES: dict[str, Any] = {
     "spin": {"function": "jobs:spin", "parameters": {"ms": {"kind": "number",
                                                           "required": True}},
-             "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False}},
+             "retry": {"max_retries": 0, "backoff": 0.1, "backoff_max": 1, "jitter": False},
+             "key_window": 2},  # idempotency keys hold 2 s (tests of the window)
     "flaky": {"function": "jobs:flaky",
               "parameters": {"marker_dir": {"kind": "string", "required": True},
                              "failures": {"kind": "integer", "default": 2}},

@@ -15,7 +15,7 @@ from redis_server import RedisServer
 from relay import Relay
 from smtp_server import free_port
 
-from taskq import publish
+from taskq import metrics, publish
 from taskq.errors import BrokerUnavailable, NotQueued
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
@@ -65,9 +65,10 @@ def own_broker(deployment) -> Iterator[OwnBroker]:
     the embedded broker (its own), a redis-server of its own on Redis, and a relay of its
     own in front of the shared RabbitMQ."""
     if deployment.broker == "embedded":
-        # Stopped by `taskq down`, started again by the next command that needs it.
+        # Stopped by `taskq down`, started again as the next command that needs it does
+        # (read commands do not start it).
         yield OwnBroker(partial(_cli_ok, deployment, "down"),
-                        partial(_cli_ok, deployment, "queues"))
+                        deployment.runtime.embedded.ensure_running)
     elif deployment.broker == "redis":
         with RedisServer() as server:
             deployment.env["TASKQ_BROKER_URL"] = server.url()
@@ -210,15 +211,18 @@ def _wait_state(deployment, task_id, state, timeout=30.0):
 
 
 @pytest.mark.brokers("rabbitmq", "redis")
-def test_a_broker_failing_mid_bulk_keeps_the_batches_it_took_and_removes_the_rest(deployment):
+def test_a_broker_failing_mid_bulk_runs_exactly_the_tasks_it_said_were_queued(deployment,
+                                                                             tmp_path):
     # (On the embedded broker a batch's records and messages go in one transaction on one
     # server: there is no partial batch to look for.)
     with own_broker(deployment) as broker:
-        # Given 25 tasks sent by the bulk path in batches of 10, and a broker that fails once
-        # the first batch is reported sent (on RabbitMQ: confirmed by the broker)
+        # Given 25 tasks that each leave a marker file when they run, sent by the bulk path in
+        # batches of 10, and a broker that fails once the first batch is reported sent (on
+        # RabbitMQ: confirmed; the second batch may be on the wire then, taken or not)
         runtime = deployment.runtime
-        tasks = [prepare(runtime.settings, SubmitRequest(type="data", params={"data": [n]}))
-                 for n in range(25)]
+        tasks = [prepare(runtime.settings, SubmitRequest(
+            type="marked", params={"marker_dir": str(tmp_path / str(n)), "ms": 0}))
+            for n in range(25)]
         sent: list[int] = []
 
         def first_batch_then_fail(count: int) -> None:
@@ -230,18 +234,65 @@ def test_a_broker_failing_mid_bulk_keeps_the_batches_it_took_and_removes_the_res
             publish.send_all(runtime, tasks, batch_size=10, progress=first_batch_then_fail)
         broker.up()
         # Then the error names the broker and says how many tasks were queued: at least the
-        # batch reported sent, and not all of them
+        # batches reported sent (on RabbitMQ the next one's confirms may have come in before
+        # the cut), and not all of them
         error = failed.value
         assert error.message.startswith("broker unreachable at ")
-        assert sent == [10] and 10 <= error.queued < 25
+        assert sent[0] == 10 and sum(sent) <= error.queued < 25
         assert f"{error.queued} of 25 tasks queued" in error.message
-        # And exactly those keep their records, QUEUED, and their messages are queued once;
-        # the rest left no record
+        # And exactly those keep their records, QUEUED; the rest left no record
         store = runtime.store
         kept = tasks[:error.queued]
         assert [store.get(task.id).state for task in kept] == ["QUEUED"] * len(kept)
         assert sorted(error.unqueued) == sorted(task.id for task in tasks[error.queued:])
         assert not any(store.client.exists(store.key(task_id)) for task_id in error.unqueued)
         assert store.client.zcard(store.index_key) == len(kept)
-        depths = deployment.cli_json("queues", "--type", "data", "--priority", "normal")
-        assert [queue["depth"] for queue in depths] == [len(kept)]
+        # (what the broker holds: those, and any message it took without confirming it)
+        taken = _depth(deployment)
+        assert len(kept) <= taken <= 25
+        # When a worker serves the queue until it is empty, and stops
+        deployment.start_worker()
+        assert [deployment.wait(task.id).state for task in kept] == ["SUCCESS"] * len(kept)
+        _wait_until(lambda: _depth(deployment) == 0, deployment.worker_logs)
+        deployment.stop_workers()
+        # Then the tasks said to be queued ran, and only those: a message the broker took
+        # without confirming it was dropped by the worker (it has no record), not run
+        ran = sorted(n for n in range(25) if (tmp_path / str(n)).exists())
+        assert ran == list(range(error.queued)), deployment.worker_logs()
+        logs = "".join(log.read_text() for log in (deployment.home / "logs").glob("test-worker-*"))
+        assert logs.count("it has no record") == taken - len(kept)
+        assert not any(store.client.exists(store.key(task_id)) for task_id in error.unqueued)
+
+
+def _depth(deployment) -> int:
+    return sum(queue["depth"] for queue in deployment.cli_json(
+        "queues", "--type", "marked", "--priority", "normal"))
+
+
+def _wait_until(condition: Callable[[], bool], explain: Callable[[], str],
+                timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, explain()
+        time.sleep(0.05)  # polling for the queue to drain
+
+
+@pytest.mark.brokers
+def test_a_worker_drops_a_message_whose_record_a_failed_submit_removed(deployment, tmp_path):
+    # Given two queued tasks that leave a marker file when they run, and the record of the
+    # first removed as a failed submit removes it (the broker took the message, unconfirmed)
+    gone = deployment.submit("marked", marker_dir=str(tmp_path / "gone"), ms=0)
+    kept = deployment.submit("marked", marker_dir=str(tmp_path / "kept"), ms=0)
+    assert publish.publisher(deployment.runtime).forget([gone]) == [gone]
+    # When a worker serves their queue
+    deployment.start_worker()
+    # Then the second runs, the first is dropped without running and leaves no record
+    assert deployment.wait(kept.id).state == "SUCCESS"
+    _wait_until(lambda: _depth(deployment) == 0, deployment.worker_logs)
+    deployment.stop_workers()
+    assert (tmp_path / "kept").exists() and not (tmp_path / "gone").exists()
+    assert f"dropped task {gone.id}: it has no record" in deployment.worker_logs()
+    assert deployment.cli("status", gone.id).returncode == 4
+    # And the drop is counted in the metrics
+    scraped = metrics.render(metrics.registry_for(deployment.runtime)).decode()
+    assert "\ntaskq_dropped_messages_total 1.0\n" in scraped

@@ -72,7 +72,8 @@ def test_a_bulk_message_is_exactly_what_send_task_publishes(deployment):
     runtime = deployment.runtime
     record = prepare(runtime.settings, SubmitRequest(type="data", params={"data": [1, 2]}))
     runtime.celery.send_task(topology.task_name(record.type), kwargs=record.params,
-                             task_id=record.id, queue=record.queue, routing_key=record.queue)
+                             task_id=record.id, queue=record.queue, routing_key=record.queue,
+                             taskq_raw=True)
     sent = json.loads(runtime.store.client.rpop(record.queue))
     # When the bulk path builds the same task's message, whole and from the queue's encoder
     template = publish.publisher(runtime).template(record)

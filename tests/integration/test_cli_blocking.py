@@ -148,16 +148,9 @@ def _keep_one_worker_profile(deployment) -> None:
 @pytest.mark.parametrize("start", [
     pytest.param(_blocking_submit, id="submit --wait"),
     pytest.param(_blocking_status, id="status --wait"),
-    pytest.param(_blocking_worker, id="worker", marks=pytest.mark.xfail(
-        strict=True, reason="Celery ends a worker stopped by SIGINT with exit code 1, "
-        "which worker.run reports as 'error: worker worker stopped with exit code 1' and "
-        "exit 1")),
-    pytest.param(_blocking_up, id="up", marks=pytest.mark.xfail(
-        strict=True, reason="stack.run_foreground handles Ctrl-C as its normal stop and "
-        "exits 0")),
-    pytest.param(_blocking_api, id="api", marks=pytest.mark.xfail(
-        strict=True, reason="waitress's server.run() catches KeyboardInterrupt and returns, "
-        "so api.server.serve returns normally and taskq api exits 0")),
+    pytest.param(_blocking_worker, id="worker"),
+    pytest.param(_blocking_up, id="up"),
+    pytest.param(_blocking_api, id="api"),
 ])
 def test_ctrl_c_ends_a_blocking_command_with_exit_130(deployment, start):
     # Given a command blocked in the foreground: waiting, serving or running a stack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -72,6 +73,8 @@ def test_flower_reads_back_a_task_a_worker_ran(deployment):
     finally:
         proc.terminate()
         proc.wait(15)
+    # And it said where it served
+    assert f"taskq flower listening on {url}\n" in Path(log).read_text()
 
 
 def test_flower_refuses_an_open_address_without_basic_auth(deployment):

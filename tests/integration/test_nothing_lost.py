@@ -123,27 +123,6 @@ def test_a_task_delayed_longer_than_the_lease_runs_exactly_once(deployment):
 
 
 
-@pytest.mark.brokers
-def test_a_message_whose_record_is_missing_is_dropped_and_counted_not_run(deployment, tmp_path):
-    # Given a task queued whose record is gone (expired, or a publish its submitter saw fail),
-    # and a normal task queued behind it
-    orphan = deployment.submit("marked", marker_dir=str(tmp_path / "orphan"))
-    deployment.runtime.store.delete(orphan.id)
-    normal = deployment.submit("marked", marker_dir=str(tmp_path / "normal"))
-    # When a worker takes them, in that order
-    deployment.start_worker("--concurrency", "1", "--type", "marked")
-    assert deployment.wait(normal.id, timeout=30).state == "SUCCESS"
-    # Then the one without a record did not run: it was dropped, counted and logged
-    assert not (tmp_path / "orphan").exists()
-    store = deployment.runtime.store
-    assert store.client.hget(store.stats_key, "dropped") == b"1"
-    assert f"dropped task {orphan.id}: it has no record" in deployment.worker_logs()
-    # And its message is gone from the broker (acknowledged), so it is not taken again
-    from taskq.queues import queue_stats
-
-    assert all(q.depth == 0 for q in queue_stats(deployment.runtime))
-
-
 @pytest.mark.brokers("redis")
 def test_a_task_running_across_a_reconnect_runs_once(deployment, tmp_path):
     # Given worker A, whose connection to the Redis broker goes through a relay, running a task

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 
 import pytest
@@ -60,7 +64,7 @@ def test_dlq_retry_all_by_type_and_purge_report_counts(deployment, tmp_path):
     queued = deployment.cli_json("list", "--state", "QUEUED", "--type", "crash")
     assert {r["retry_of"] for r in queued} == {t.id for t in crashes}
     # When the dead letters are purged, Then the count is reported and the record is gone
-    assert deployment.cli_json("dlq", "purge") == {"purged": 1}
+    assert deployment.cli_json("dlq", "purge", "--yes") == {"purged": 1}
     assert deployment.cli_json("dlq", "list") == []
     assert deployment.cli("status", flaky.id).returncode == 4
     # And `dlq retry` without --all is refused
@@ -78,6 +82,41 @@ def _dead_letter(deployment, **params):
     runtime.store.update(record.id, records.FAILURE, final=True, error="boom",
                          finished_at=time.time())
     return record
+
+
+def test_dlq_purge_without_yes_is_refused_when_piped_and_asks_on_a_terminal(deployment):
+    # Given a dead letter
+    letter = _dead_letter(deployment)
+    # When it is purged without --yes from a script (stdin not a terminal)
+    piped = deployment.cli("dlq", "purge", stdin="y\n")
+    # Then it is refused with exit 2, saying to pass --yes, and the letter stays
+    assert piped.returncode == 2
+    assert "pass --yes" in piped.stderr
+    # When it is purged on a terminal and the answer is no, Then nothing is deleted
+    assert _purge_on_a_terminal(deployment, "n") == (0, "nothing purged")
+    assert [r["id"] for r in deployment.cli_json("dlq", "list")] == [letter.id]
+    # And when the answer is yes, Then the letter is deleted
+    assert _purge_on_a_terminal(deployment, "y") == (0, "purged 1 dead letters")
+    assert deployment.cli_json("dlq", "list") == []
+
+
+def _purge_on_a_terminal(deployment, answer: str) -> tuple[int, str]:
+    """`taskq dlq purge` with a pseudo-terminal as stdin, answering `answer`; its exit code
+    and what it wrote after the question (the answer is echoed on the terminal, not here)."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "taskq", "dlq", "purge"],
+                                stdin=terminal, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=deployment.env, text=True,
+                                cwd=deployment.home)
+        os.write(controller, f"{answer}\n".encode())
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    asked, _, said = err.partition("Delete every dead letter of every type? [y/N]:")
+    assert asked == "", err
+    return proc.returncode, said.strip()
 
 
 def test_dlq_retry_all_skips_a_letter_whose_parameters_no_longer_pass_and_keeps_it(deployment):

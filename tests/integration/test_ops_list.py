@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -71,3 +73,33 @@ def test_expired_records_leave_the_list_and_retention_trims_the_indexes(deployme
     assert retention.trim(store, deployment.runtime.settings, now=later) == 2  # global + cell
     assert store.client.zcard(store.index_key) == 0
     assert store.client.zcard(cell) == 0
+
+
+def test_piped_list_is_plain_text_that_grep_and_cut_can_take_apart(deployment):
+    # Given a queued task and a cancelled one (no worker running)
+    queued = deployment.submit("data", data=[1])
+    cancelled = deployment.submit("spin", ms=1)
+    assert deployment.cli("cancel", cancelled.id).returncode == 0
+    # When the list is piped through grep and cut, as in a shell script
+    script = f"{sys.executable} -m taskq list | grep REVOKED | cut -d' ' -f1"
+    piped = subprocess.run(script, shell=True, capture_output=True, text=True,
+                           env=deployment.env, cwd=deployment.home, timeout=60)
+    # Then the cancelled task's whole id comes out, alone
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == f"{cancelled.id}\n"
+    # And the list itself has a header, one plain line a task, no colour and nothing cut
+    listed = deployment.cli("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:4] == ["id", "state", "type", "age"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [cancelled.id, "REVOKED", "spin"], [queued.id, "QUEUED", "data_processing"]]
+    assert "\x1b" not in listed.stdout and "…" not in listed.stdout
+
+
+def test_an_empty_list_says_so_on_stderr_and_prints_nothing(deployment):
+    deployment.submit("data", data=[1])
+    result = deployment.cli("list", "--state", "FAILURE")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == "no tasks match\n"

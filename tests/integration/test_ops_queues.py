@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 pytestmark = pytest.mark.integration
+
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def _depths(deployment, want, field="depth", timeout=10.0):
@@ -35,6 +38,9 @@ def test_queues_show_depth_by_priority_oldest_waiting_and_consumers(deployment):
     assert sum(r["depth"] for r in rows.values()) == 3
     assert rows["spin.high"]["oldest_waiting_age"] >= 0
     assert rows["spin.normal"]["oldest_waiting_age"] is None
+    # (its time in ISO 8601, UTC, as every --json output shows times)
+    assert ISO_TIME.match(rows["spin.high"]["oldest_waiting_at"])
+    assert rows["spin.normal"]["oldest_waiting_at"] is None
     # And, highest priority first, every (type, priority) is listed
     assert [r["priority"] for r in deployment.cli_json("queues")][0] == "high"
     settings = deployment.runtime.settings

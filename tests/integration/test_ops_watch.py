@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import pty
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections import Counter
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from relay import Relay
 from rich.console import Console
 
 from taskq import watch
@@ -82,8 +87,7 @@ def test_drawing_many_frames_keeps_no_history(deployment):
     assert alive["Snapshot"] <= 1
     assert alive["TaskRecord"] <= watch.LATEST + watch.RETRYING
     assert alive["QueueInfo"] <= len(deployment.runtime.settings.task_types) * 3
-    # And what it keeps between frames (rate samples, shown states) stays within bounds
-    assert len(collector._samples) == watch.RATE_WINDOW
+    # And what it keeps between frames (the shown states) stays within bounds
     assert len(collector._states) <= watch.LATEST
     collector.close()
 
@@ -115,6 +119,91 @@ def test_in_a_terminal_the_view_redraws_in_place_until_ctrl_c(deployment):
             os.close(main)
     # And Ctrl-C ends it with the documented exit code
     assert code == 130
+
+
+def test_watch_once_rates_are_the_tasks_finished_in_the_last_ten_seconds(deployment):
+    # Given a worker that has just finished two tasks and failed one
+    deployment.start_worker("--type", "spin,crash", "--concurrency", "1")
+    for task in (deployment.submit("spin", ms=1), deployment.submit("spin", ms=1),
+                 deployment.submit("crash")):
+        deployment.wait(task.id)
+    # When one snapshot is taken (a single read, no earlier frame to compare with)
+    result = deployment.cli("watch", "--once")
+    # Then its rates count them over the last 10 s
+    assert result.returncode == 0, result.stderr
+    assert "done 0.2/s  failed 0.1/s" in result.stdout
+
+
+@pytest.mark.brokers("redis")
+@pytest.mark.parametrize("outage", ["down", "hung"])
+def test_watch_once_with_the_backend_down_or_hung_exits_7_and_shows_no_figures(deployment,
+                                                                               outage):
+    # Given a deployment reaching its Redis through a relay that is then cut (down) or
+    # black-holed (connections accepted, nothing answered: hung)
+    url = urlsplit(deployment.env["TASKQ_RESULT_BACKEND"])
+    with Relay((url.hostname or "127.0.0.1", url.port or 6379)) as relay:
+        relayed = urlunsplit(url._replace(netloc=f"{url.username or ''}:"
+                                                 f"{url.password or ''}@{relay.address}"))
+        deployment.env.update(TASKQ_BROKER_URL=relayed, TASKQ_RESULT_BACKEND=relayed)
+        relay.cut() if outage == "down" else relay.black_hole()
+        # When `taskq watch --once` runs
+        started = time.monotonic()
+        result = deployment.cli("watch", "--once", timeout=30)
+        took = time.monotonic() - started
+    # Then it exits 7 within a few call timeouts, with one line on stderr and no figures
+    assert result.returncode == 7, (result.stdout, result.stderr)
+    assert took < 15
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert "unreachable" in result.stderr
+
+
+def test_watch_interval_is_refused_above_ten_seconds(deployment):
+    result = deployment.cli("watch", "--interval", "10.5")
+    assert result.returncode == 2
+    assert "between 0.05 and 10 seconds" in result.stderr
+
+
+def test_in_an_80x24_terminal_every_section_shows_and_ctrl_c_ends_a_long_interval(deployment):
+    # Given more waiting tasks, in more queues, than 24 lines hold
+    for n in range(15):
+        deployment.submit("data", ("high", "normal", "low")[n % 3], data=[n])
+    # When `taskq watch --interval 10` runs in a real 80x24 pseudo-terminal (no COLUMNS or
+    # LINES to go by)
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {k: v for k, v in deployment.env.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "taskq", "watch", "--interval", "10"],
+                            stdin=child, stdout=child, stderr=child, env=env,
+                            cwd=deployment.home, start_new_session=True)
+    os.close(child)
+    try:
+        output = _read_until(main, b"ctrl-c quit", timeout=20)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            code = proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            os.close(main)
+    # Then every section and the footer are on the screen, and no line is wider than it
+    for title in (b"Queues", b"Workers", b"Retrying", b"Latest tasks", b"ctrl-c quit"):
+        assert title in output, output[-3000:]
+    shown = _visible_lines(output)
+    assert shown and max(len(line) for line in shown) <= 80
+    # And Ctrl-C ends it at once, in the middle of a 10 s pause
+    assert code == 130
+
+
+def _visible_lines(output: bytes) -> list[str]:
+    """The text lines drawn, without escape sequences (a cursor move starts a new line)."""
+    import re
+
+    moved = re.sub(rb"\x1b\[[0-9;]*[HfABCDEFG]", b"\n", output)
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", moved).decode(errors="replace")
+    return [line for line in text.replace("\r", "").split("\n") if line.strip()]
 
 
 def _text(snap: watch.Snapshot) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -11,6 +12,8 @@ import pytest
 from taskq.heartbeat import INTERVAL
 
 pytestmark = pytest.mark.integration
+
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def _worker(deployment, pid):
@@ -35,6 +38,9 @@ def test_worker_shows_busy_with_its_task_then_gone_within_two_heartbeats_of_sigk
     assert row["state"] == "busy"
     assert [t["id"] for t in row["current"]] == [long.id]
     assert row["current"][0]["running_for"] >= 0
+    # (its times in ISO 8601, UTC, as every --json output shows times)
+    assert all(ISO_TIME.match(t) for t in (row["started_at"], row["heartbeat_at"],
+                                           row["current"][0]["started_at"]))
     assert (row["profile"], row["concurrency"], row["done"], row["failed"]) == (
         "priority", 1, 1, 1)
     settings = deployment.runtime.settings
@@ -49,7 +55,12 @@ def test_worker_shows_busy_with_its_task_then_gone_within_two_heartbeats_of_sigk
     while _worker(deployment, proc.pid)["state"] != "gone":
         assert time.monotonic() - killed_at < 2 * INTERVAL + 3, "not gone in time"
         time.sleep(0.2)  # polling
-    # And a human table says so
+    # And piped, the table is plain aligned text: a header, then a line a worker, nothing cut
     table = deployment.cli("workers")
     assert table.returncode == 0
-    assert "gone" in table.stdout
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["worker", "state", "current", "task", "done", "failed",
+                                "queues", "heartbeat", "profile", "conc", "host"]
+    row = next(line for line in lines if f".{proc.pid}" in line)
+    assert row.split()[1] == "gone"
+    assert "\x1b" not in table.stdout and "…" not in table.stdout and "─" not in table.stdout

@@ -114,13 +114,14 @@ def test_a_task_waiting_to_retry_is_in_retry_with_its_next_attempt_time_from_the
     assert record.started_at >= waiting[2][0].next_attempt_at - 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="the start of the next attempt passes "
-                   "next_attempt_at=None, but records.to_hash drops None values, so the "
-                   "field keeps the time of the retry that has run")
-def test_once_the_retry_has_run_next_attempt_at_is_cleared(deployment, tmp_path):
+def test_once_a_retry_has_succeeded_next_attempt_at_and_the_error_are_cleared(deployment,
+                                                                           tmp_path):
+    # Given a task that fails once, then succeeds
     deployment.start_worker("--type", "flaky")
     task = deployment.submit("flaky", marker_dir=str(tmp_path / "runs"), failures=1)
+    # When it is done
     done = deployment.wait(task.id, timeout=30)
+    # Then it took two attempts, and no next attempt is announced
     assert (done.state, done.attempts) == ("SUCCESS", 2)
     assert done.next_attempt_at is None
 
@@ -140,10 +141,13 @@ def test_a_stale_copy_of_a_failed_attempt_is_dropped_not_run_again(deployment, t
     # after its ack was lost would be)
     deployment.runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue)
+        queue=record.queue, routing_key=record.queue, taskq_raw=True)
     # Then the retry runs and succeeds as attempt 2, and the copy never ran: two runs in all
     done = deployment.wait(record.id, timeout=30)
     assert (done.state, done.attempts) == ("SUCCESS", 2), deployment.worker_logs()
     assert len(list(runs.iterdir())) == 2, deployment.worker_logs()
     assert store.client.hget(store.key(record.id), "superseded") == b"1"
     assert f"dropped task {record.id}: attempt 1 is superseded" in deployment.worker_logs()
+    # And the error of the failed attempt stays in its history, not on the successful task
+    assert (done.error, done.exc_type) == (None, None)
+    assert [entry["attempt"] for entry in done.attempt_errors] == [1]

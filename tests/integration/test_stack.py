@@ -23,6 +23,10 @@ def test_demo_runs_every_type_at_every_priority_and_stops_cleanly(deployment):
     assert not deployment.runtime.embedded.is_running()
     # email without SMTP configured lands in the outbox
     assert len(list((deployment.home / "outbox").glob("*.eml"))) == 3
+    # piped, the table is printed once, whole lines, one row a task, every one SUCCESS
+    assert result.stdout.endswith("\n")
+    rows = [line for line in result.stdout.splitlines() if "SUCCESS" in line]
+    assert len(rows) == 9 and result.stdout.count("taskq demo: every type") == 1
 
 
 def test_up_serves_tasks_and_ctrl_c_stops_workers_and_broker(deployment):

@@ -93,3 +93,23 @@ def test_a_wrong_password_is_reported_by_status_as_the_store_reports_it(deployme
     assert f"result backend unreachable at redis://:***@127.0.0.1:{server.port}/0" \
         in result.stderr
     assert "wrong" not in result.stderr
+
+
+def test_piped_status_shows_a_failure_and_its_traceback_whole_and_unpadded(deployment):
+    # Given a task that failed with a traceback
+    deployment.start_worker("--type", "crash")
+    failed = deployment.wait(deployment.submit("crash", code=7).id, timeout=30)
+    assert failed.state == "FAILURE"
+    # When `taskq status` is piped
+    result = deployment.cli("status", failed.id)
+    # Then every field is a plain line, the traceback whole and indented under its name,
+    # and no line is padded out to a terminal's width
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"id         {failed.id}" in lines
+    assert "error      ValueError: bad input 7" in lines
+    assert "traceback  Traceback (most recent call last):" in lines
+    shown = "\n".join(line[len("traceback  "):] for line in
+                      lines[lines.index("traceback  Traceback (most recent call last):"):])
+    assert shown == failed.traceback.rstrip()
+    assert all(line == line.rstrip() for line in lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from taskq import recovery
+from taskq.worker import ROOT_ADVICE
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +112,12 @@ def _nothing_left(deployment) -> bool:
         channel = connection.default_channel
         held = channel.client.hgetall(channel.unacked_key)
     return not [raw for raw in held.values() if recovery._routing_key(raw).startswith(prefix)]
+def test_a_worker_run_as_root_gives_taskq_s_advice_not_celery_s_uid_warning(deployment):
+    # Given a worker started (these tests run as root on CI's machine)
+    deployment.start_worker("--type", "data")
+    deployment.stop_workers()
+    log = deployment.worker_logs()
+    # Then, as root, the log has taskq's one line of advice and not Celery's warning,
+    # which names a --uid option taskq worker does not have; otherwise neither
+    assert (ROOT_ADVICE in log) == (os.geteuid() == 0), log
+    assert "--uid" not in log and "superuser" not in log

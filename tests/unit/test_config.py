@@ -257,3 +257,27 @@ def test_config_check_imports_each_task_types_function(tmp_path):
 
 def test_config_check_passes_the_shipped_functions(tmp_path):
     config.check_functions(load_with(tmp_path, {}))
+
+
+def test_task_types_aliases_and_priorities_are_named_in_any_case(tmp_path):
+    # Given the shipped config
+    settings = load_with(tmp_path, {})
+    # Then a type, an alias and a priority are found however they are typed
+    assert settings.resolve_type("EMAIL").name == "email_sending"
+    assert settings.resolve_type("Data_Processing").name == "data_processing"
+    assert settings.resolve_priority("HIGH") == "high"
+    # And a name that is not there in any case is still unknown
+    with pytest.raises(KeyError):
+        settings.resolve_type("mail")
+    with pytest.raises(KeyError):
+        settings.resolve_priority("urgent")
+
+
+
+def test_a_key_window_is_a_day_by_default_and_bounded_to_a_month(tmp_path):
+    assert load_with(tmp_path, {}).task_types["email_sending"].key_window == 86400
+    assert load_with(tmp_path, {"task_types": {"email_sending": {"key_window": 60}}}
+                     ).task_types["email_sending"].key_window == 60
+    for bad in (0, 30 * 86400 + 1, "a day"):
+        problems = problems_of(tmp_path, {"task_types": {"email_sending": {"key_window": bad}}})
+        assert any(p.startswith("task_types.email_sending.key_window") for p in problems), bad

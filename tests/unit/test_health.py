@@ -94,10 +94,6 @@ def test_a_hung_server_is_reported_down_within_the_bound(tmp_path, server, broke
         assert took <= bound + SLACK, f"{check.name} took {took:.1f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="the Redis broker's check waits for a connection as "
-                   "long as for a reply (5 s): health.check_broker sets the transport's "
-                   "socket_timeout but not socket_connect_timeout, and redis-py then uses "
-                   "socket_timeout for both")
 def test_a_redis_broker_that_never_takes_the_connection_is_down_within_3_s(tmp_path):
     with unanswered_port() as port:
         runtime = _runtime(tmp_path, f"redis://127.0.0.1:{port}/0", "redis://127.0.0.1:1/1")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,23 @@ def test_gzip_replaces_an_earlier_output(root: Path) -> None:
     (root / "out" / "f.gz").write_bytes(b"old")
     process(context(root), filename="f", operation="gzip")
     assert gzip.decompress((root / "out" / "f.gz").read_bytes()) == b"new"
+
+
+@pytest.mark.parametrize(("given", "umask", "kept"), [
+    (0o644, 0o022, 0o644), (0o640, 0o022, 0o640), (0o666, 0o022, 0o644), (0o600, 0o000, 0o600)])
+def test_gzip_keeps_the_input_s_mode_less_the_umask(root: Path, given: int, umask: int,
+                                                     kept: int) -> None:
+    # Given an input file with mode `given`, and a process umask
+    (root / "f").write_bytes(b"data")
+    (root / "f").chmod(given)
+    before = os.umask(umask)
+    try:
+        # When it is gzipped
+        process(context(root), filename="f", operation="gzip")
+    finally:
+        os.umask(before)
+    # Then the copy has the input's mode less what the umask forbids
+    assert stat.S_IMODE((root / "out" / "f.gz").stat().st_mode) == kept
 
 
 def test_a_symlink_out_of_the_root_is_refused(root: Path) -> None:
