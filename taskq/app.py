@@ -41,6 +41,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A delayed task falling due goes back to its queue, so the fetch keeps priority
+        # strict; a worker holds at most HOLD_AHEAD delayed or rate-limited messages.
+        "worker_consumer": "taskq.holding:HoldingConsumer",
         "broker_transport_options": {
             "queue_order_strategy": "priority",
             # Redis: above the longest delay plus run, so a delayed or long task is never

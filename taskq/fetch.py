@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import messages, poison_hooks
+from taskq import holding, messages, poison_hooks
 from taskq.amqp_frames import get_frames, method_frames, send
 from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 # The payload is kept verbatim. A message it cannot read (not JSON to cjson, e.g. a lone
 # surrogate; no delivery tag) is poison: it goes to the poison hash instead, under a tag made
 # from its text, for the worker to fail its task (taskq/poison.py).
+# The time recorded is the Redis server's (TIME), as the leases' renewals and scans use, so
+# hosts whose clocks differ never see each other's held messages as expired.
 # KEYS: unacked hash, unacked index, poison hash, queue keys in priority order.
-# ARGV: now, tags to ack... Returns false, or {payload, tag, queue key, 'poison' if it is}.
+# ARGV: tags to ack... Returns false, or {payload, tag, queue key, 'poison' if it is}.
 _POP = """
 local function entry(raw)
   local props = cjson.decode(raw)['properties']
@@ -65,7 +67,7 @@ local function entry(raw)
   return tag, '[' .. raw .. ',' .. cjson.encode(info['exchange']) .. ','
          .. cjson.encode(info['routing_key']) .. ']'
 end
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[1], ARGV[i])
 end
@@ -79,7 +81,8 @@ for i = 4, #KEYS do
       return {raw, tag, KEYS[i], 'poison'}
     end
     redis.call('HSET', KEYS[1], tag, unacked)
-    redis.call('ZADD', KEYS[2], ARGV[1], tag)
+    local now = redis.call('TIME')
+    redis.call('ZADD', KEYS[2], now[1] + now[2] / 1000000, tag)
     return {raw, tag, KEYS[i]}
   end
 end
@@ -117,6 +120,7 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def deliver(self, message: Any) -> None:
         """Hand a message taken from one of our queues to the worker."""
         message.accept = self.accept
+        holding.mark_taken(message)
         _notify_on_settle(message, self)
         if message.errors:
             message._reraise_error(self.on_decode_error)
@@ -167,14 +171,27 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     def _ack_in_memory(self, delivery_tag: Any) -> None:
         """What the transport does at once for an ack held back (nothing on RabbitMQ)."""
 
-    def _held_acks(self) -> list[Any]:
-        tags, self._acks = self._acks or [], None
-        return tags
+    @contextmanager
+    def _held_acks(self) -> Iterator[list[Any]]:
+        """The acks held back, for the next call to carry. They are forgotten only once that
+        call has answered: one that fails (a lost connection) leaves them to the next."""
+        tags = list(self._acks or ())
+        yield tags
+        if self._acks:
+            del self._acks[:len(tags)]
+
+    def take_over_acks(self, previous: PollingConsumer) -> None:
+        """After a reconnect: hold the acks the previous consumer could not send, and those
+        its running tasks will make, in one list with ours (Redis: the same unacked hash)."""
+        if previous._acks is None:
+            previous._acks = []
+        self._acks = previous._acks
 
     def flush_acks(self) -> None:
         """Send the acknowledgements held back, when no look follows to carry them."""
         if self._acks:
-            self._send_acks(self._held_acks())
+            with self._held_acks() as tags:
+                self._send_acks(tags)
 
     def _send_acks(self, tags: list[Any]) -> None:
         raise NotImplementedError
@@ -220,8 +237,9 @@ class AmqpPollingConsumer(PollingConsumer):
         queues = self._in_order()
         ahead = min(self._expect, len(queues) - 1) + 1
         found: tuple[int, Any] | None = None
-        asked = _get_each(channel, [q.name for q in queues[:ahead]],
-                          self._ack_frames(self._held_acks()))
+        with self._held_acks() as tags:
+            asked = _get_each(channel, [q.name for q in queues[:ahead]],
+                              self._ack_frames(tags))
         for index, raw in enumerate(asked):
             if raw is None:
                 continue
@@ -306,12 +324,11 @@ class RedisPollingConsumer(PollingConsumer):
         names = tuple(queue.name for queue in self._in_order())
         if self._keys[0] != names:  # the queues change only by remote control
             self._keys = (names, pop_keys(channel, names, self.poison_key))
-        acks = self._held_acks()
         while True:
-            popped = pop_unacked(channel, self._keys[1], acks)
+            with self._held_acks() as tags:
+                popped = pop_unacked(channel, self._keys[1], tags)
             if popped is None:
                 return None
-            acks = []
             message = self._read(popped)
             if message is not None:
                 return message
@@ -399,7 +416,7 @@ def pop_unacked(channel: Any, keys: list[str], acks: Sequence[str] = ()) -> Popp
     """The first message of the first non-empty queue of `keys` (from pop_keys), taken out of
     it and recorded unacknowledged (or as poison) in one atomic step (after the entries of the
     messages `acks` are removed); None if all are empty."""
-    found = _POP_SCRIPT(keys=keys, args=[time.time(), *acks], client=channel.client)
+    found = _POP_SCRIPT(keys=keys, args=list(acks), client=channel.client)
     if not found:
         return None
     raw, tag, queue = (item if isinstance(item, bytes) else str(item).encode()
@@ -459,7 +476,8 @@ def _polling_kind(channel: Any) -> type[PollingConsumer] | None:
 class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer step driving a PollingConsumer from the worker's event loop."""
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    # After the leases: shut down before them, so the last acks are sent while leases hold.
+    requires = ("celery.worker.consumer.tasks:Tasks", "taskq.recovery:Leases")
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
@@ -468,6 +486,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._maybe_work = True  # False while the queues were empty at the last look
         self._doorbell: Consumer | None = None
         self._standby: Standby | None = None
+        self._consumer: PollingConsumer | None = None  # the last one started
 
     def start(self, c: Any) -> None:
         consumer = c.task_consumer
@@ -475,26 +494,33 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             return
         self._idle = FIRST_IDLE_POLL
         self._maybe_work = True
+        if isinstance(consumer, RedisPollingConsumer) and isinstance(
+                self._consumer, RedisPollingConsumer):
+            consumer.take_over_acks(self._consumer)  # a reconnect: the same unacked hash
+        self._consumer = consumer
         consumer.on_settled = lambda: self._settled(c)
         consumer.on_poison = lambda found: poison_hooks.quarantine(c.app, found, c.hostname)
         self._doorbell = self._listen(c)
+        if self._standby is not None:  # a reconnect: the old channel went with its connection
+            self._standby.close()
+            self._standby = None
         if isinstance(consumer, AmqpPollingConsumer):
             self._standby = Standby(c.connection.channel(), lambda m: self._pushed(c, m))
         self._schedule(c, FIRST_IDLE_POLL)
 
     def stop(self, c: Any) -> None:
+        """Take nothing more. Celery stops the consumer before the pool has finished its
+        running tasks (a warm shutdown), so the standby channel stays open (closing it would
+        requeue a task it delivered, still running) until `shutdown`, after the pool."""
         if self._entry is not None:
             self._entry.cancel()
             self._entry = None
-        consumer = c.task_consumer
-        if isinstance(consumer, PollingConsumer):
-            try:
-                consumer.flush_acks()
-            except Exception:  # noqa: BLE001 - the connection is gone: they are redelivered
-                pass
+        self._flush(c)
         if self._standby is not None:
-            standby, self._standby = self._standby, None
-            standby.close()
+            try:
+                self._standby.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection is gone already
+                pass
         if self._doorbell is not None:
             doorbell, self._doorbell = self._doorbell, None
             try:
@@ -503,6 +529,13 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
                 channel.close()
             except Exception:  # noqa: BLE001 - the connection is gone already
                 pass
+
+    def shutdown(self, c: Any) -> None:
+        """The pool has finished: send the acks of its last tasks, then close."""
+        self.stop(c)
+        if self._standby is not None:
+            standby, self._standby = self._standby, None
+            standby.close()
 
     def _listen(self, c: Any) -> Consumer:
         """Subscribe a queue of this worker's own to the doorbell: a ring wakes the fetcher, so
@@ -515,7 +548,13 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         doorbell.consume()
         return doorbell
 
-    shutdown = stop
+    def _flush(self, c: Any) -> None:
+        consumer = c.task_consumer
+        if isinstance(consumer, PollingConsumer):
+            try:
+                consumer.flush_acks()
+            except Exception:  # noqa: BLE001 - the connection is gone: they are redelivered
+                pass
 
     def _rang(self, c: Any, body: Any) -> None:
         if isinstance(c.task_consumer, PollingConsumer):
@@ -590,5 +629,6 @@ def _handing_over(c: Any) -> bool:
 
 
 def _free_processes(c: Any) -> int:
+    """How many messages the worker may take now (taskq/holding.py)."""
     limit = getattr(c.controller, "max_concurrency", None) or c.pool.num_processes
-    return int(limit) - len(state.reserved_requests)
+    return holding.room(int(limit), len(state.reserved_requests), holding.waiting(c))

@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 from celery import bootsteps
+from celery.worker import state
 
 from taskq import poison, poison_hooks
 from taskq.config import Settings
@@ -46,17 +46,25 @@ def visibility_timeout(settings: Settings, max_delay: float) -> int:
     return int(max_delay + max(limits, default=0) + SPARE)
 
 
-def renew(channel: Any, now: float | None = None) -> int:
-    """Mark every message this channel holds as still held; returns how many it holds."""
+def renew(channel: Any, now: float | None = None, carried: Carried | None = None) -> int:
+    """Mark every message this channel holds (and those `carried` over from channels closed
+    while their tasks ran) as still held; returns how many."""
     try:
         tags = list(channel.qos._delivered)  # kombu's own record of what it holds
     except RuntimeError:  # changed by the event loop while copied: next round
         return 0
+    tags += carried.tags() if carried is not None else []
     if tags:
-        stamp = time.time() if now is None else now
         with channel.conn_or_acquire() as client:
+            stamp = server_time(client) if now is None else now
             client.zadd(channel.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
     return len(tags)
+
+
+def server_time(client: Any) -> float:
+    """The Redis server's clock: every host stamps and reads leases by the same one."""
+    seconds, micros = client.time()
+    return float(seconds) + micros / 1_000_000
 
 
 def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
@@ -66,7 +74,7 @@ def restore_expired(channel: Any, prefix: str, lease: float = LEASE) -> int:
         if not client.set(lock, "1", nx=True, px=int(LEASE * 1000)):
             return 0  # another worker is scanning
         try:
-            return _restore(channel, client, prefix, time.time() - lease)
+            return _restore(channel, client, prefix, server_time(client) - lease)
         finally:
             client.delete(lock)
 
@@ -105,6 +113,49 @@ def settle_parked(channel: Any, key: str, on_poison: Any, seen: set[bytes]) -> s
     return set(parked) - seen
 
 
+class Carried:
+    """Messages of tasks still running when their channel closed (a reconnect). kombu gives
+    back every message a channel holds when it closes, and another worker would run these
+    again while they run here; they stay held instead, renewed with the new channel's, until
+    their task is done (its ack then goes with the new channel's next pop)."""
+
+    def __init__(self) -> None:
+        self._held: dict[Any, Any] = {}  # delivery tag -> the running request
+        self._lock = threading.Lock()
+
+    def keep(self, tag: Any, request: Any) -> None:
+        with self._lock:
+            self._held[tag] = request
+
+    def tags(self) -> list[Any]:
+        """The tags still to renew: those whose task is still running or about to."""
+        try:
+            live = {id(r) for r in (*state.active_requests, *state.reserved_requests)}
+        except RuntimeError:  # changed by the event loop while read: keep all this round
+            live = None
+        with self._lock:
+            if live is not None:
+                self._held = {t: r for t, r in self._held.items() if id(r) in live}
+            return list(self._held)
+
+
+def spare_running_at_close(channel: Any, carried: Carried) -> None:
+    """When `channel` (kombu Redis) closes, give back what it holds except the messages of
+    tasks still running: those go to `carried`."""
+    qos = channel.qos
+    restore = qos.restore_unacked
+
+    def restore_unacked(client: Any = None) -> Any:
+        running = {r.message.delivery_tag: r for r in tuple(state.reserved_requests)
+                   if getattr(r.message, "channel", None) is channel}
+        for tag in [t for t in qos._delivered if t in running]:
+            carried.keep(tag, running[tag])
+            del qos._delivered[tag]
+        return restore(client)
+
+    qos.restore_unacked = restore_unacked
+
+
 class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer step (Redis brokers): renew our leases and restore expired ones, in a thread
     of its own so that a busy event loop cannot let a live worker's leases run out."""
@@ -115,32 +166,42 @@ class Leases(bootsteps.StartStopStep):  # type: ignore[misc]
         super().__init__(parent, **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._carried = Carried()
 
     def start(self, c: Any) -> None:
         if c.connection.transport.driver_type != "redis":
             return
+        self._stop.set()  # a reconnect: the new channel's renewals replace the old one's
         self._stop = threading.Event()
         prefix = c.app.taskq_settings.key_prefix
+        spare_running_at_close(c.task_consumer.channel, self._carried)
 
         def on_poison(found: poison.Poison) -> None:
             poison_hooks.quarantine(c.app, found, c.hostname)
 
         self._thread = threading.Thread(
-            target=self._run, args=(c.task_consumer.channel, prefix, on_poison, self._stop),
+            target=self._run, args=(c.task_consumer.channel, prefix, on_poison, self._stop,
+                                    self._carried),
             daemon=True, name="taskq-leases")
         self._thread.start()
 
     def stop(self, c: Any) -> None:
+        """Nothing: Celery stops the consumer before the pool has finished its running tasks
+        (a warm shutdown), and their leases must hold until then, else another worker
+        restores them and runs them again."""
+
+    def shutdown(self, c: Any) -> None:
+        # After the pool has finished (Celery shuts the consumer down last): the acks are
+        # sent in the same phase, so a lease left behind belongs to no running task.
         self._stop.set()
 
-    shutdown = stop
-
     @staticmethod
-    def _run(channel: Any, prefix: str, on_poison: Any, stop: threading.Event) -> None:
+    def _run(channel: Any, prefix: str, on_poison: Any, stop: threading.Event,
+             carried: Carried) -> None:
         seen: set[bytes] = set()
         while True:
             try:
-                renew(channel)
+                renew(channel, carried=carried)
                 seen = settle_parked(channel, poison.redis_key(prefix), on_poison, seen)
                 restored = restore_expired(channel, prefix)
                 if restored:

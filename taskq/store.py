@@ -42,23 +42,65 @@ FINISHED_KEPT = 60
 # worker was killed and the message redelivered, with Celery's retry count unchanged): its
 # attempts count one more than the record's. (A progress write, or a start written twice
 # through an outage, keeps started_at and counts nothing.)
+# With an attempt error (JSON), it appends it to the record's `attempt_errors` list in the
+# same step, so two writers never lose each other's entries (a read then a write would), and
+# only once (the same entry sent again, by a retried call, is there already).
+# Attempts are fenced: a worker starting attempt n claims it ('claim:n'), refused when the
+# record has moved past it (a later attempt started, or attempt n already failed and waits to
+# retry: a stale copy of its message, restored or redelivered), and counted in the record's
+# `superseded`; its later writes ('hold:n': progress, retry, final) are accepted only while n
+# is the record's current attempt. The claimed number is kept in the record's `fence` field,
+# apart from `attempts` (which a run cut short also counts, as above).
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
+# attempt error to append ('' for none), attempt fence ('claim:n', 'hold:n' or ''),
 # field/value...
-# Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded, previous state}.
+# Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt,
+# previous state}.
 _UPDATE = """
 local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker',
                       'attempts', 'started_at')
 local old = rec[1]
 if not old then return {0, ''} end
 if old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then return {-1, old} end
+local kind, n
+if ARGV[9] ~= '' then
+  kind, n = string.match(ARGV[9], '^(%a+):(%d+)$')
+  n = tonumber(n)
+  -- the attempt last claimed, as workers number it ('fence'; `attempts`, which also counts
+  -- runs cut short, on a record written before fences were kept)
+  local current = tonumber(redis.call('HGET', KEYS[1], 'fence') or '')
+    or tonumber(redis.call('HGET', KEYS[1], 'attempts') or '') or 0
+  local stale
+  if kind == 'claim' then
+    stale = n < current or (n == current and old == 'RETRY')
+  else
+    stale = n ~= current
+  end
+  if stale then
+    if kind == 'claim' then redis.call('HINCRBY', KEYS[1], 'superseded', 1) end
+    return {-4, old}
+  end
+end
 if ARGV[5] ~= '' and not string.find(ARGV[5], ',' .. old .. ',', 1, true) then
   return {-2, old}
 end
 for k = 4, #KEYS do
   if redis.call('ZCOUNT', KEYS[k], ARGV[7], '+inf') > 0 then return {-3, old} end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+if #ARGV >= 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 10)) end
+if kind == 'claim' then redis.call('HSET', KEYS[1], 'fence', n) end
+if ARGV[8] ~= '' then
+  local list = redis.call('HGET', KEYS[1], 'attempt_errors')
+  if list and string.find(list, ARGV[8], 1, true) then
+    -- already there: a retried call whose first reply was lost
+  elseif list and string.match(list, '^%[.*%]$') and not string.match(list, '^%[%s*%]$') then
+    list = string.sub(list, 1, -2) .. ',' .. ARGV[8] .. ']'
+  else
+    list = '[' .. ARGV[8] .. ']'
+  end
+  redis.call('HSET', KEYS[1], 'attempt_errors', list)
+end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
 if old == 'STARTED' and new == 'STARTED' and rec[6]
@@ -295,24 +337,32 @@ class TaskStore:
         return [TaskRecord.from_hash(decoded(d)) if d else None for d in found]
 
     def update(self, task_id: str, state: str, *, final: bool = False, ride_out: bool = False,
+               attempt_error: dict[str, Any] | None = None, fence: str = "",
                **fields: Any) -> bool:
-        """Set `state` and fields unless the record is final; True when it was written."""
-        return self.transition(task_id, state, final=final, ride_out=ride_out, **fields)[0] == 1
+        """Set `state` and fields unless the record is final (appending `attempt_error` to
+        its history, when given; only from the current attempt with `fence`); True when it
+        was written."""
+        return self.transition(task_id, state, final=final, ride_out=ride_out,
+                               attempt_error=attempt_error, fence=fence, **fields)[0] == 1
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
                    only_from: tuple[str, ...] = (), yield_to: Sequence[str] = (),
-                   ride_out: bool = False, **fields: Any) -> tuple[int, str | None]:
+                   ride_out: bool = False, attempt_error: dict[str, Any] | None = None,
+                   fence: str = "", **fields: Any) -> tuple[int, str | None]:
         """Like update(), but only from `only_from` states when given, and not while one of
         the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds;
-        returns (outcome, previous state): 1 written, 0 no record, -1 already final, -2 not
-        from that state, -3 yielded. With `ride_out` (a worker's writes) it retries through a
-        backend outage of up to WRITE_RETRY seconds; a user's command fails at once instead."""
+        `attempt_error` is appended to `attempt_errors` in the same step; `fence` (claim(n)
+        or holding(n)) refuses a stale attempt's write. Returns (outcome, previous state):
+        1 written, 0 no record, -1 already final, -2 not from that state, -3 yielded, -4 a
+        stale attempt. With `ride_out` (a worker's writes) it retries through a backend outage
+        of up to WRITE_RETRY seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
         allowed = "," + ",".join(only_from) + "," if only_from else ""
+        appended = json.dumps(attempt_error) if attempt_error is not None else ""
         args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now,
-                           now - YIELD_WINDOW]
+                           now - YIELD_WINDOW, appended, fence]
         for name, value in values.items():
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]
@@ -341,12 +391,12 @@ class TaskStore:
 
     def record_attempt_error(self, task_id: str, attempt: int, error: str, exc_type: str,
                              next_attempt_at: float | None) -> None:
-        """Append one failed attempt to the record's history and mark it RETRY."""
-        record = self.get(task_id)
-        history = record.attempt_errors + [{"attempt": attempt, "error": error,
-                                            "exc_type": exc_type, "at": time.time()}]
-        self.update(task_id, records.RETRY, attempt_errors=history, error=error,
-                    exc_type=exc_type, next_attempt_at=next_attempt_at)
+        """Append one failed attempt to the record's history and mark it RETRY, in one atomic
+        write (from that attempt only, while current) that rides out a backend outage as the
+        worker's other writes do."""
+        self.update(task_id, records.RETRY, ride_out=True, fence=holding(attempt),
+                    attempt_error=attempt_error(attempt, error, exc_type),
+                    error=error, exc_type=exc_type, next_attempt_at=next_attempt_at)
 
     def wait(self, task_id: str, timeout: float | None) -> TaskRecord:
         """Block until the task is final; WaitTimeout after `timeout` seconds."""
@@ -429,6 +479,21 @@ def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
         return None
     record = TaskRecord.from_hash({str(k): str(v) for k, v in carried.items()})
     return record if record.final else None
+
+
+def claim(attempt: int) -> str:
+    """The fence of the STARTED write of attempt number `attempt`."""
+    return f"claim:{attempt}"
+
+
+def holding(attempt: int) -> str:
+    """The fence of every later write of attempt number `attempt`."""
+    return f"hold:{attempt}"
+
+
+def attempt_error(attempt: int, error: str, exc_type: str) -> dict[str, Any]:
+    """One entry of a record's `attempt_errors`."""
+    return {"attempt": attempt, "error": error, "exc_type": exc_type, "at": time.time()}
 
 
 def record_key(prefix: str, task_id: str) -> str:

@@ -13,6 +13,7 @@ from celery.utils.log import get_task_logger
 from taskq import records, retry, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
+from taskq.store import attempt_error, claim, holding
 from taskq.work import WorkContext
 
 logger = get_task_logger(__name__)
@@ -34,6 +35,7 @@ class TaskqTask(Task):  # type: ignore[misc]
     """Base of every taskq task: keeps the record in step with each attempt."""
 
     abstract = True
+    Request = "taskq.time_limits:TaskqRequest"  # loaded by workers only
     # Not named retry_policy: Celery already uses that name for its publish retries.
     taskq_retry: RetryPolicy = RetryPolicy()
     type_name: str = ""
@@ -43,10 +45,16 @@ class TaskqTask(Task):  # type: ignore[misc]
         return self.app.taskq_runtime.store  # type: ignore[no-any-return]
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        attempt = self.request.retries + 1
         outcome, _ = self.store.transition(
-            task_id, records.STARTED, started_at=time.time(),
-            attempts=self.request.retries + 1, worker=self.request.hostname,
-            next_attempt_at=None, yield_to=self._outranking(), ride_out=True)
+            task_id, records.STARTED, started_at=time.time(), attempts=attempt,
+            worker=self.request.hostname, next_attempt_at=None, fence=claim(attempt),
+            yield_to=self._outranking(), ride_out=True)
+        if outcome == -4:
+            # A stale copy of an attempt the record has moved past (a restored or redelivered
+            # message): running it would run the task twice at once. Counted in the record.
+            logger.warning("dropped task %s: attempt %d is superseded", task_id, attempt)
+            raise Ignore()
         if outcome == -3:
             # A higher task was queued after this one was taken and has not started: it
             # gets the process (the worker fetches it next), this one goes back to its queue.
@@ -89,21 +97,28 @@ class TaskqTask(Task):  # type: ignore[misc]
     # another worker started the task since, but the first final write is the one kept.
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
+                          fence=holding(self.request.retries + 1),
                           finished_at=time.time(), error=None, exc_type=None,
                           worker=self.request.hostname)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        record = self.store.get(task_id)
-        history = record.attempt_errors + [{"attempt": self.request.retries + 1,
-                                            "error": str(exc), "exc_type": type(exc).__name__,
-                                            "at": time.time()}]
-        self.store.update(task_id, records.FAILURE, final=True, ride_out=True,
-                          finished_at=time.time(),
-                          error=str(exc) or type(exc).__name__, exc_type=type(exc).__name__,
-                          traceback=str(einfo.traceback) if einfo else None,
-                          attempt_errors=history, next_attempt_at=None,
-                          worker=self.request.hostname)
+        record_failure(self.store, task_id, self.request.retries + 1, exc,
+                       str(einfo.traceback) if einfo else None, worker=self.request.hostname)
+
+
+def record_failure(store: TaskStore, task_id: str, attempt: int, exc: BaseException,
+                   traceback: str | None, worker: str | None = None) -> None:
+    """Mark the task FAILURE after attempt number `attempt` (by `worker`, when known). One
+    write, the attempt appended to the history in the same step: nothing to read first, so
+    nothing that a backend outage could fail before the write rides it out."""
+    named = {"worker": worker} if worker else {}  # (None would clear the field)
+    store.update(task_id, records.FAILURE, final=True, ride_out=True, fence=holding(attempt),
+                 attempt_error=attempt_error(attempt, str(exc), type(exc).__name__),
+                 finished_at=time.time(), error=str(exc) or type(exc).__name__,
+                 exc_type=type(exc).__name__, traceback=traceback, next_attempt_at=None,
+                 **named)
+
 
 
 def work_context(settings: Settings) -> WorkContext:
@@ -120,7 +135,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
 def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
     def body(self: TaskqTask, **params: Any) -> Any:
-        progress = _progress_reporter(self.store, self.request.id)
+        progress = _progress_reporter(self.store, self.request.id, self.request.retries + 1)
         return work.run(task_type.function, task_type.builtin, params,
                         replace(ctx, progress=progress))
 
@@ -134,14 +149,14 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
     )
 
 
-def _progress_reporter(store: TaskStore, task_id: str) -> Any:
+def _progress_reporter(store: TaskStore, task_id: str, attempt: int) -> Any:
     last = [0.0]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= 0.5 or done >= total:  # at most two writes a second
             last[0] = now
-            store.update(task_id, records.STARTED, ride_out=True,
+            store.update(task_id, records.STARTED, ride_out=True, fence=holding(attempt),
                          progress={"done": done, "total": total})
 
     return report

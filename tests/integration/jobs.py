@@ -34,6 +34,12 @@ def flaky(marker_dir: str, failures: int) -> dict[str, int]:
     return {"runs": runs}
 
 
+def slow_flaky(marker_dir: str, failures: int, ms: float) -> dict[str, int]:
+    """Spin for `ms`, then fail transiently the first `failures` times (as flaky)."""
+    spin(ms)
+    return flaky(marker_dir, failures)
+
+
 def marked(marker_dir: str, ms: float) -> dict[str, int]:
     """Leave a file named after this run and its process in `marker_dir`, then spin for `ms`:
     a side effect that shows the work ran, whatever the record says."""
@@ -59,3 +65,9 @@ def stubborn(ms: float) -> dict[str, float]:
         except Exception:  # noqa: BLE001, S110 - the soft limit's exception, on purpose
             pass
     return {"ms": ms}
+
+
+def stubborn_later(marker_dir: str, ms: float) -> dict[str, float]:
+    """Fail transiently on the first run (as flaky), then run as stubborn."""
+    flaky(marker_dir, 1)
+    return stubborn(ms)

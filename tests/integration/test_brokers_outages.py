@@ -28,6 +28,7 @@ DOWN_FOR = 2.0  # seconds a restarted broker is down
 # Seconds the result backend is down: well within the 10 s (store.WRITE_RETRY) a worker's
 # write rides out, so that the test does not race its end on a loaded machine.
 BACKEND_DOWN_FOR = 6.0
+OUTAGE_AT_A_WRITE = 5.0  # seconds the backend is down around a worker's failure write
 
 
 def _states(deployment, ids):
@@ -157,6 +158,48 @@ def test_a_worker_rides_out_a_result_backend_outage_and_its_final_write_lands(de
         assert worker.poll() is None
         after = deployment.submit("data", data=[1])
         assert deployment.wait(after.id, timeout=30).state == "SUCCESS"
+        deployment.stop_workers()  # before its backend goes
+
+
+def test_a_failure_during_a_result_backend_outage_is_recorded_once_it_is_back(deployment):
+    # Given a worker whose result backend is a redis-server of the test's own, running a task
+    # that its soft time limit will fail in a second
+    with RedisServer() as backend:
+        deployment.env["TASKQ_RESULT_BACKEND"] = backend.url()
+        deployment.start_worker("--concurrency", "1")
+        task = deployment.submit("limited", ms=10_000)
+        _wait_state(deployment, task.id, "STARTED")
+        # When the backend goes down before it fails, and comes back 5 s later
+        backend.stop()
+        time.sleep(OUTAGE_AT_A_WRITE)  # the outage itself
+        backend.start()
+        # Then the failure, met during the outage, is recorded: FAILURE with its attempt
+        done = deployment.wait(task.id, timeout=30)
+        assert done.state == "FAILURE", deployment.worker_logs()
+        assert done.exc_type == "SoftTimeLimitExceeded"
+        assert [entry["attempt"] for entry in done.attempt_errors] == [1]
+        deployment.stop_workers()  # before its backend goes
+
+
+def test_a_transient_error_during_a_result_backend_outage_is_retried_not_failed(
+        deployment, tmp_path):
+    # Given a worker whose result backend is a redis-server of the test's own, running a task
+    # that fails transiently once, a second after it started
+    with RedisServer() as backend:
+        deployment.env["TASKQ_RESULT_BACKEND"] = backend.url()
+        deployment.start_worker("--concurrency", "1")
+        task = deployment.submit("slow_flaky", marker_dir=str(tmp_path / "runs"), ms=1000)
+        _wait_state(deployment, task.id, "STARTED")
+        # When the backend goes down before it fails, and comes back 5 s later
+        backend.stop()
+        time.sleep(OUTAGE_AT_A_WRITE)  # the outage itself
+        backend.start()
+        # Then the failed attempt was recorded and retried, and the retry succeeded
+        done = deployment.wait(task.id, timeout=30)
+        assert done.state == "SUCCESS", deployment.worker_logs()
+        assert done.attempts == 2
+        assert [(e["attempt"], e["exc_type"]) for e in done.attempt_errors] == [
+            (1, "TransientError")]
         deployment.stop_workers()  # before its backend goes
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 
 import pytest
+import redis
 from kombu import Consumer, Queue
+from relay import Relay
 
 from taskq import fetch, messages, recovery, topology
+from taskq.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +99,64 @@ def test_submitting_rings_the_doorbell_that_wakes_idle_workers(deployment):
             connection.drain_events(timeout=5)
     # Then the doorbell rang
     assert len(rings) == 1
+
+
+@pytest.mark.brokers("redis")
+def test_an_ack_held_for_a_pop_that_fails_goes_with_the_next_pop(deployment):
+    # Given two tasks queued, and a worker's task consumer whose connection to Redis goes
+    # through a relay, that has taken the first and finished it (its ack held for the next pop)
+    first, second = (deployment.submit("data", data=[n]) for n in (1, 2))
+    settings = deployment.runtime.settings
+    prefix = settings.key_prefix
+    queue = topology.queue_name(settings, first.type, first.priority)
+    url = deployment.env["TASKQ_BROKER_URL"]
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    taken = []
+    with Relay((host, int(port))) as relay:
+        app = create_app(settings, url.replace(f"{host}:{port}", f"127.0.0.1:{relay.port}"))
+        with app.connection_for_read() as connection:
+            channel = connection.default_channel
+            consumer = fetch.RedisPollingConsumer(channel, queues=[Queue(queue)],
+                                                  accept=["json"], on_message=taken.append)
+            assert consumer.fetch()
+            [acked] = held_by(channel, prefix)
+            taken[0].ack()
+            # When the connection is cut at the next pop
+            relay.cut()
+            with pytest.raises(redis.ConnectionError):
+                consumer.fetch()
+            # Then the ack is not lost: once the connection is back, the next pop carries it
+            relay.restore()
+            assert consumer.fetch()
+            held = held_by(channel, prefix)
+            assert len(held) == 1 and held != [acked]
+            taken[1].ack()
+            consumer.flush_acks()
+            assert held_by(channel, prefix) == []
+
+
+@pytest.mark.brokers("embedded", "redis")
+def test_leases_go_by_the_redis_servers_clock_not_by_each_hosts(deployment, monkeypatch):
+    # Given a task queued, and a worker's channel on the broker
+    record = deployment.submit("data", data=[1])
+    app = deployment.runtime.celery
+    prefix = deployment.runtime.settings.key_prefix
+    queue = topology.queue_name(deployment.runtime.settings, record.type, record.priority)
+    real = time.time
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        keys = fetch.pop_keys(channel, [queue])
+        # When a worker whose clock is 30 s behind takes it and renews its lease
+        monkeypatch.setattr(time, "time", lambda: real() - 30)
+        assert fetch.pop_unacked(channel, keys) is not None
+        [tag] = held_by(channel, prefix)
+        recovery.renew(channel)
+        # Then a scan by a host whose clock is 30 s ahead does not find its lease run out
+        monkeypatch.setattr(time, "time", lambda: real() + 30)
+        assert recovery.restore_expired(channel, prefix) == 0
+        assert held_by(channel, prefix) == [tag]
+        monkeypatch.undo()
+        # And the lease is stamped by the server's clock
+        score = channel.client.zscore(channel.unacked_index_key, tag)
+        assert abs(score - recovery.server_time(channel.client)) < 5
+        fetch.pop_unacked(channel, keys, [tag.decode()])  # nothing left held

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from listening import listening
+from relay import Relay
 
 from taskq import recovery
 
@@ -120,3 +121,32 @@ def test_a_task_delayed_longer_than_the_lease_runs_exactly_once(deployment):
     assert done.started_at >= record.eta - 0.05
     assert [state for _, state in events] == ["STARTED", "SUCCESS"]
 
+
+
+@pytest.mark.brokers("redis")
+def test_a_task_running_across_a_reconnect_runs_once(deployment, tmp_path):
+    # Given worker A, whose connection to the Redis broker goes through a relay, running a task
+    # longer than a lease plus a scan, and worker B waiting on the same queues
+    url = deployment.env["TASKQ_BROKER_URL"]
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    with Relay((host, int(port))) as relay:
+        direct = dict(deployment.env)
+        deployment.env["TASKQ_BROKER_URL"] = url.replace(f"{host}:{port}",
+                                                         f"127.0.0.1:{relay.port}")
+        a = deployment.start_worker("--concurrency", "1", "--type", "marked")
+        runs = tmp_path / "runs"
+        long_ms = (recovery.LEASE + 3 * recovery.RENEW_EVERY) * 1000
+        task = deployment.submit("marked", marker_dir=str(runs), ms=long_ms)
+        _wait_started(deployment, task.id)
+        deployment.env.clear()
+        deployment.env.update(direct)
+        deployment.start_worker("--concurrency", "1", "--type", "marked")
+        # When A's broker connections are reset mid-run (A reconnects)
+        relay.reset_all()
+        # Then the task runs once, in A, and succeeds
+        done = deployment.wait(task.id, timeout=120)
+        assert done.state == "SUCCESS", deployment.worker_logs()
+        assert f".{a.pid}@" in done.worker, deployment.worker_logs()
+        assert len(list(runs.iterdir())) == 1, deployment.worker_logs()
+        assert "Connection to broker lost" in deployment.worker_logs()
+        deployment.stop_workers()  # before the relay goes

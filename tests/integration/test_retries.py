@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from taskq import topology
 from taskq.records import TaskRecord
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,30 @@ def test_once_a_retry_has_succeeded_next_attempt_at_and_the_error_are_cleared(de
     # Then it took two attempts, and no next attempt is announced
     assert (done.state, done.attempts) == ("SUCCESS", 2)
     assert done.next_attempt_at is None
+
+
+@pytest.mark.brokers
+def test_a_stale_copy_of_a_failed_attempt_is_dropped_not_run_again(deployment, tmp_path):
+    # Given a task whose first attempt failed transiently and waits 1 s to retry
+    deployment.start_worker("--concurrency", "1", "--type", "hesitant")
+    runs = tmp_path / "runs"
+    record = deployment.submit("hesitant", marker_dir=str(runs), failures=1)
+    store = deployment.runtime.store
+    deadline = time.monotonic() + 30
+    while store.get(record.id).state != "RETRY":
+        assert time.monotonic() < deadline, deployment.worker_logs()
+        time.sleep(0.02)  # polling for the first attempt to fail
+    # When a copy of the first attempt's message is delivered meanwhile (as a message restored
+    # after its ack was lost would be)
+    deployment.runtime.celery.send_task(
+        topology.task_name(record.type), kwargs=record.params, task_id=record.id,
+        queue=record.queue, routing_key=record.queue, taskq_raw=True)
+    # Then the retry runs and succeeds as attempt 2, and the copy never ran: two runs in all
+    done = deployment.wait(record.id, timeout=30)
+    assert (done.state, done.attempts) == ("SUCCESS", 2), deployment.worker_logs()
+    assert len(list(runs.iterdir())) == 2, deployment.worker_logs()
+    assert store.client.hget(store.key(record.id), "superseded") == b"1"
+    assert f"dropped task {record.id}: attempt 1 is superseded" in deployment.worker_logs()
     # And the error of the failed attempt stays in its history, not on the successful task
     assert (done.error, done.exc_type) == (None, None)
     assert [entry["attempt"] for entry in done.attempt_errors] == [1]

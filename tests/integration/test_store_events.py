@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -124,3 +125,58 @@ def test_a_final_state_is_never_overwritten_by_a_late_write(deployment, final):
     assert late == [-1, -1, -1, -1]
     assert _everything_about(store, task_id) == before
     assert store.get(task_id).state == final
+
+
+def test_attempt_errors_written_by_many_writers_at_once_are_all_kept_once(deployment):
+    # Given a task running its first attempt (no worker: the test writes as one would)
+    task_id = deployment.submit("data", data=[1]).id
+    store = deployment.runtime.store
+    store.update(task_id, records.STARTED, attempts=1)
+    writers = 16
+    start = threading.Barrier(writers)
+
+    def fail(n: int) -> None:
+        start.wait()
+        store.record_attempt_error(task_id, 1, f"error {n}", "TransientError",
+                                   time.time() + 1)
+
+    # When 16 writers record a failed attempt each, at the same moment
+    threads = [threading.Thread(target=fail, args=(n,)) for n in range(1, writers + 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then the history holds every one of them, each once
+    history = store.get(task_id).attempt_errors
+    assert sorted(entry["error"] for entry in history) == sorted(
+        f"error {n}" for n in range(1, writers + 1))
+    # And an entry sent again (a write retried after its reply was lost) is not doubled
+    again = {"attempt": 99, "error": "once", "exc_type": "E", "at": 1.5}
+    for _ in range(2):
+        store.update(task_id, records.RETRY, attempt_error=again)
+    assert [e["attempt"] for e in store.get(task_id).attempt_errors].count(99) == 1
+
+
+def test_a_stale_attempt_cannot_start_and_only_the_current_one_writes(deployment):
+    from taskq.store import claim, holding
+
+    # Given a task whose attempt 1 failed and waits to retry
+    task_id = deployment.submit("data", data=[1]).id
+    store = deployment.runtime.store
+    assert store.transition(task_id, records.STARTED, attempts=1, fence=claim(1))[0] == 1
+    store.record_attempt_error(task_id, 1, "boom", "TransientError", time.time() + 1)
+    # When a stale copy of attempt 1's message is delivered, then the retry's
+    stale = store.transition(task_id, records.STARTED, attempts=1, fence=claim(1))[0]
+    current = store.transition(task_id, records.STARTED, attempts=2, fence=claim(2))[0]
+    # Then the stale one is refused and counted, the retry starts
+    assert (stale, current) == (-4, 1)
+    assert store.client.hget(store.key(task_id), "superseded") == b"1"
+    # And once attempt 2 runs, attempt 1 can neither start again nor write
+    assert store.transition(task_id, records.STARTED, attempts=1, fence=claim(1))[0] == -4
+    assert store.transition(task_id, records.SUCCESS, final=True, fence=holding(1),
+                            result={"from": 1})[0] == -4
+    # While attempt 2's own writes land
+    assert store.update(task_id, records.SUCCESS, final=True, fence=holding(2),
+                        result={"from": 2})
+    done = store.get(task_id)
+    assert (done.state, done.attempts, done.result) == ("SUCCESS", 2, {"from": 2})

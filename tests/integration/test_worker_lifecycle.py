@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from taskq import recovery
 from taskq.worker import ROOT_ADVICE
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,44 @@ def test_a_pool_process_killed_mid_task_gives_the_task_back_and_it_runs_again(
     assert worker.poll() is None
 
 
+@pytest.mark.brokers
+def test_a_warm_shutdown_keeps_the_running_task_so_a_waiting_worker_does_not_run_it_again(
+        deployment, tmp_path):
+    # Given worker A running a task longer than a Redis lease plus a scan, taken while A was
+    # idle (on RabbitMQ: pushed to A's standby subscription)
+    a = deployment.start_worker("--concurrency", "1", "--type", "marked")
+    runs = tmp_path / "runs"
+    long_ms = (recovery.LEASE + 3 * recovery.RENEW_EVERY) * 1000
+    task = deployment.submit("marked", marker_dir=str(runs), ms=long_ms)
+    [first] = _wait_runs(runs, 1)
+    # And worker B, idle, reading the same queues
+    b = deployment.start_worker("--concurrency", "1", "--type", "marked")
+    # When A gets SIGTERM mid-run (warm shutdown)
+    a.send_signal(signal.SIGTERM)
+    # Then A finishes the task and exits 0, and the task ran once, in A
+    assert a.wait(120) == 0, deployment.worker_logs()
+    done = deployment.runtime.store.get(task.id)
+    assert done.state == "SUCCESS", deployment.worker_logs()
+    assert f".{a.pid}@" in done.worker
+    # And nothing of it is left for B to run: not in a queue, not held by anyone
+    assert _runs(runs) == [first], deployment.worker_logs()
+    assert _nothing_left(deployment)
+    assert b.poll() is None
+
+
+def _nothing_left(deployment) -> bool:
+    """No message of this deployment waiting in a queue, nor (Redis brokers) held unacked."""
+    from taskq.queues import queue_stats
+
+    if any(q.depth for q in queue_stats(deployment.runtime)):
+        return False
+    if deployment.broker == "rabbitmq":
+        return True
+    prefix = deployment.runtime.settings.key_prefix
+    with deployment.runtime.celery.connection_for_read() as connection:
+        channel = connection.default_channel
+        held = channel.client.hgetall(channel.unacked_key)
+    return not [raw for raw in held.values() if recovery._routing_key(raw).startswith(prefix)]
 def test_a_worker_run_as_root_gives_taskq_s_advice_not_celery_s_uid_warning(deployment):
     # Given a worker started (these tests run as root on CI's machine)
     deployment.start_worker("--type", "data")

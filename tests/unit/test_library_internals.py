@@ -17,6 +17,7 @@ from typing import Any
 import amqp
 import billiard
 import celery
+import celery.worker.strategy
 import kombu
 import redis
 from amqp import method_framing
@@ -286,6 +287,53 @@ def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
     relies_on(parameters(Consumer.on_decode_error) == ["self", "message", "exc"],
               "celery Consumer.on_decode_error(message, exc)",
               "taskq/poison_hooks.py DecodeGuard")
+
+
+def test_kombu_gives_back_what_a_redis_channel_holds_through_the_method_taskq_wraps():
+    used_by = "taskq/recovery.py spare_running_at_close"
+    relies_on("self.restore_unacked()" in inspect.getsource(
+        virtual.QoS.restore_unacked_once), "kombu QoS.restore_unacked_once calling "
+        "self.restore_unacked()", used_by)
+    relies_on(parameters(kombu_redis.QoS.restore_unacked) == ["self", "client"] and
+              "self._delivered" in inspect.getsource(kombu_redis.QoS.restore_unacked),
+              "kombu Redis QoS.restore_unacked(client) over _delivered", used_by)
+    relies_on("self.qos.restore_unacked_once()" in inspect.getsource(virtual.Channel.close)
+              or "self._qos.restore_unacked_once()" in inspect.getsource(virtual.Channel.close),
+              "kombu's virtual Channel.close giving back what it holds", used_by)
+
+
+def test_celery_tells_a_request_of_its_time_limits_as_taskq_overrides_it():
+    from celery.worker.request import Request
+
+    used_by = "taskq/time_limits.py"
+    relies_on(parameters(Request.on_timeout) == ["self", "soft", "timeout"],
+              "celery Request.on_timeout(soft, timeout)", used_by)
+    relies_on(isinstance(inspect.getattr_static(Request, "request_dict"), property) and
+              hasattr(state, "should_terminate"),
+              "celery Request.request_dict and worker state.should_terminate", used_by)
+
+
+def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them():
+    from celery.worker.consumer import Consumer
+    from celery.worker.request import Request
+    from kombu.utils.limits import TokenBucket
+
+    used_by = "taskq/holding.py"
+    relies_on(hasattr(state, "scheduled_requests") and callable(state.task_ready),
+              "celery.worker.state.scheduled_requests and task_ready", used_by)
+    relies_on("self.task_buckets = " in inspect.getsource(Consumer.__init__) and
+              len(TokenBucket(1).contents) == 0,
+              "celery Consumer.task_buckets of kombu TokenBuckets with .contents", used_by)
+    relies_on(parameters(Consumer.apply_eta_task) == ["self", "task"] and
+              parameters(Consumer._limit_post_eta) == ["self", "request", "bucket", "tokens"],
+              "celery Consumer.apply_eta_task(task) and _limit_post_eta(request, bucket, "
+              "tokens)", used_by)
+    source = inspect.getsource(celery.worker.strategy.default)
+    relies_on("apply_eta_task = consumer.apply_eta_task" in source and
+              "limit_post_eta = consumer._limit_post_eta" in source,
+              "celery's default strategy calling the consumer's apply_eta_task", used_by)
+    relies_on(all(isinstance(inspect.getattr_static(Request, name), property)
+                  for name in ("eta", "message")), "celery Request.eta and .message", used_by)
 
 
 def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
