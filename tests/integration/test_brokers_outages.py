@@ -89,9 +89,10 @@ def _cli_ok(deployment, *args: str) -> None:
 @pytest.mark.brokers
 def test_a_broker_restart_mid_run_loses_no_queued_task_and_workers_reconnect(deployment):
     with own_broker(deployment) as broker:
-        # Given a worker part-way through 60 queued tasks
+        # Given a worker part-way through 60 queued tasks (long enough that the 50 left take
+        # seconds: a quicker stop would find none left, and test nothing)
         worker = deployment.start_worker("--concurrency", "2")
-        ids = [deployment.submit("spin", "low", ms=20).id for _ in range(60)]
+        ids = [deployment.submit("spin", "low", ms=150).id for _ in range(60)]
         _wait_done(deployment, ids, 10)
         # When the broker restarts
         broker.restart()
