@@ -33,7 +33,10 @@ def _task_info(url: str, task_id: str, seconds: float) -> dict[str, object] | No
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         reply = requests.get(f"{url}/api/task/info/{task_id}", auth=AUTH, timeout=5)
-        if reply.status_code == 200 and reply.json().get("state") == "SUCCESS":
+        # Every event seen: a task whose events were switched on after it was received
+        # reaches SUCCESS without the task-received event that names it; the next will not
+        if reply.status_code == 200 and reply.json().get("state") == "SUCCESS" \
+                and reply.json().get("received"):
             return reply.json()  # type: ignore[no-any-return]
         time.sleep(0.2)  # polling until Flower has seen the task's events
     return None
