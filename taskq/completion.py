@@ -5,39 +5,37 @@ newest ids in the record index) and offers nothing rather than fail."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskq.config import Settings
+
 RECENT_IDS = 50  # the newest ids offered for an id argument
 
 
 def task_types(incomplete: str) -> list[str]:
     """Type names and aliases that begin with what is typed."""
-    try:
-        from taskq import config
-
-        settings = config.load()
-    except Exception:  # noqa: BLE001 - a broken config completes nothing
-        return []
-    names = [*settings.task_types, *settings.aliases]
+    settings = _settings()
+    names = [*settings.task_types, *settings.aliases] if settings else []
     return [name for name in names if name.startswith(incomplete.lower())]
 
 
 def priorities(incomplete: str) -> list[str]:
-    try:
-        from taskq import config
-
-        names = config.load().priorities
-    except Exception:  # noqa: BLE001
-        return []
+    settings = _settings()
+    names = settings.priorities if settings else ()
     return [name for name in names if name.startswith(incomplete.lower())]
 
 
 def recent_ids(incomplete: str) -> list[str]:
     """The newest task ids that begin with what is typed, when the record store is already
     running (completion never starts the embedded broker)."""
+    settings = _settings()
+    if settings is None:
+        return []
     try:
-        from taskq import config
         from taskq.runtime import Runtime
 
-        runtime = Runtime(config.load())
+        runtime = Runtime(settings)
         if runtime.embedded is not None and not runtime.embedded.is_running():
             return []
         store = runtime.store
@@ -46,3 +44,13 @@ def recent_ids(incomplete: str) -> list[str]:
         return []
     found = [i.decode() if isinstance(i, bytes) else str(i) for i in newest]
     return [task_id for task_id in found if task_id.startswith(incomplete.lower())]
+
+
+def _settings() -> Settings | None:
+    """The configuration, or None when it cannot be read (a broken config completes nothing)."""
+    try:
+        from taskq import config
+
+        return config.load()
+    except Exception:  # noqa: BLE001 - completion never fails
+        return None
