@@ -12,7 +12,9 @@ from relay import DOWNSTREAM
 
 from taskq import recovery
 
-pytestmark = pytest.mark.integration
+# One runner takes every host test: each picks a free 10.213.<x> range, and two picking
+# at the same moment could take the same one.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 
 RUN_MS = 500  # CPU time each task spins for
 # How long a cut-off host's tasks can stay with it: RabbitMQ closes a connection that sent

@@ -13,7 +13,9 @@ from fleet import HEARTBEAT, wait_for
 
 from taskq.queues import queue_stats
 
-pytestmark = pytest.mark.integration
+# One runner takes every host test: each picks a free 10.213.<x> range, and two picking
+# at the same moment could take the same one.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 
 PER_HOST = 10000
 PRIORITIES = ("high", "normal", "low")

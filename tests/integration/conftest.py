@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from runner_db import runner_database
 
 from taskq import config
 from taskq.records import TaskRecord
@@ -35,7 +36,11 @@ REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
 BROKERS = ("embedded", "rabbitmq", "redis")
 # The shared servers; a test run only ever touches its own vhost, database keys and prefix.
-REDIS_URL = os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Each pytest-xdist runner (gw0, gw1, …) takes the next database after the given one: a
+# database's `unacked` hash is shared by every key prefix in it (kombu's, not ours), so two
+# runners' Redis-broker tests in one database could restore each other's messages.
+REDIS_URL = runner_database(os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"),
+                            os.environ.get("PYTEST_XDIST_WORKER", ""))
 AMQP_URL = os.environ.get("TASKQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 # Fast retry policies, and the custom types from jobs.py, on top of the shipped config.
