@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from runner_db import runner_database
+from integration.runner_db import runner_database
 
 from taskq import config
 from taskq.records import TaskRecord
