@@ -1,0 +1,170 @@
+"""Dependencies, as users chain work: a task submitted --after others waits (WAITING) until
+they have all succeeded, ends REVOKED naming the one that did not (or runs anyway with
+--after-any), and a dependency that does not exist is refused before anything is queued."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from api_server import running_api
+
+from taskq import Client
+
+pytestmark = pytest.mark.integration
+
+
+def _submit(deployment, *args: str) -> dict:
+    return deployment.cli_json("submit", *args)
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_a_task_after_another_runs_only_once_that_one_has_succeeded(deployment, tmp_path):
+    # Given A queued and B submitted after A (by a unique prefix of A's id), no worker yet
+    a = _submit(deployment, "--type", "marked", "--param", f"marker_dir={tmp_path / 'a'}",
+                "--param", "ms=50")
+    b = _submit(deployment, "--type", "marked", "--param", f"marker_dir={tmp_path / 'b'}",
+                "--param", "ms=1", "--after", a["id"][:8])
+    # Then B waits for A, and status and list say so
+    assert (b["state"], b["after"]) == ("WAITING", [a["id"]])
+    listed = deployment.cli_json("list", "--state", "WAITING")
+    assert [(t["id"], t["after"]) for t in listed] == [(b["id"], [a["id"]])]
+    shown = deployment.cli("status", b["id"])
+    assert shown.returncode == 0
+    assert f"after      {a['id']}\n" in shown.stdout
+    # And nothing of B is in a queue: only A's message is
+    assert sum(q["depth"] for q in deployment.cli_json("queues")) == 1
+    # When a worker runs
+    deployment.start_worker("--concurrency", "2")
+    done_b = deployment.wait(b["id"])
+    done_a = deployment.wait(a["id"])
+    # Then B succeeded, and started after A had finished (by the records and by the markers)
+    assert (done_a.state, done_b.state) == ("SUCCESS", "SUCCESS")
+    assert done_b.started_at >= done_a.finished_at
+    ran_a, = (tmp_path / "a").iterdir()
+    ran_b, = (tmp_path / "b").iterdir()
+    assert int(ran_b.name.split("-")[1]) > int(ran_a.name.split("-")[1])
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_tasks_after_a_failed_one_end_revoked_naming_it_down_the_chain(deployment, tmp_path):
+    # Given A that will fail, B after A and C after B (through the Python API)
+    a = _submit(deployment, "--type", "crash", "--param", "code=7")
+    with Client(deployment.runtime.settings) as client:
+        b = client.submit("marked", {"marker_dir": str(tmp_path / "b"), "ms": 1},
+                          after=a["id"])
+        c = client.submit("marked", {"marker_dir": str(tmp_path / "c"), "ms": 1},
+                          after=[b.id])
+    assert (b.state, c.state) == ("WAITING", "WAITING")
+    # When A fails on a worker
+    deployment.start_worker()
+    assert deployment.wait(a["id"]).state == "FAILURE"
+    # Then B ends REVOKED naming A, C ends REVOKED naming B, and neither ran
+    done_b, done_c = deployment.wait(b.id, 30), deployment.wait(c.id, 30)
+    assert (done_b.state, done_b.error) == ("REVOKED", f"dependency {a['id']} ended FAILURE")
+    assert (done_c.state, done_c.error) == ("REVOKED", f"dependency {b.id} ended REVOKED")
+    assert done_b.started_at is None and not (tmp_path / "b").exists()
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_after_any_runs_the_task_however_its_dependency_ended(deployment):
+    # Given A that fails and B after A with --after-any
+    a = _submit(deployment, "--type", "crash", "--param", "code=1")
+    b = _submit(deployment, "--type", "spin", "--param", "ms=1", "--after", a["id"],
+                "--after-any")
+    assert b["after_any"] is True
+    # When a worker runs them
+    deployment.start_worker()
+    # Then A failed and B ran all the same
+    assert deployment.wait(a["id"]).state == "FAILURE"
+    assert deployment.wait(b["id"]).state == "SUCCESS"
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_a_dependency_already_finished_at_submit_is_handled_at_once(deployment):
+    # Given A already succeeded and F already cancelled (REVOKED)
+    deployment.start_worker()
+    a = _submit(deployment, "--type", "spin", "--param", "ms=1")
+    assert deployment.wait(a["id"]).state == "SUCCESS"
+    deployment.stop_workers()
+    f = _submit(deployment, "--type", "crash", "--delay", "600")
+    assert deployment.cli("cancel", f["id"]).returncode == 0
+    # When B is submitted after A, and G after F
+    b = _submit(deployment, "--type", "spin", "--param", "ms=1", "--after", a["id"])
+    g = _submit(deployment, "--type", "spin", "--param", "ms=1", "--after", f["id"])
+    # Then B is queued at once (its message is in the queue) and G ends REVOKED at once
+    assert b["state"] == "QUEUED"
+    assert sum(q["depth"] for q in deployment.cli_json("queues", "--type", "spin")) == 1
+    assert (g["state"], g["error"]) == ("REVOKED", f"dependency {f['id']} ended REVOKED")
+    # And B runs on a worker
+    deployment.start_worker()
+    assert deployment.wait(b["id"]).state == "SUCCESS"
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_a_task_after_two_runs_once_both_have_succeeded(deployment, tmp_path):
+    # Given A and B, and C after both (a line of a --from file)
+    a = _submit(deployment, "--type", "spin", "--param", "ms=200")
+    b = _submit(deployment, "--type", "spin", "--param", "ms=20")
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"task_type": "spin", "parameters": {"ms": 1},
+                                "after": [a["id"], b["id"]]}) + "\n")
+    c = deployment.cli_json("submit", "--from", str(path))
+    assert c["state"] == "WAITING"
+    # When two worker processes run A and B side by side
+    deployment.start_worker("--concurrency", "2")
+    done = [deployment.wait(task_id) for task_id in (c["id"], a["id"], b["id"])]
+    # Then C ran after both had finished
+    assert [r.state for r in done] == ["SUCCESS"] * 3
+    assert done[0].started_at >= max(done[1].finished_at, done[2].finished_at)
+
+
+def test_cancelling_a_waiting_task_revokes_it_and_its_own_waiters(deployment):
+    # Given A queued, B after A and C after B, no worker
+    a = _submit(deployment, "--type", "spin", "--param", "ms=1")
+    b = _submit(deployment, "--type", "spin", "--param", "ms=1", "--after", a["id"])
+    c = _submit(deployment, "--type", "spin", "--param", "ms=1", "--after", b["id"])
+    # When B is cancelled
+    cancelled = deployment.cli("cancel", b["id"])
+    # Then B is REVOKED, C too (naming B), and when A succeeds B is not queued again
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert deployment.cli_json("status", c["id"])["error"] == f"dependency {b['id']} ended REVOKED"
+    deployment.start_worker()
+    assert deployment.wait(a["id"]).state == "SUCCESS"
+    assert deployment.cli_json("status", b["id"])["state"] == "REVOKED"
+    assert sum(q["depth"] for q in deployment.cli_json("queues")) == 0
+
+
+def test_an_unknown_or_malformed_dependency_is_refused_and_nothing_is_queued(deployment):
+    # Given one real task
+    a = _submit(deployment, "--type", "spin", "--param", "ms=1")
+    for after in (f"{a['id']},{'0' * 36}", "deadbeef", "x\x01y", "é" * 300, ",,", " "):
+        # When a task is submitted after an id no task has (or no id at all)
+        result = deployment.cli("submit", "--type", "spin", "--param", "ms=1",
+                                "--after", after)
+        # Then it exits 2 with one line, and nothing more was recorded
+        assert result.returncode == 2, (after, result.stderr)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert deployment.cli("submit", "--type", "spin", "--after-any").returncode == 2
+    assert deployment.cli("submit", "--type", "spin", "--after", a["id"],
+                          "--delay", "5").returncode == 2
+    store = deployment.runtime.store
+    assert store.client.zcard(store.index_key) == 1
+
+
+def test_the_api_takes_after_and_refuses_an_unknown_one_with_400(deployment):
+    # Given the sidecar and one task
+    a = _submit(deployment, "--type", "spin", "--param", "ms=1")
+    with running_api(deployment) as api:
+        # When a task is posted after it, and one after an unknown id
+        ok = api.post("/api/tasks", json={"task_type": "spin", "parameters": {"ms": 1},
+                                          "after": [a["id"]]})
+        bad = api.post("/api/tasks", json={"task_type": "spin", "parameters": {"ms": 1},
+                                           "after": ["0" * 36]})
+        odd = api.post("/api/tasks/batch", json={"tasks": [{"task_type": "spin", "after": 5}]})
+    # Then the first waits for it, the others are refused with 400, naming the field
+    assert ok.status_code == 202 and ok.json()["status"] == "WAITING"
+    assert ok.json()["after"] == [a["id"]]
+    assert bad.status_code == 400 and "after" in bad.json()["message"]
+    assert odd.status_code == 400 and "tasks[0].after" in odd.json()["message"]
