@@ -134,9 +134,8 @@ def apply(record: TaskRecord, request: SubmitRequest) -> None:
 def from_body(body: Mapping[str, Any], path: str, problems: list[str]
               ) -> tuple[tuple[str, ...], bool]:
     """(after, after_any) of an API body or a `--from` line; what is wrong joins `problems`."""
-    after = body.get("after") or ()
-    if isinstance(after, str):
-        after = (after,)
+    after = body.get("after")
+    after = () if after is None else after
     if not isinstance(after, list | tuple):
         problems.append(f"{path}.after: must be a list of task ids")
         after = ()

@@ -84,7 +84,7 @@ def parse_json(text: str | bytes, what: str = "") -> Any:
 
 def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     """The sidecar's (and `submit --from`'s) JSON object: task_type, priority, parameters,
-    delay, key, after (a list of task ids, or one), after_any."""
+    delay, key, after (a list of task ids), after_any."""
     if not isinstance(body, Mapping):
         raise InvalidParameters([f"{path}: must be a JSON object"])
     problems = [f"{path}.{key}: unknown field" for key in body if key not in API_KEYS]
