@@ -97,7 +97,8 @@ def _record_rows(record: TaskRecord) -> list[tuple[str, str]]:
     if record.state == "SUCCESS":
         rows.append(("result", json.dumps(record.result, indent=2, default=str)))
     if record.error:
-        rows.append(("error", f"{record.exc_type}: {record.error}"))
+        rows.append(("error", f"{record.exc_type}: {record.error}" if record.exc_type
+                      else record.error))  # cancel and dependencies name no exception
     if record.traceback and record.state in ("FAILURE", "RETRY"):
         rows.append(("traceback", record.traceback.rstrip()))
     return [(name, value) for name, value in rows if value not in (None, "")]
