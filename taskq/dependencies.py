@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
-from taskq.errors import InvalidParameters, TaskqError, UsageError
+from taskq.errors import InvalidParameters, NotQueued, TaskqError, UsageError
 from taskq.payload import is_text
 
 if TYPE_CHECKING:
@@ -167,8 +167,12 @@ def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any]
         for record in waiting:
             record.after = resolve(runtime, record.after or [])
         plain = [record for record in batch if not record.after]
-        if plain:
-            send(plain)
+        try:
+            if plain:
+                send(plain)
+        except NotQueued as exc:  # the waiting tasks were not recorded either
+            raise NotQueued(exc.problem, exc.queued,
+                            exc.unqueued + [record.id for record in waiting]) from None
         register(runtime, waiting)
     return send_all
 
