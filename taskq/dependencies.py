@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
-from taskq.errors import InvalidParameters, NotQueued, TaskqError, UsageError
+from taskq.errors import InvalidParameters, NotQueued, UsageError
 from taskq.payload import is_text
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def release_quietly(runtime: Runtime) -> None:
     for it: what is left on the list is drained later (a worker's heartbeat)."""
     try:
         release(runtime)
-    except (TaskqError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the task stays on the list: nothing is lost
         log.warning("released tasks left to queue later: %s", exc)
 
 
