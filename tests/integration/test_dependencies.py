@@ -187,3 +187,21 @@ def test_a_time_limit_and_the_poison_guard_release_waiters_too(deployment):
     assert deployment.wait(limited.id).state == "FAILURE"
     done = deployment.wait(after_l.id, 30)
     assert (done.state, done.error) == ("REVOKED", f"dependency {limited.id} ended FAILURE")
+
+
+def test_a_release_its_writer_did_not_finish_is_finished_by_a_worker_heartbeat(deployment):
+    from taskq import records
+
+    # Given B after A, and A's final state written by a process that died before it queued B
+    # (the write released B onto the list; nobody drained it)
+    with Client(deployment.runtime.settings) as client:
+        a = client.submit("spin", {"ms": 1}, delay=600)
+        b = client.submit("spin", {"ms": 1}, after=a.id)
+    store = deployment.runtime.store
+    store.on_released = None
+    assert store.update(a.id, records.SUCCESS, final=True, result=None)
+    assert store.get(b.id).state == "WAITING"
+    # When a worker starts (its heartbeat drains the list)
+    deployment.start_worker()
+    # Then B is queued and runs
+    assert deployment.wait(b.id, 30).state == "SUCCESS"
