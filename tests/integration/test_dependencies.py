@@ -159,11 +159,17 @@ def test_the_api_takes_after_and_refuses_an_unknown_one_with_400(deployment):
         bad = api.post("/api/tasks", json={"task_type": "spin", "parameters": {"ms": 1},
                                            "after": ["0" * 36]})
         odd = api.post("/api/tasks/batch", json={"tasks": [{"task_type": "spin", "after": 5}]})
+        cancelled = api.request("DELETE", f"/api/tasks/{a['id']}")
+        late = api.post("/api/tasks/batch", json={"tasks": [
+            {"task_type": "spin", "parameters": {"ms": 1}, "after": [a["id"]]}]})
     # Then the first waits for it, the others are refused with 400, naming the field
     assert ok.status_code == 202 and ok.json()["status"] == "WAITING"
     assert ok.json()["after"] == [a["id"]]
     assert bad.status_code == 400 and "after" in bad.json()["message"]
     assert odd.status_code == 400 and "tasks[0].after" in odd.json()["message"]
+    # And a task posted after one already cancelled is answered REVOKED at once
+    assert cancelled.status_code == 200, cancelled.text
+    assert late.json()["tasks"][0]["status"] == "REVOKED"
 
 
 def test_a_time_limit_and_the_poison_guard_release_waiters_too(deployment):
