@@ -5,6 +5,9 @@ they have all succeeded, ends REVOKED naming the one that did not (or runs anywa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from api_server import running_api
@@ -211,3 +214,39 @@ def test_a_release_its_writer_did_not_finish_is_finished_by_a_worker_heartbeat(d
     deployment.start_worker()
     # Then B is queued and runs
     assert deployment.wait(b.id, 30).state == "SUCCESS"
+
+
+_WAITERS = textwrap.dedent("""
+    import sys, time
+    from taskq import Client
+
+    # Submit tasks after A while it runs, paced (a client's request rate, not work), then
+    # three more once it has ended: those near its end race its final write.
+    with Client() as client:
+        before = after = 0
+        while after < 3:
+            ended = client.get(sys.argv[1]).final
+            task = client.submit("spin", {"ms": 1}, after=sys.argv[1])
+            print(task.id, task.state, ended, flush=True)
+            before, after = (before, after + 1) if ended else (before + 1, after)
+            time.sleep(0.05)
+""")
+
+
+def test_tasks_submitted_after_one_while_it_ends_are_all_run(deployment):
+    # Given A queued, and three processes submitting tasks after A, paced, until it has ended
+    with Client(deployment.runtime.settings) as client:
+        a = client.submit("spin", {"ms": 300})
+    procs = [subprocess.Popen([sys.executable, "-c", _WAITERS, a.id], env=deployment.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=deployment.home) for _ in range(3)]
+    first = [proc.stdout.readline() for proc in procs]  # each is submitting
+    # When a worker runs A, so that it ends while they submit
+    deployment.start_worker("--concurrency", "2")
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    rows = [line.split() for line in first + [ln for out, _ in outputs
+                                              for ln in out.splitlines()] if line.strip()]
+    # Then every one of them runs: none is left WAITING for a wake-up that was lost
+    assert {ended for _, _, ended in rows} == {"False", "True"}
+    assert all(deployment.wait(task_id, 60).state == "SUCCESS" for task_id, _, _ in rows)
