@@ -83,10 +83,11 @@ def submit_all(runtime: Runtime, records: list[TaskRecord],
                progress: Callable[[int], None] | None = None) -> list[TaskRecord]:
     """Record and publish prepared tasks in pipelined batches; returns them (a repeat of an
     idempotency key made, in place, the record of the task its key names: keys.send_once)."""
-    from taskq import keys
+    from taskq import dependencies, keys
     from taskq.publish import send_all
 
-    keys.send_once(runtime, records, lambda fresh: send_all(runtime, fresh, progress=progress))
+    keys.send_once(runtime, records, dependencies.sending(
+        runtime, lambda fresh: send_all(runtime, fresh, progress=progress)))
     return records
 
 

@@ -87,6 +87,11 @@ def submit(
     key: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--key", help="Idempotency key: a repeat within the type's key_window (24 h by "
         "default) queues nothing and gives the first task.")] = None,
+    after: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--after", help="Wait for these tasks (ids or unique prefixes, comma-separated) to "
+        "end SUCCESS before queuing; REVOKED if one does not.")] = None,
+    after_any: Annotated[bool, typer.Option(
+        "--after-any", help="With --after: queue the task however those end.")] = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
@@ -99,14 +104,16 @@ def submit(
     from taskq import submit as submitting
 
     if from_ is not None:
-        _refuse_with_from(type_, priority, param, params, delay, wait, key)
+        _refuse_with_from(type_, priority, param, params, delay, wait, key, after, after_any)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
+    from taskq.dependencies import parse_cli as parse_after
+
     timeout = request.wait_timeout(timeout)
     rt = runtime()
-    record = submitting.submit(rt, request.from_cli(type_, priority, param or [], params, delay,
-                                                    key))
+    record = submitting.submit(rt, request.from_cli(
+        type_, priority, param or [], params, delay, key, parse_after(after), after_any))
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
@@ -119,7 +126,8 @@ def submit(
 def _refuse_with_from(*single_task_options: object) -> None:
     if any(option not in (None, [], 0.0, False) for option in single_task_options):
         raise UsageError("--from takes every task from the file: it cannot be combined with "
-                     "--type, --priority, --param, --params, --delay, --key or --wait")
+                         "--type, --priority, --param, --params, --delay, --key, --after, "
+                         "--after-any or --wait")
 
 
 def _submit_from(source: str, json_: bool) -> None:

@@ -43,7 +43,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 def list_(
     state: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--state", "-s", help="QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE or "
+        "--state", "-s", help="WAITING, QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE or "
         "REVOKED; repeatable or comma-separated.")] = None,
     type_: TypeOpt = None,
     priority: PriorityOpt = None,

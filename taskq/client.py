@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "SubmitRequest", "Task"]
 
-FLOW_CONTROL = "is not supported yet: it comes with flow control (issue 17)"
-
 
 class Client:
     """Submits and follows tasks from Python, through the same code as `taskq submit`.
@@ -76,20 +74,22 @@ class Client:
 
     def submit(self, type: str, params: Mapping[str, Any] | None = None, *,  # noqa: A002
                priority: str | None = None, delay: float = 0, key: str | None = None,
-               after: str | None = None) -> Task:
-        """Validate, record and queue one task; returns its record (state QUEUED or SCHEDULED).
+               after: str | Iterable[str] | None = None, after_any: bool = False) -> Task:
+        """Validate, record and queue one task; returns its record (state QUEUED or SCHEDULED,
+        or WAITING with `after`: the ids, or unique prefixes, of tasks it waits for; it is
+        queued once they all end SUCCESS, REVOKED if one does not, unless `after_any`).
 
         Raises InvalidParameters (every problem listed) or UsageError for a bad request, and
         BrokerUnavailable (NotQueued) when the broker or the backend cannot take the task.
         """
-        _no_dependencies(after)
         from taskq.submit import submit
 
         if params is not None and not isinstance(params, Mapping):
             raise InvalidParameters([f"parameters: must be a mapping of names to values, "
                                      f"got {builtins.type(params).__name__}"])
         request = SubmitRequest(type=type, priority=priority, params=dict(params or {}),
-                                delay=_seconds(delay), key=key)
+                                delay=_seconds(delay), key=key, after=_ids(after),
+                                after_any=after_any)
         runtime = self.runtime
         with self._publishing:
             return Task.from_record(submit(runtime, request))
@@ -188,6 +188,11 @@ def _seconds(value: float) -> float:
     return float(value)
 
 
-def _no_dependencies(after: str | None) -> None:
-    if after is not None:
-        raise NotImplementedError(f"submit(after=...) {FLOW_CONTROL}; leave it unset")
+def _ids(after: str | Iterable[str] | None) -> tuple[str, ...]:
+    """after= as ids: one id, comma-separated ids, or an iterable of ids."""
+    items = [after] if isinstance(after, str) else builtins.list(after or ())
+    ids: builtins.list[Any] = []
+    for item in items:  # anything but text is left for the request's check to name
+        ids += [p.strip() for p in item.split(",") if p.strip()] if isinstance(item, str) \
+            else [item]
+    return tuple(ids)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
 
-WAITING = (records.QUEUED, records.SCHEDULED, records.RETRY)
+WAITING = (records.WAITING, records.QUEUED, records.SCHEDULED, records.RETRY)
 TERMINATE_TIMEOUT = 2.0  # seconds to wait for the running worker to confirm the kill
 
 

@@ -60,6 +60,8 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
                 pipe.execute()
                 if beats % TRIM_EVERY == 1:
                     retention.trim(store, settings)
+                    if store.on_released is not None:  # left by a process killed mid-release
+                        store.on_released()
             except Exception:  # noqa: BLE001 - a missed beat is retried on the next tick
                 continue
 

@@ -15,9 +15,10 @@ RETRY = "RETRY"
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
-STATES = (QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
+WAITING = "WAITING"  # for the tasks it depends on to end (taskq/dependencies.py)
+STATES = (WAITING, QUEUED, SCHEDULED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED)
 FINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
-_JSON_FIELDS = ("params", "result", "attempt_errors", "progress")
+_JSON_FIELDS = ("params", "result", "attempt_errors", "progress", "after", "after_any")
 _NAMING_FIELDS = ("id", "type", "priority", "queue", "state")  # the rest: "" reads as unset
 _FLOAT_FIELDS = ("submitted_at", "started_at", "finished_at", "eta", "next_attempt_at")
 
@@ -64,6 +65,8 @@ class TaskRecord:
     retry_of: str | None = None
     retried_as: str | None = None
     key: str | None = None  # the idempotency key it was submitted with
+    after: list[str] | None = None  # the ids of the tasks it waits for (dependencies.py)
+    after_any: bool | None = None  # True: it runs however those end
     # Not stored: set on the record a submit returns when its key named an earlier task.
     deduplicated: bool = field(default=False, compare=False)
 
@@ -151,8 +154,18 @@ def _read_progress(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _read_after(text: str) -> list[str] | None:
+    value = read_json(text)
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _read_flag(text: str) -> bool | None:
+    return True if read_json(text) is True else None
+
+
 _READERS = {"params": _read_params, "result": read_json,
-            "attempt_errors": _read_attempt_errors, "progress": _read_progress}
+            "attempt_errors": _read_attempt_errors, "progress": _read_progress,
+            "after": _read_after, "after_any": _read_flag}
 
 
 def iso_time(ts: float | None) -> str | None:

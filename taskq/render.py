@@ -90,16 +90,25 @@ def _record_rows(record: TaskRecord) -> list[tuple[str, str]]:
         ("finished", iso_time(record.finished_at)), ("worker", record.worker),
         ("next attempt", iso_time(record.next_attempt_at)), ("retry of", record.retry_of),
         ("retried as", record.retried_as), ("key", record.key),
+        ("after", _after_text(record)),
     ]
     if record.progress and not record.final:
         rows.append(("progress", f"{record.progress['done']}/{record.progress['total']}"))
     if record.state == "SUCCESS":
         rows.append(("result", json.dumps(record.result, indent=2, default=str)))
     if record.error:
-        rows.append(("error", f"{record.exc_type}: {record.error}"))
+        rows.append(("error", f"{record.exc_type}: {record.error}" if record.exc_type
+                      else record.error))  # cancel and dependencies name no exception
     if record.traceback and record.state in ("FAILURE", "RETRY"):
         rows.append(("traceback", record.traceback.rstrip()))
     return [(name, value) for name, value in rows if value not in (None, "")]
+
+
+def _after_text(record: TaskRecord) -> str | None:
+    """The tasks a task waits (or waited) for, as `status` shows them."""
+    if not record.after:
+        return None
+    return ", ".join(record.after) + (" (however they end)" if record.after_any else "")
 
 
 def submitted_line(record: TaskRecord) -> str:

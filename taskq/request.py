@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskq import dependencies
 from taskq.errors import InvalidParameters, UsageError
 from taskq.payload import MAX_DEPTH
 
-API_KEYS = ("task_type", "priority", "parameters", "delay", "key")
+API_KEYS = ("task_type", "priority", "parameters", "delay", "key", "after", "after_any")
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,13 @@ class SubmitRequest:
     params: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
     key: str | None = None  # an idempotency key (taskq/keys.py)
+    after: tuple[str, ...] = ()  # ids (or unique prefixes) of tasks to wait for
+    after_any: bool = False  # run when they end, however they end (taskq/dependencies.py)
 
 
 def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json: str | None,
-             delay: float, key: str | None = None) -> SubmitRequest:
+             delay: float, key: str | None = None, after: tuple[str, ...] = (),
+             after_any: bool = False) -> SubmitRequest:
     """`--params JSON` first, then each `--param key=value` on top (values parsed as JSON
     when they parse, so `n=3` is a number and `to=a@b.c` stays a string)."""
     params: dict[str, Any] = {}
@@ -38,7 +42,8 @@ def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json
         if not sep or not name:
             raise UsageError(f"--param {pair!r}: expected key=value")
         params[name] = _value(name, value)
-    return SubmitRequest(type=type_name, priority=priority, params=params, delay=delay, key=key)
+    return SubmitRequest(type=type_name, priority=priority, params=params, delay=delay, key=key,
+                         after=after, after_any=after_any)
 
 
 def wait_timeout(seconds: float | None) -> float | None:
@@ -79,7 +84,7 @@ def parse_json(text: str | bytes, what: str = "") -> Any:
 
 def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     """The sidecar's (and `submit --from`'s) JSON object: task_type, priority, parameters,
-    delay, key."""
+    delay, key, after (a list of task ids), after_any."""
     if not isinstance(body, Mapping):
         raise InvalidParameters([f"{path}: must be a JSON object"])
     problems = [f"{path}.{key}: unknown field" for key in body if key not in API_KEYS]
@@ -98,10 +103,11 @@ def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         problems.append(f"{path}.key: must be a string")
+    after, after_any = dependencies.from_body(body, path, problems)
     if problems:
         raise InvalidParameters(problems)
     return SubmitRequest(type=str(type_name), priority=priority, params=dict(params),
-                         delay=delay or 0.0, key=key)
+                         delay=delay or 0.0, key=key, after=after, after_any=after_any)
 
 
 def _seconds(value: Any) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import Settings, mask_url
@@ -120,10 +120,13 @@ class Runtime:
 
     @cached_property
     def store(self) -> TaskStore:
+        from taskq import dependencies
         from taskq.store import TaskStore
 
-        return TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
-                         mask_url(self.backend_url) or "")
+        store = TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
+                          mask_url(self.backend_url) or "")
+        store.on_released = partial(dependencies.release_quietly, self)
+        return store
 
     def task_id(self, text: str) -> str:
         """The task id a user typed: a whole id, or a unique prefix of at least 6 characters

@@ -6,11 +6,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from taskq import errors, records
+from taskq.dependencies import RELEASE_WAITERS
 from taskq.errors import AmbiguousId, BrokerUnavailable, UnknownTask, WaitTimeout
 from taskq.payload import is_text
 from taskq.records import TaskRecord, hash_pairs, to_hash
@@ -55,8 +56,9 @@ FINISHED_KEPT = 60
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
 # attempt error to append ('' for none), attempt fence ('claim:n', 'hold:n' or ''),
 # field/value...
+# A final state releases the task's waiters (dependencies.RELEASE_WAITERS).
 # Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt,
-# previous state}.
+# previous state, waiters released}.
 _UPDATE = """
 local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker',
                       'attempts', 'started_at')
@@ -129,6 +131,7 @@ if new ~= old then
   end
   if new == 'FAILURE' then redis.call('ZADD', p .. ':dlq:' .. rec[2], ARGV[6], id) end
 end
+""" + RELEASE_WAITERS + """
 redis.call('PUBLISH', KEYS[2], ARGV[2])
 local final = new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED'
 if final and redis.call('PUBSUB', 'NUMSUB', KEYS[3])[2] > 0 then
@@ -141,7 +144,7 @@ if final and redis.call('PUBSUB', 'NUMSUB', KEYS[3])[2] > 0 then
 else
   redis.call('PUBLISH', KEYS[3], ARGV[2])
 end
-return {1, old}
+return {1, old, released}
 """
 
 # Write a batch of new records in one command. A pipeline of an HSET per record cost the
@@ -169,6 +172,8 @@ class TaskStore:
         self._update = client.register_script(_UPDATE)
         self._create = client.register_script(_CREATE)
         self._subscriptions = _Subscriptions(client)
+        # Called after a final write released waiting tasks (set by Runtime.store).
+        self.on_released: Callable[[], None] | None = None
 
     def key(self, task_id: str) -> str:
         return record_key(self.prefix, task_id)
@@ -368,10 +373,12 @@ class TaskStore:
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]
         with self.reachable():
             if ride_out:
-                outcome, previous = self._riding_out_outages(self._update, keys=keys, args=args)
+                reply = self._riding_out_outages(self._update, keys=keys, args=args)
             else:
-                outcome, previous = self._update(keys=keys, args=args)
-        return int(outcome), text(previous) or None
+                reply = self._update(keys=keys, args=args)
+        if len(reply) > 2 and reply[2] and self.on_released is not None:
+            self.on_released()
+        return int(reply[0]), text(reply[1]) or None
 
     def _riding_out_outages(self, call: Any, **kwargs: Any) -> Any:
         """Retry a state write through a short backend outage (a restart) for up to

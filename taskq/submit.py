@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from taskq import keys, records, topology
+from taskq import dependencies, keys, records, topology
 from taskq import params as param_schema
 from taskq.config import Settings, TaskType, did_you_mean
 from taskq.errors import Conflict, InvalidParameters, UsageError
@@ -48,13 +48,15 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     if request.key is not None and (bad := keys.problems(request.key)):
         raise InvalidParameters(bad)
     now = time.time()
-    return TaskRecord(
+    record = TaskRecord(
         id=records.new_id(), type=task_type.name, priority=priority,
         queue=topology.queue_name(settings, task_type.name, priority),
         state=records.SCHEDULED if request.delay else records.QUEUED, params=clean,
         submitted_at=now, eta=now + request.delay if request.delay else None,
         key=request.key,
     )
+    dependencies.apply(record, request)
+    return record
 
 
 def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None,
@@ -67,7 +69,7 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
     record.retry_of = retry_of
     if task_id is not None:
         record.id = _unused_id(runtime, task_id)
-    keys.send_once(runtime, [record], publisher(runtime).send)
+    keys.send_once(runtime, [record], dependencies.sending(runtime, publisher(runtime).send))
     return record
 
 

@@ -99,6 +99,8 @@ def _note(task: TaskRecord, now: float, whole: bool = False) -> str:
         parts.append(f"next try in {ago(task.next_attempt_at - now)}")
     if task.state == "SCHEDULED" and task.eta:
         parts.append(f"runs in {ago(task.eta - now)}")
+    if task.state == "WAITING" and task.after:
+        parts.append("after " + ", ".join(a if whole else a[:SHORT_ID] for a in task.after))
     if task.retry_of:
         parts.append(f"retry of {task.retry_of if whole else task.retry_of[:SHORT_ID]}")
     if task.retried_as:

@@ -42,6 +42,8 @@ class Task:
     retry_of: str | None = None
     retried_as: str | None = None
     key: str | None = None
+    after: list[str] | None = None  # the tasks it waits for (submit --after)
+    after_any: bool | None = None  # True: it runs however they end (--after-any)
     deduplicated: bool = False  # a submit's repeat of a key: this is the earlier task
 
     @property

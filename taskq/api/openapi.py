@@ -8,6 +8,8 @@ from taskq import records
 from taskq.api.intake import MAX_BATCH
 from taskq.api.ops_routes import MAX_PAGE
 from taskq.config import Settings
+from taskq.dependencies import MAX_AFTER
+from taskq.dependencies import MAX_ID_LENGTH as MAX_AFTER_ID
 from taskq.keys import MAX_KEY_LENGTH
 from taskq.listing import MAX_LIMIT
 from taskq.submit import MAX_DELAY
@@ -46,6 +48,10 @@ TASK = {
         "finished_at": NULLABLE_STRING, "next_attempt_at": NULLABLE_STRING,
         "worker": NULLABLE_STRING, "retry_of": NULLABLE_STRING, "retried_as": NULLABLE_STRING,
         "key": NULLABLE_STRING,
+        "after": {"type": "array", "items": {"type": "string"}, "nullable": True,
+                  "description": "the ids of the tasks it waits (or waited) for"},
+        "after_any": {"type": "boolean", "nullable": True,
+                      "description": "true: it runs however those tasks end"},
         "deduplicated": {"type": "boolean", "description": "only on a submit's answer: its "
                          "key named this earlier task, and nothing was queued"},
     },
@@ -105,7 +111,16 @@ def task_body(settings: Settings) -> dict[str, Any]:
                 "delay": {"type": "number", "minimum": 0, "maximum": MAX_DELAY},
                 "key": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
                         "description": "idempotency key: a repeat within the type's "
-                        "key_window answers with the first task (200) and queues nothing"}}}
+                        "key_window answers with the first task (200) and queues nothing"},
+                "after": {"type": "array", "minItems": 1, "maxItems": MAX_AFTER,
+                          "items": {"type": "string", "minLength": 1,
+                                    "maxLength": MAX_AFTER_ID},
+                          "description": "ids (or unique prefixes) of existing tasks: this "
+                          "one is WAITING until all have ended SUCCESS, then queued; REVOKED "
+                          "(naming the one) if one ends FAILURE or REVOKED. An id no task has "
+                          "is a 400. Not with delay"},
+                "after_any": {"type": "boolean", "description": "with after: queue it once "
+                              "they have ended, however they ended"}}}
 
 
 def _task_id() -> dict[str, Any]:

@@ -37,6 +37,8 @@ def submit_task() -> tuple[dict[str, Any], int, dict[str, str]]:
     submit_all(rt, [record])  # what submit.submit() does, without preparing the record again
     if record.deduplicated:  # its key named an earlier task: that one is the answer
         return task_json(record), 200, {"Location": f"/api/tasks/{record.id}"}
+    if record.after:  # its state may have moved on: queued, or revoked, at once
+        reply = task_json(record)
     return reply, 202, {"Location": f"/api/tasks/{record.id}"}
 
 
@@ -46,8 +48,8 @@ def submit_batch() -> tuple[dict[str, Any], int]:
     records = intake.batch(rt.settings, json_body())
     tasks = _reply(records)
     submit_all(rt, records)
-    tasks = [task_json(r) if r.deduplicated else shown for r, shown in zip(records, tasks,
-                                                                            strict=True)]
+    tasks = [task_json(r) if r.deduplicated or r.after else shown
+             for r, shown in zip(records, tasks, strict=True)]
     return {"count": len(records), "tasks": tasks}, 202
 
 

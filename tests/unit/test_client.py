@@ -109,9 +109,14 @@ def test_settings_already_loaded_take_no_overrides():
         Client(settings(), broker_url=NOWHERE)
 
 
-def test_dependencies_are_refused_until_they_exist():
-    with pytest.raises(NotImplementedError, match="after=.*flow control"):
-        offline_client().submit("data", {"data": [1]}, after="x")
+def test_malformed_dependencies_are_refused_before_any_connection():
+    client = offline_client()
+    with pytest.raises(InvalidParameters, match=r"after\[1\]: must be a task id"):
+        client.submit("data", {"data": [1]}, after=["abc123", 5])
+    with pytest.raises(InvalidParameters, match="delay: cannot be combined with after"):
+        client.submit("data", {"data": [1]}, after="abc123", delay=3)
+    with pytest.raises(InvalidParameters, match="after_any: needs after"):
+        client.submit("data", {"data": [1]}, after_any=True)
 
 
 def test_a_bad_key_is_refused_before_any_connection():
