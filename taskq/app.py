@@ -12,6 +12,7 @@ from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.fetch import PriorityFetch
 from taskq.poison_hooks import DecodeGuard, HandOverGuard
+from taskq.running import RunLeases
 from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
+    app.steps["consumer"].add(RunLeases)  # one running attempt per task (taskq/running.py)
     # A message that cannot be decoded or handed to a process fails its task (poison.py).
     app.steps["worker"].add(HandOverGuard)
     app.steps["consumer"].add(DecodeGuard)
