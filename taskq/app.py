@@ -18,6 +18,8 @@ from taskq.submit import MAX_DELAY
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
+HEARTBEAT = 10  # seconds between a RabbitMQ worker connection's heartbeats (see below)
+
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     """Celery settings; each one here is a decision, explained where it is not obvious."""
@@ -62,6 +64,12 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 3.0,
+        # RabbitMQ: a worker's connection heartbeats every few seconds, so the broker gives
+        # back the messages of a worker that died or was cut off within about 20 s (with
+        # Celery's 120 s, the server's 60 s was used: over 110 s). A worker whose event loop
+        # stalls that long is dropped too, and its running tasks are not run twice for it
+        # (their run leases, taskq/running.py). `?heartbeat=N` in the broker URL overrides it.
+        "broker_heartbeat": HEARTBEAT,
         # Fail a publish within a few seconds when the broker is down, never hang.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
                                       "interval_step": 0.5, "interval_max": 1},
