@@ -65,7 +65,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 3.0,
         # RabbitMQ: a worker's connection heartbeats every few seconds, so the broker gives
-        # back the messages of a worker that died or was cut off within about 20 s (with
+        # back the messages of a worker that died or was cut off within about 30 s (with
         # Celery's 120 s, the server's 60 s was used: over 110 s). A worker whose event loop
         # stalls that long is dropped too, and its running tasks are not run twice for it
         # (their run leases, taskq/running.py). `?heartbeat=N` in the broker URL overrides it.
