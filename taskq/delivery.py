@@ -56,7 +56,7 @@ class DeliveryRequest(TaskqRequest):
         if waiting is None:  # not a taskq worker's consumer: the broker keeps it instead
             self.reject(requeue=True)
             return
-        waiting.hold(self._message, self.id, running.attempt_of(self), "")
+        waiting.hold(self._message, self.id, running.attempt_of(self))
 
     def _let_go(self) -> None:
         if self.worker_pid is None or not self.hostname:

@@ -149,14 +149,14 @@ class Waiting:
             self._entry.cancel()
             self._entry = None
 
-    def hold(self, message: Any, task_id: str, attempt: int, who: str) -> None:
+    def hold(self, message: Any, task_id: str, attempt: int) -> None:
         """Keep `message` (its request has left Celery's books) and look again later."""
         if self._c is None:  # stopping: leave it to its channel's close
             return
         if not getattr(message, "taskq_waited", False):
             message.taskq_waited = True
-            log.warning("task %s: attempt %d is running on %s; this delivery waits until that "
-                        "run ends", task_id, attempt, who or "another worker")
+            log.warning("task %s: attempt %d is running on another worker or process; this "
+                        "delivery waits until that run ends", task_id, attempt)
         self._held.append(_Held(message, task_id, attempt))
         self._schedule()
         settled = getattr(self._c.task_consumer, "on_settled", None)
