@@ -82,7 +82,7 @@ def test_a_task_whose_worker_is_cut_off_from_its_redis_broker_past_the_lease_run
         deployment, tmp_path):
     # (The task outlasts the broker's lease, 10 s, and the scan that restores it.)
     runs = tmp_path / "runs"
-    long_ms = (recovery.LEASE + 4 * recovery.RENEW_EVERY) * 1000
+    long_ms = (recovery.LEASE + 3 * recovery.RENEW_EVERY) * 1000
     with relayed_broker(deployment) as relay:
         # Given worker A, reaching its Redis broker through a relay (its records directly),
         # running a task that outlasts the broker's lease
