@@ -12,10 +12,13 @@ from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.fetch import PriorityFetch
 from taskq.poison_hooks import DecodeGuard, HandOverGuard
+from taskq.running import RunLeases
 from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
+
+HEARTBEAT = 10  # seconds between a RabbitMQ worker connection's heartbeats (see below)
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
@@ -61,6 +64,12 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 3.0,
+        # RabbitMQ: a worker's connection heartbeats every few seconds, so the broker gives
+        # back the messages of a worker that died or was cut off within about 30 s (with
+        # Celery's 120 s, the server's 60 s was used: over 110 s). A worker whose event loop
+        # stalls that long is dropped too, and its running tasks are not run twice for it
+        # (their run leases, taskq/running.py). `?heartbeat=N` in the broker URL overrides it.
+        "broker_heartbeat": HEARTBEAT,
         # Fail a publish within a few seconds when the broker is down, never hang.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
                                       "interval_step": 0.5, "interval_max": 1},
@@ -84,6 +93,7 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
+    app.steps["consumer"].add(RunLeases)  # one running attempt per task (taskq/running.py)
     # A message that cannot be decoded or handed to a process fails its task (poison.py).
     app.steps["worker"].add(HandOverGuard)
     app.steps["consumer"].add(DecodeGuard)

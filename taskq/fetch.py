@@ -36,7 +36,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import holding, messages, poison_hooks
+from taskq import holding, messages, poison_hooks, yielding
 from taskq.amqp_frames import get_frames, method_frames, send
 from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
@@ -201,7 +201,8 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         reject(requeue=requeue)
 
     def _in_order(self) -> list[Any]:
-        return list(self.queues or ())
+        # (only those above a task that just yielded, while it waits: taskq/yielding.py)
+        return yielding.memory.above(list(self.queues or ()))
 
 
 class AmqpPollingConsumer(PollingConsumer):

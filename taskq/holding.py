@@ -45,10 +45,12 @@ def mark_taken(message: Any) -> None:
 
 
 def waiting(consumer: Any) -> int:
-    """Messages the worker holds that are not reserved: delayed, or in a rate-limit bucket."""
+    """Messages the worker holds that are not reserved: delayed, in a rate-limit bucket, or
+    waiting for their attempt's run elsewhere to end (taskq/running.py)."""
     limited = sum(len(bucket.contents) for bucket in consumer.task_buckets.values()
                   if bucket is not None)
-    return len(state.scheduled_requests) + limited
+    waits = len(getattr(consumer.app, "taskq_waiting", None) or ())
+    return len(state.scheduled_requests) + limited + waits
 
 
 class HoldingConsumer(Consumer):  # type: ignore[misc]

@@ -15,8 +15,10 @@ the timeout would be handed out twice. So:
 The same rounds fail the tasks of poison messages the Redis fetch parked (taskq/fetch.py) when
 the worker that parked one was killed before it could (`settle_parked`).
 
-A task therefore runs twice only if its worker dies mid-run (or loses the broker for longer
-than LEASE): duplicates of the work are possible, losses are not.
+A message therefore goes to another worker while its task runs only if its worker dies
+mid-run or loses the broker for longer than LEASE; the run lease of the task's attempt
+(taskq/running.py) then keeps that delivery waiting while the first worker still reaches the
+record store. Duplicates of the work are possible, losses are not.
 """
 
 from __future__ import annotations

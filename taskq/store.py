@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 # Seconds a state write keeps retrying while the backend is unreachable (taskq/recovery.py).
 WRITE_RETRY = 10.0
 AMBIGUOUS_SHOWN = 10  # candidates an ambiguous id prefix lists
-# How recent a waiting higher-priority task must be for a starting task to yield to it. The
-# race it closes lasts milliseconds (a task taken just before a higher one was queued); the
-# bound keeps a record whose message is gone (a purged queue) from holding lower work back.
+# How recent a waiting higher-priority task must be for a starting task to yield to it, by the
+# Redis server's clock. The race it closes lasts milliseconds (a task taken just before a
+# higher one was queued); the bound keeps a record whose message is gone (a purged queue) from
+# holding lower work back. (A yield repeats only when it helped: taskq/yielding.py.)
 YIELD_WINDOW = 1.0
+# Seconds a running attempt's lease lasts unless its worker renews it (taskq/running.py).
+RUN_LEASE = 10.0
 # Seconds a per-second count of finished tasks is kept (watch reads the last 10).
 FINISHED_KEPT = 60
 
@@ -37,8 +40,9 @@ FINISHED_KEPT = 60
 # to the events channel and the task's own; on the task's own a final state's event carries
 # the whole record when someone waits on it, so `wait` needs no second read.
 # A task about to start yields (writes nothing) while one of the QUEUED index sets it is given
-# (the higher priorities its worker reads) holds a task submitted since ARGV[7]: that one was
-# queued after this one was taken and is not running yet (see tasks.TaskqTask.before_start).
+# (the higher priorities its worker reads) holds a task submitted in the last ARGV[7][1]
+# seconds of the server's clock, other than the ones its worker holds (ARGV[7][2...]): that one
+# was queued after this one was taken and is not running yet (tasks.TaskqTask.before_start).
 # A start over a STARTED record with another started_at is a new run after one cut short (its
 # worker was killed and the message redelivered, with Celery's retry count unchanged): its
 # attempts count one more than the record's. (A progress write, or a start written twice
@@ -52,22 +56,29 @@ FINISHED_KEPT = 60
 # `superseded`; its later writes ('hold:n': progress, retry, final) are accepted only while n
 # is the record's current attempt. The claimed number is kept in the record's `fence` field,
 # apart from `attempts` (which a run cut short also counts, as above).
+# One running attempt per task: a claim that names its holder ('claim:n:host/pid') also takes
+# the attempt's run lease (`<prefix>:run:<id>`, 'n:host/pid', RUN_LEASE long, renewed by the
+# holder's worker); a claim of the same attempt by another holder while that lease lives is
+# refused (-5: the attempt runs elsewhere; the delivery waits, taskq/running.py). A RETRY or
+# final write ends the attempt and its lease.
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
-# it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield since,
-# attempt error to append ('' for none), attempt fence ('claim:n', 'hold:n' or ''),
+# it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield window
+# (JSON: [seconds, ids not to yield to...]),
+# attempt error to append ('' for none), attempt fence ('claim:n[:holder]', 'hold:n' or ''),
 # field/value...
 # A final state releases the task's waiters (dependencies.RELEASE_WAITERS).
-# Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt,
-# previous state, waiters released}.
-_UPDATE = """
+# Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt
+# | -5 running elsewhere, previous state, waiters released}.
+_UPDATE = ("""
 local rec = redis.call('HMGET', KEYS[1], 'state', 'type', 'priority', 'submitted_at', 'worker',
                       'attempts', 'started_at')
 local old = rec[1]
 if not old then return {0, ''} end
 if old == 'SUCCESS' or old == 'FAILURE' or old == 'REVOKED' then return {-1, old} end
-local kind, n
+local kind, n, holder
+local run_key = ARGV[3] .. ':run:' .. ARGV[4]
 if ARGV[9] ~= '' then
-  kind, n = string.match(ARGV[9], '^(%a+):(%d+)$')
+  kind, n, holder = string.match(ARGV[9], '^(%a+):(%d+):?(.*)$')
   n = tonumber(n)
   -- the attempt last claimed, as workers number it ('fence'; `attempts`, which also counts
   -- runs cut short, on a record written before fences were kept)
@@ -83,15 +94,34 @@ if ARGV[9] ~= '' then
     if kind == 'claim' then redis.call('HINCRBY', KEYS[1], 'superseded', 1) end
     return {-4, old}
   end
+  -- one running attempt per task: attempt n running elsewhere holds its run lease (renewed
+  -- while its worker lives, taskq/running.py); a second delivery of it waits
+  local run = kind == 'claim' and holder ~= '' and redis.call('GET', run_key)
+  if run and old == 'STARTED' and run ~= n .. ':' .. holder
+     and string.match(run, '^(%d+):') == tostring(n) then
+    return {-5, old}
+  end
 end
 if ARGV[5] ~= '' and not string.find(ARGV[5], ',' .. old .. ',', 1, true) then
   return {-2, old}
 end
-for k = 4, #KEYS do
-  if redis.call('ZCOUNT', KEYS[k], ARGV[7], '+inf') > 0 then return {-3, old} end
+if #KEYS >= 4 then
+  local t, window = redis.call('TIME'), cjson.decode(ARGV[7])  -- the server's clock
+  local since = t[1] + t[2] / 1000000 - window[1]
+  for k = 4, #KEYS do
+    local recent = redis.call('ZCOUNT', KEYS[k], since, '+inf')
+    for i = 2, #window do  -- not the tasks its own worker holds
+      local score = recent > 0 and redis.call('ZSCORE', KEYS[k], window[i])
+      if score and tonumber(score) >= since then recent = recent - 1 end
+    end
+    if recent > 0 then return {-3, old} end
+  end
 end
 if #ARGV >= 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 10)) end
-if kind == 'claim' then redis.call('HSET', KEYS[1], 'fence', n) end
+if kind == 'claim' then
+  redis.call('HSET', KEYS[1], 'fence', n)
+  if holder ~= '' then redis.call('SET', run_key, n .. ':' .. holder, 'PX', RUN_LEASE_MS) end
+end
 if ARGV[8] ~= '' then
   local list = redis.call('HGET', KEYS[1], 'attempt_errors')
   if list and string.find(list, ARGV[8], 1, true) then
@@ -105,6 +135,8 @@ if ARGV[8] ~= '' then
 end
 if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
+local final = new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED'
+if final or new == 'RETRY' then redis.call('DEL', run_key) end  -- the attempt is over
 if old == 'STARTED' and new == 'STARTED' and rec[6]
    and redis.call('HGET', KEYS[1], 'started_at') ~= rec[7] then
   -- a new run of a task whose last run was cut short (a killed worker): it counts
@@ -133,7 +165,6 @@ if new ~= old then
 end
 """ + RELEASE_WAITERS + """
 redis.call('PUBLISH', KEYS[2], ARGV[2])
-local final = new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED'
 if final and redis.call('PUBSUB', 'NUMSUB', KEYS[3])[2] > 0 then
   -- a waiter gets the final record with the event instead of reading it again
   local flat, record = redis.call('HGETALL', KEYS[1]), {}
@@ -145,7 +176,7 @@ else
   redis.call('PUBLISH', KEYS[3], ARGV[2])
 end
 return {1, old, released}
-"""
+""").replace("RUN_LEASE_MS", str(int(RUN_LEASE * 1000)))
 
 # Write a batch of new records in one command. A pipeline of an HSET per record cost the
 # client about 20 us a record to pack and parse; one JSON argument for the whole batch costs
@@ -193,6 +224,11 @@ class TaskStore:
     def cell_key(self, state: str, type_name: str, priority: str) -> str:
         """The ids in one (state, type, priority), scored by submitted_at (kept by _UPDATE)."""
         return f"{self.prefix}:idx:{state}:{type_name}:{priority}"
+
+    def run_key(self, task_id: str) -> str:
+        """The run lease of a task's running attempt (kept by _UPDATE, renewed by
+        taskq/running.py): 'n:holder' while attempt n runs there."""
+        return f"{self.prefix}:run:{task_id}"
 
     def dlq_key(self, type_name: str) -> str:
         """Dead letters of one type, scored by the time they failed."""
@@ -352,22 +388,25 @@ class TaskStore:
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
                    only_from: tuple[str, ...] = (), yield_to: Sequence[str] = (),
-                   ride_out: bool = False, attempt_error: dict[str, Any] | None = None,
-                   fence: str = "", **fields: Any) -> tuple[int, str | None]:
+                   not_yield_to: Sequence[str] = (), ride_out: bool = False,
+                   attempt_error: dict[str, Any] | None = None, fence: str = "",
+                   **fields: Any) -> tuple[int, str | None]:
         """Like update(), but only from `only_from` states when given, and not while one of
-        the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds;
+        the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds
+        (by the server's clock) other than those of `not_yield_to`;
         `attempt_error` is appended to `attempt_errors` in the same step; `fence` (claim(n)
         or holding(n)) refuses a stale attempt's write. Returns (outcome, previous state):
         1 written, 0 no record, -1 already final, -2 not from that state, -3 yielded, -4 a
-        stale attempt. With `ride_out` (a worker's writes) it retries through a backend outage
-        of up to WRITE_RETRY seconds; a user's command fails at once instead."""
+        stale attempt, -5 the attempt runs elsewhere (its run lease is held). With `ride_out`
+        (a worker's writes) it retries through a backend outage of up to WRITE_RETRY
+        seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
         allowed = "," + ",".join(only_from) + "," if only_from else ""
         appended = json.dumps(attempt_error) if attempt_error is not None else ""
         args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now,
-                           now - YIELD_WINDOW, appended, fence]
+                           json.dumps([YIELD_WINDOW, *not_yield_to]), appended, fence]
         for name, value in values.items():
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]
@@ -488,9 +527,10 @@ def _carried_record(message: dict[str, Any]) -> TaskRecord | None:
     return record if record.final else None
 
 
-def claim(attempt: int) -> str:
-    """The fence of the STARTED write of attempt number `attempt`."""
-    return f"claim:{attempt}"
+def claim(attempt: int, holder: str = "") -> str:
+    """The fence of the STARTED write of attempt number `attempt`; with `holder` (who runs it:
+    running.holder()) it also takes the attempt's run lease."""
+    return f"claim:{attempt}:{holder}" if holder else f"claim:{attempt}"
 
 
 def holding(attempt: int) -> str:

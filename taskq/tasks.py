@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
 from celery.utils.log import get_task_logger
 
-from taskq import records, retry, topology, work
+from taskq import records, retry, running, topology, work, yielding
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
 from taskq.store import attempt_error, claim, holding
@@ -31,11 +32,17 @@ class Yielded(Reject):
     Reject's: the worker's main process unpickles it with them.)"""
 
 
+class RunsElsewhere(Reject):
+    """Raised when a task about to start finds its attempt running on another holder, whose
+    worker keeps its run lease: the worker holds the message until that run ends
+    (taskq/running.py). (Requeued, as Reject, by a worker without taskq's request.)"""
+
+
 class TaskqTask(Task):  # type: ignore[misc]
     """Base of every taskq task: keeps the record in step with each attempt."""
 
     abstract = True
-    Request = "taskq.time_limits:TaskqRequest"  # loaded by workers only
+    Request = "taskq.delivery:DeliveryRequest"  # loaded by workers only
     # Not named retry_policy: Celery already uses that name for its publish retries.
     taskq_retry: RetryPolicy = RetryPolicy()
     type_name: str = ""
@@ -46,10 +53,18 @@ class TaskqTask(Task):  # type: ignore[misc]
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         attempt = self.request.retries + 1
+        worker = self.request.hostname
+        holder = running.holder(worker, os.getpid()) if worker else ""
+        no_yield = getattr(self.request, yielding.NO_YIELD, False)
         outcome, _ = self.store.transition(
             task_id, records.STARTED, started_at=time.time(), attempts=attempt,
-            worker=self.request.hostname, next_attempt_at=None, fence=claim(attempt),
-            yield_to=self._outranking(), ride_out=True)
+            worker=worker, next_attempt_at=None, fence=claim(attempt, holder),
+            yield_to=[] if no_yield else self._outranking(),
+            not_yield_to=getattr(self.request, yielding.MINE, None) or (), ride_out=True)
+        if outcome == -5:
+            # The same attempt runs elsewhere and its worker lives (a RabbitMQ connection
+            # lost, a Redis broker lease run out): running it here would run it twice at once.
+            raise RunsElsewhere("attempt runs elsewhere", requeue=True)
         if outcome == -4:
             # A stale copy of an attempt the record has moved past (a restored or redelivered
             # message): running it would run the task twice at once. Counted in the record.

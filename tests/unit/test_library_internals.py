@@ -377,3 +377,22 @@ def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
               "redis-py redis_connect_func and Connection.on_connect",
               "taskq/runtime.py redis_client")
     client.close()
+
+
+def test_celery_gives_a_request_s_dict_to_the_pool_and_its_failures_to_the_main_process():
+    from celery.app import trace
+    from celery.worker.request import Request
+
+    used_by = "taskq/delivery.py and taskq/running.py"
+    relies_on(parameters(Request.on_failure) == ["self", "exc_info", "send_failed_event",
+                                                 "return_ok"] and
+              "self._request_dict" in inspect.getsource(Request.execute_using_pool),
+              "celery Request.on_failure(exc_info, ...) and the request dict sent to the pool",
+              used_by)
+    relies_on("request.update(" in inspect.getsource(trace.fast_trace_task) and
+              "self._message = message" in inspect.getsource(Request.__init__) and
+              "worker_pid" in inspect.getsource(Request.on_accepted),
+              "celery's pool request from the request dict, Request._message and worker_pid",
+              used_by)
+    relies_on(hasattr(state, "active_requests") and hasattr(state, "reserved_requests"),
+              "celery.worker.state.active_requests and reserved_requests", used_by)
