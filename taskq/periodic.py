@@ -13,6 +13,7 @@ from celery import bootsteps
 
 from taskq import schedules
 from taskq.errors import Conflict, TaskqError
+from taskq.schedule_store import PENDING_STALE
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -91,7 +92,7 @@ class Scheduler:
             return 0
         except TaskqError as exc:
             log.warning("schedule %s: tick %r not queued (retried in %g s): %s",
-                        schedule.name, tick, 15, exc.message)
+                        schedule.name, tick, PENDING_STALE, exc.message)
             return 0
         self.store.settle(schedule.name, tick, task_id, self.store.now())
         log.info("schedule %s: queued task %s", schedule.name, task_id)

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from taskq.config import Settings
     from taskq.store import TaskStore
 
-PENDING_STALE = 15.0  # seconds before another scheduler takes over a claimed tick
+# Seconds before another scheduler takes over a claimed tick. Short is safe: a tick's task id
+# is the tick's own, so a takeover while its first holder still submits queues nothing twice.
+PENDING_STALE = 5.0
 _IDS = uuid.UUID("6f1d3a52-6b1e-4c55-9a43-0d6a8b6c2f10")  # namespace of ticks' task ids
 
 # Move a schedule from tick ARGV[2] (its next_run, exactly as stored) to ARGV[3]; with a tick

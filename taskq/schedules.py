@@ -184,7 +184,9 @@ def _parameters(task_type: TaskType | None, raw: Any, path: str, problems: list[
     try:
         return params.validate(task_type, raw)
     except InvalidParameters as exc:
-        problems.extend(f"{path}: {problem}" for problem in exc.problems)
+        parent = path.removesuffix(".parameters")  # params' problems name parameters.<key>
+        problems.extend(f"{parent}.{p}" if p.startswith("parameters") else f"{path}: {p}"
+                        for p in exc.problems)
         return {}
 
 
