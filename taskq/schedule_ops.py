@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from taskq.errors import UsageError
+from taskq.errors import InvalidSchedule, UsageError
 
 if TYPE_CHECKING:
     from taskq.columns import Grid
@@ -31,7 +31,7 @@ def add(runtime: Runtime, name: Any, raw: dict[str, Any]) -> Stored:
 
     schedule, problems = schedules.parse(runtime.settings, name, raw, "schedule")
     if schedule is None:
-        raise UsageError("invalid schedule: " + "; ".join(problems))
+        raise InvalidSchedule(problems)
     return store(runtime).add(schedule)
 
 
