@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
     from taskq.schedule_store import ScheduleStore, Stored
+    from taskq.store import TaskStore
 
 
 def store(runtime: Runtime) -> ScheduleStore:
@@ -63,6 +64,20 @@ def _seconds(text: str) -> float | str:
     return value if math.isfinite(value) else text
 
 
+def summary(task_store: TaskStore) -> tuple[int, int, float | None]:
+    """For `watch`: how many schedules, how many paused, and the next tick of any (None when
+    none is due to run). Reads only; two Redis calls."""
+    from taskq.schedule_store import ScheduleStore
+
+    names, due = ScheduleStore.summary_keys(task_store.prefix)
+    pipe = task_store.client.pipeline(transaction=False)
+    pipe.scard(names)
+    pipe.zcard(due)
+    pipe.zrange(due, 0, 0, withscores=True)
+    count, active, first = pipe.execute()
+    return int(count), int(count) - int(active), float(first[0][1]) if first else None
+
+
 def run_now(runtime: Runtime, name: str) -> TaskRecord:
     """Submit the schedule's task at once (a task of its own, not one of its ticks)."""
     from taskq.request import SubmitRequest
@@ -87,7 +102,8 @@ def grid(found: list[Stored], now: float) -> Grid:
                for name, rank in SCHEDULE_COLUMNS_SPEC]
     out = Grid(columns)
     for s in found:
-        when = "-" if s.paused else f"in {ago(float(s.next_run) - now)}"
+        left = float(s.next_run) - now
+        when = "-" if s.paused else f"in {ago(left)}" if left > 0 else "due"
         out.add(s.schedule.name, s.schedule.every, s.schedule.type, when,
                 "paused" if s.paused else "active", str(s.runs), s.last_task or "-",
                 s.schedule.catch_up)

@@ -101,9 +101,13 @@ class ScheduleStore:
         self.store = store
         self.client: Any = store.client  # redis-py's reply types are too loose to check
         self.settings = settings
-        p = store.prefix
-        self.names_key, self.due_key = f"{p}:schedules", f"{p}:schedules:due"
-        self.pending_key = f"{p}:schedules:pending"
+        self.names_key, self.due_key = self.summary_keys(store.prefix)
+        self.pending_key = f"{store.prefix}:schedules:pending"
+
+    @staticmethod
+    def summary_keys(prefix: str) -> tuple[str, str]:
+        """The set of names and the due set (for a reader without a ScheduleStore)."""
+        return f"{prefix}:schedules", f"{prefix}:schedules:due"
 
     def key(self, name: str) -> str:
         return f"{self.store.prefix}:schedule:{name}"

@@ -159,3 +159,21 @@ def test_schedules_in_the_config_are_loaded_and_their_problems_listed(tmp_path: 
     loaded = config.load(env={}, path=path)
     assert [(s.name, s.type, s.cron, s.timezone) for s in loaded.schedules] == [
         ("nightly", "email_sending", "0 3 * * *", "Europe/Paris")]
+
+
+def test_watch_shows_how_many_schedules_and_the_next_tick() -> None:
+    from rich.console import Console
+
+    from taskq.watch_view import Snapshot, render
+
+    # Given a snapshot with three schedules, one paused, the next tick in 4.2 s
+    snap = Snapshot(taken_at=1000.0, title="taskq watch", updated_at=1000.0,
+                    schedules=(3, 1, 1004.2))
+    console = Console(record=True, width=120, height=20)
+    # When it is drawn
+    console.print(render(snap))
+    # Then the figures line says so; and without schedules it says nothing of them
+    assert "schedules: 3 (1 paused), next in 4.2s" in console.export_text()
+    console = Console(record=True, width=120, height=20)
+    console.print(render(Snapshot(taken_at=1000.0, title="t", updated_at=1000.0)))
+    assert "schedules" not in console.export_text()
