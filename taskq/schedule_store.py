@@ -160,10 +160,14 @@ class ScheduleStore:
         return [s for s in found if s is not None]
 
     def get(self, name: str) -> Stored:
-        with self.reachable():
-            found = self.read(name) if isinstance(name, str) else None
+        found = None
+        if isinstance(name, str) and schedules.NAME.fullmatch(name):
+            with self.reachable():
+                found = self.read(name)
         if found is None:
-            raise NotFound(f"no schedule named {name!r} (`taskq schedule list` shows them)")
+            shown = name.encode("utf-8", "backslashreplace").decode() if isinstance(
+                name, str) else repr(name)
+            raise NotFound(f"no schedule named {shown!r} (`taskq schedule list` shows them)")
         return found
 
     def read(self, name: str) -> Stored | None:

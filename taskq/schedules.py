@@ -51,7 +51,7 @@ def parse(settings: Settings, name: Any, raw: Any, path: str) -> tuple[Schedule 
     """A Schedule from a mapping (a config entry, a CLI or API request), or every problem
     with its path; the parameters are checked against the type's schema."""
     problems: list[str] = []
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         problems.append(f"{path}: a schedule's name is 1 to 64 letters, digits, _ . - "
                         "(starting with a letter or digit)")
     if not isinstance(raw, dict):

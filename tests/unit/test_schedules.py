@@ -132,7 +132,7 @@ def test_a_bad_schedule_names_its_problem(settings: config.Settings, change: dic
     assert any(problem in p for p in problems), problems
 
 
-@pytest.mark.parametrize("name", ["", "a b", "-x", "x" * 65, "é", "a\x00", 5, "a\nb"])
+@pytest.mark.parametrize("name", ["", "a b", "-x", "x" * 65, "é", "a\x00", 5, "a\nb", "ab\n"])
 def test_a_bad_schedule_name_is_refused(settings: config.Settings, name: Any) -> None:
     found, problems = schedules.parse(settings, name, {"type": "data", "interval": 5,
                                                        "parameters": {"data": "x"}}, "s")
@@ -177,3 +177,16 @@ def test_watch_shows_how_many_schedules_and_the_next_tick() -> None:
     console = Console(record=True, width=120, height=20)
     console.print(render(Snapshot(taken_at=1000.0, title="t", updated_at=1000.0)))
     assert "schedules" not in console.export_text()
+
+
+@pytest.mark.parametrize("name", ["\udcff", "a\nb", "x" * 10_000])
+def test_a_name_no_schedule_can_have_is_not_found_without_asking_redis(
+        settings: config.Settings, name: str) -> None:
+    from taskq.errors import NotFound
+    from taskq.schedule_store import ScheduleStore
+
+    class NoRedis:
+        prefix, client = "t", None  # any call to Redis would fail with an AttributeError
+
+    with pytest.raises(NotFound, match="no schedule named"):
+        ScheduleStore(NoRedis(), settings).get(name)  # type: ignore[arg-type]
