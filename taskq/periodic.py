@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from celery import bootsteps
 
 from taskq import schedules
-from taskq.errors import Conflict, TaskqError
+from taskq.errors import BrokerUnavailable, Conflict, TaskqError
 from taskq.schedule_store import PENDING_STALE
 
 if TYPE_CHECKING:
@@ -90,9 +90,13 @@ class Scheduler:
                 return 0  # its submit is under way, or died before its record: retake later
             self.store.settle(schedule.name, tick, task_id, self.store.now())
             return 0
-        except TaskqError as exc:
+        except BrokerUnavailable as exc:
             log.warning("schedule %s: tick %r not queued (retried in %g s): %s",
                         schedule.name, tick, PENDING_STALE, exc.message)
+            return 0
+        except TaskqError as exc:  # e.g. its type or parameters no longer fit the config
+            log.error("schedule %s: tick %r dropped: %s", schedule.name, tick, exc.message)
+            self.store.settle(schedule.name, tick, None, self.store.now())
             return 0
         self.store.settle(schedule.name, tick, task_id, self.store.now())
         log.info("schedule %s: queued task %s", schedule.name, task_id)
@@ -103,16 +107,24 @@ class Scheduler:
                                               "state") is not None
 
     def loop(self, stop: threading.Event) -> None:
-        """Run passes until `stop` is set; a pass that fails (Redis away) is tried again."""
-        try:
-            self.store.sync()
-        except Exception as exc:  # noqa: BLE001 - retried below, never kills the worker
-            log.warning("schedules not synced from the config: %s", exc)
+        """Bring in the config's schedules, then run passes until `stop` is set. A pass that
+        fails (Redis away) is tried again at the next; the failure is logged once."""
+        synced, failing = False, False
         while not stop.wait(POLL):
             try:
+                if not synced:
+                    self.store.sync(remove_undeclared=True)
+                    synced = True
                 self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                log.warning("scheduler pass failed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - never kills the worker; tried again
+                if not failing:
+                    log.warning("scheduler pass failed (tried again every %g s): %s", POLL,
+                                exc)
+                failing = True
+                continue
+            if failing:
+                log.info("scheduler passes succeed again")
+            failing = False
 
 
 class PeriodicStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -126,9 +138,10 @@ class PeriodicStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread: threading.Thread | None = None
 
     def start(self, parent: Any) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
+        # Celery restarts consumer steps on a lost broker connection: the old thread, told to
+        # stop, ends after its pass; the new one has an Event of its own.
+        self._stop.set()
+        self._stop = threading.Event()
         scheduler = Scheduler(parent.app.taskq_runtime)
         self._thread = threading.Thread(target=scheduler.loop, args=(self._stop,),
                                         daemon=True, name="taskq-periodic")

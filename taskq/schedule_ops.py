@@ -17,12 +17,10 @@ if TYPE_CHECKING:
 
 
 def store(runtime: Runtime) -> ScheduleStore:
-    """The deployment's schedules, with the config's brought in first."""
+    """The deployment's schedules (those of the config as its workers brought them in)."""
     from taskq.schedule_store import ScheduleStore
 
-    found = ScheduleStore(runtime.store, runtime.settings)
-    found.sync()
-    return found
+    return ScheduleStore(runtime.store, runtime.settings)
 
 
 def add(runtime: Runtime, name: Any, raw: dict[str, Any]) -> Stored:

@@ -130,15 +130,16 @@ class ScheduleStore:
                                "`taskq schedule remove` it first")
             return self.get(schedule.name)
 
-    def sync(self) -> None:
+    def sync(self, remove_undeclared: bool = False) -> None:
         """Bring the schedules declared in the config into Redis: new ones are added, changed
-        ones replaced (starting afresh), and those the config no longer declares removed.
-        Their pause state and history are kept."""
+        ones replaced (starting afresh), and (`remove_undeclared`) config schedules this
+        config no longer declares removed. Pause state and history are kept. Only workers
+        sync (at start): a CLI or API with another config never changes the deployment's."""
         declared = {s.name for s in self.settings.schedules}
         with self.reachable():
             for schedule in self.settings.schedules:
                 self._put(schedule, "sync", "config")
-            for name in self._names():
+            for name in self._names() if remove_undeclared else []:
                 if name not in declared and self.client.hget(self.key(name),
                                                              "source") == b"config":
                     self._delete(name)
@@ -210,8 +211,9 @@ class ScheduleStore:
         return self.get(name)
 
     def remove(self, name: str) -> None:
-        stored = self.get(name)
-        if stored.source == "config":
+        """Remove a schedule, unless this config declares it (a worker would bring it back)."""
+        self.get(name)
+        if name in {s.name for s in self.settings.schedules}:
             raise Conflict(f"schedule {name!r} is declared in {self.settings.source}: remove "
                            "it there (or pause it)")
         with self.reachable():

@@ -180,3 +180,39 @@ def test_ticks_missed_while_no_scheduler_ran_follow_the_catch_up_policy(
                                     if expected else set())
     # And the next tick is the first after now, on the schedule's grid
     assert float(stored.next_run) == anchor + 70
+
+
+def test_a_schedule_of_the_config_is_brought_in_by_a_worker_and_runs(
+        deployment: Deployment) -> None:
+    import yaml
+
+    # Given a config declaring a schedule every second, and one added earlier by the config
+    # that it no longer declares
+    path = Path(deployment.env["TASKQ_CONFIG"])
+    raw = yaml.safe_load(path.read_text())
+    raw["schedules"] = {"every_second": {"type": "spin", "parameters": {"ms": 1},
+                                         "interval": 1, "priority": "high"}}
+    path.write_text(yaml.safe_dump(raw))
+    deployment._runtime = None  # read the config again
+    store = schedules(deployment)
+    old = dict(raw["schedules"]["every_second"], parameters={"ms": 1})
+    from taskq import schedules as definitions
+
+    gone, _ = definitions.parse(deployment.runtime.settings, "gone", old, "s")
+    assert gone is not None
+    store.add(gone, source="config")
+    assert deployment.cli_json("schedule", "list")[0]["name"] == "gone"  # no worker yet
+    # When a worker starts
+    deployment.start_worker("--type", "spin")
+    wait_for(lambda: store.read("every_second") is not None
+             and store.get("every_second").runs >= 2, what="2 runs")
+    # Then the config's schedule runs, at its priority, and the undeclared one is gone
+    listed = deployment.cli_json("schedule", "list")
+    assert [(s["name"], s["source"], s["priority"]) for s in listed] == [
+        ("every_second", "config", "high")]
+    record = deployment.wait(listed[0]["last_task"], timeout=30)
+    assert (record.state, record.priority) == ("SUCCESS", "high")
+    # And the CLI will not remove it (a worker would bring it back): exit 8
+    removed = deployment.cli("schedule", "remove", "every_second")
+    assert removed.returncode == 8
+    assert removed.stderr.startswith("error: schedule 'every_second' is declared in ")
