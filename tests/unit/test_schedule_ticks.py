@@ -190,3 +190,43 @@ def test_a_name_no_schedule_can_have_is_not_found_without_asking_redis(
 
     with pytest.raises(NotFound, match="no schedule named"):
         ScheduleStore(NoRedis(), settings).get(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [
+    ["--interval", "0"], ["--interval", "-1"], ["--interval", "nan"], ["--interval", "inf"],
+    ["--interval", "1e999"], ["--interval", "99999999999"], ["--interval", "soon"],
+    ["--cron", "not cron"], ["--cron", "99 * * * *"], ["--cron", "* * * * * *"],
+    ["--cron", "* * * * *", "--timezone", "Nowhere/Land"], ["--cron", "* * * * *\x1b[2J"],
+    ["--interval", "5", "--catch-up", "twice"], ["--interval", "5", "--priority", "urgent"],
+    ["--interval", "5", "--params", "{"], [],
+])
+def test_schedule_add_with_hostile_input_is_one_line_and_exit_2(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        options: list[str]) -> None:
+    from taskq import cli
+
+    # Given the shipped config and a home where no broker runs
+    for var in ("TASKQ_BROKER_URL", "TASKQ_RESULT_BACKEND", "TASKQ_TRACEBACK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TASKQ_CONFIG", str(REPO / "config" / "celery.yaml"))
+    monkeypatch.setenv("TASKQ_HOME", str(tmp_path))
+    # When a bad schedule is added
+    code = cli._run(["schedule", "add", "x", "--type", "data", "--param", "data=x", *options])
+    # Then it exits 2 with one line, and no broker was started for it
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "redis.sock").exists()
+
+
+def test_schedule_add_of_an_unknown_type_names_it(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from taskq import cli
+
+    monkeypatch.setenv("TASKQ_CONFIG", str(REPO / "config" / "celery.yaml"))
+    monkeypatch.setenv("TASKQ_HOME", str(tmp_path))
+    assert cli._run(["schedule", "add", "x", "--type", "emial", "--interval", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "error: invalid schedule: schedule.type: unknown task type 'emial' "
+        "(did you mean 'email'?)\n")
