@@ -10,12 +10,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import Deployment
 
 from taskq.periodic import GRACE, Scheduler
 from taskq.schedule_store import ScheduleStore, Stored
+
+if TYPE_CHECKING:  # the fixture's class (conftest is not imported by name: several exist)
+    from conftest import Deployment
 
 pytestmark = pytest.mark.integration
 STALL = Path(__file__).with_name("schedule_stall.py")
