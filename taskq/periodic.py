@@ -38,13 +38,13 @@ class Scheduler:
     def run_once(self) -> int:
         """One pass: claim and submit every due tick, take over stale claims; returns how
         many tasks it queued."""
-        now = self.store.now()
+        now, due, stale = self.store.look()
         queued = 0
-        for name in self.store.due(now):
+        for name in due:
             stored = self.store.read(name)
             if stored is not None and not stored.paused:
                 queued += self._advance(stored, now)
-        for member, score in self.store.stale_claims(now):
+        for member, score in stale:
             if self.store.retake(member, score, now):
                 name, _, tick = member.rpartition(" ")
                 stored = self.store.read(name)

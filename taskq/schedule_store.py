@@ -45,6 +45,15 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1] .. ' ' .. ARGV[4]) end
 return 1
 """
+# One look for a scheduler's pass, in one round trip: the server's clock, the schedules due by
+# it and the pending ticks claimed more than ARGV[1] seconds before it (member, score, ...).
+# KEYS: due set, pending set.
+_LOOK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return {t[1], t[2], redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now),
+        redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[1]), 'WITHSCORES')}
+"""
 # Take over a pending tick whose claim is still the one read (scored ARGV[2]): one of the
 # schedulers that see it stale gets it. KEYS: pending set. ARGV: member, old score, now.
 _RETAKE = """
@@ -228,20 +237,19 @@ class ScheduleStore:
 
     # The scheduler's side (taskq/periodic.py).
 
-    def due(self, now: float) -> list[str]:
-        return [n.decode() for n in self.client.zrangebyscore(self.due_key, "-inf", now)]
+    def look(self) -> tuple[float, list[str], list[tuple[str, float]]]:
+        """The server's time, the names of the schedules due by it, and the pending ticks
+        claimed more than PENDING_STALE seconds before it (member, score): one round trip."""
+        seconds, micros, due, stale = self.client.eval(
+            _LOOK, 2, self.due_key, self.pending_key, repr(PENDING_STALE))
+        pairs = [(stale[i].decode(), float(stale[i + 1])) for i in range(0, len(stale), 2)]
+        return int(seconds) + int(micros) / 1e6, [n.decode() for n in due], pairs
 
     def claim(self, name: str, expected: str, next_run: float, tick: float | None,
               now: float) -> bool:
         return bool(self.client.eval(_CLAIM, 3, self.key(name), self.due_key, self.pending_key,
                                      name, expected, repr(next_run),
                                      "" if tick is None else repr(tick), repr(now)))
-
-    def stale_claims(self, now: float) -> list[tuple[str, float]]:
-        """Pending ticks claimed more than PENDING_STALE seconds ago, with their scores."""
-        found = self.client.zrangebyscore(self.pending_key, "-inf", now - PENDING_STALE,
-                                          withscores=True)
-        return [(member.decode(), score) for member, score in found]
 
     def retake(self, member: str, score: float, now: float) -> bool:
         return bool(self.client.eval(_RETAKE, 1, self.pending_key, member, repr(score),
