@@ -302,9 +302,9 @@ def types(json_: JsonOpt = False) -> None:
 
 def _register_command_groups() -> None:
     # Each group lives in its own module (cli_<group>.py) and adds its commands here.
-    from taskq import cli_bench, cli_ops, cli_serve
+    from taskq import cli_bench, cli_ops, cli_schedule, cli_serve
 
-    for group in (cli_ops, cli_serve, cli_bench):
+    for group in (cli_ops, cli_serve, cli_bench, cli_schedule):
         group.register(app)
 
 

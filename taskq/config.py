@@ -9,11 +9,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from taskq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from taskq.schedules import Schedule
 
 BUILTIN_TYPES = {
     "data_processing": ("data", "taskq.work.data:process"),
@@ -136,6 +139,7 @@ class Settings:
     aliases: Mapping[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
+    schedules: tuple[Schedule, ...] = ()  # declared under `schedules:` (taskq/schedules.py)
 
     @property
     def embedded(self) -> bool:

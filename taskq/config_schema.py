@@ -27,7 +27,7 @@ from taskq.config import (
 from taskq.errors import ConfigError
 
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
-            "task_types", "workers", "smtp", "files", "logging", "api", "flower")
+            "task_types", "workers", "smtp", "files", "logging", "api", "flower", "schedules")
 TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
              "rate_limit", "key_window")
 RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
@@ -180,7 +180,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     api, flower = _api(c, raw.get("api")), _flower(c, raw.get("flower"))
     if c.problems:
         raise ConfigError(source, c.problems)
-    return Settings(
+    settings = Settings(
         source=source, home=home, broker_url=broker, result_backend=backend,
         key_prefix=prefix, record_ttl=record_ttl,
         priorities=priorities, default_priority=default_priority, task_types=types,
@@ -191,6 +191,9 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
         aliases={t.alias: t.name for t in types.values() if t.alias},
         api=api, flower=flower,
     )
+    from taskq.schedules import from_config
+
+    return from_config(settings, raw.get("schedules"))
 
 
 def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:

@@ -33,6 +33,7 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
                 "cors_origins": list(settings.api.cors_origins)},
         "flower": {"port": settings.flower.port,
                    "basic_auth": _masked_auth(settings.flower.basic_auth)},
+        "schedules": {s.name: s.to_dict() for s in settings.schedules},
     }
 
 

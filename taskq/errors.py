@@ -57,6 +57,18 @@ class InvalidParameters(UsageError):
         return {**super().to_dict(), "problems": self.problems}
 
 
+class InvalidSchedule(InvalidParameters):
+    """Raised when a schedule to add is not valid (name, type, cron, interval, ...); lists
+    every problem."""
+
+    code = "invalid_schedule"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.message = "invalid schedule: " + "; ".join(self.problems)
+        self.args = (self.message,)
+
+
 class AmbiguousId(UsageError):
     """Raised when an id prefix names more than one task; lists them (up to a few)."""
 

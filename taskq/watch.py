@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 
-from taskq import dlq, errors, listing, records, tables
+from taskq import dlq, errors, listing, records, schedule_ops, tables
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
 from taskq.queues import depth_reader, queue_stats, transport_errors
@@ -108,7 +108,8 @@ class Collector:
         return Snapshot(taken_at=now, title=self._title(), queues=queues, workers=workers,
                         latest=latest, retrying=retrying, changed=self._changes(latest),
                         dead_letters=self._dead_letters(), done_rate=done_rate,
-                        failed_rate=failed_rate, updated_at=now)
+                        failed_rate=failed_rate, updated_at=now,
+                        schedules=schedule_ops.summary(rt.store))
 
     def _dead_letters(self) -> int:
         if not self.filters.types:

@@ -43,6 +43,8 @@ class Snapshot:
     failed_rate: float = 0.0
     status: str | None = None  # set while the broker is unreachable
     updated_at: float | None = None  # when the data shown was read; None: nothing read yet
+    # schedules: (how many, how many paused, the next tick or None), schedule_ops.summary
+    schedules: tuple[int, int, float | None] = (0, 0, None)
 
 
 @dataclass
@@ -157,6 +159,13 @@ def _figures(snap: Snapshot) -> Text:
     text.append(f"failed {snap.failed_rate:.1f}/s", style="red" if snap.failed_rate else "")
     text.append("   dead letters: ")
     text.append(str(snap.dead_letters), style="bold red" if snap.dead_letters else "")
+    count, paused, next_run = snap.schedules
+    if count:
+        from taskq.tables import ago
+
+        text.append(f"   schedules: {count}" + (f" ({paused} paused)" if paused else ""))
+        if next_run is not None:
+            text.append(f", next in {ago(next_run - snap.taken_at)}")
     return text
 
 

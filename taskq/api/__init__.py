@@ -15,7 +15,7 @@ def create_app(runtime: Runtime) -> Flask:
     from flask import Flask
 
     from taskq import metrics
-    from taskq.api import auth, cors, errors, ops_routes, routes, system
+    from taskq.api import auth, cors, errors, ops_routes, routes, schedule_routes, system
 
     app = Flask("taskq.api")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.api.max_body_bytes
@@ -24,6 +24,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["taskq_metrics"] = metrics.registry_for(runtime)
     app.register_blueprint(routes.blueprint)
     app.register_blueprint(ops_routes.blueprint)
+    app.register_blueprint(schedule_routes.blueprint)
     app.register_blueprint(system.blueprint)
     errors.install(app)
     auth.install(app, runtime.settings.api.token)

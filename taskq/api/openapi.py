@@ -85,7 +85,8 @@ HEALTH = {"type": "object", "required": ["status", "broker", "backend"], "proper
 def _errors(*statuses: int) -> dict[str, Any]:
     words = {400: "Bad JSON or parameters (each problem with its path)",
              401: "Missing or wrong bearer token (when a token is configured)",
-             404: "Unknown task id or route", 409: "Not possible in the task's state",
+             404: "Unknown task id, schedule or route",
+             409: "Not possible in the task's (or schedule's) state",
              413: "Body larger than api.max_body_bytes", 415: "Body is not JSON",
              503: "Broker or result backend unreachable"}
     return {str(s): {"description": words[s], "content": {JSON: {"schema": ERROR}}}
@@ -135,7 +136,9 @@ def paths(settings: Settings) -> dict[str, Any]:
     batch_reply = {"type": "object", "required": ["count", "tasks"], "properties": {
         "count": {"type": "integer"}, "tasks": {"type": "array", "items": TASK}}}
     submit_errors = _errors(400, 401, 409, 413, 415, 503)
-    return _merged(_ops_paths(settings), {
+    from taskq.api.schedule_routes import openapi_paths
+
+    return _merged(_ops_paths(settings), openapi_paths(settings, _ok, _errors, _body), {
         "/api/tasks": {"post": {
             "summary": "Submit a task", "operationId": "submitTask", "requestBody": _body(body),
             "responses": {**_ok(202, "Queued (or scheduled)", TASK),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def test_cancel_with_an_unknown_terminate_value_is_a_400_naming_it(settings):
 def test_openapi_describes_every_route_the_app_serves(settings):
     app = create_app(Runtime(settings))
     spec = app.test_client().get("/api/openapi.json").json
-    served = {(rule.rule.replace("<task_id>", "{task_id}"), method.lower())
+    served = {(re.sub(r"<(\w+)>", r"{\1}", rule.rule), method.lower())
               for rule in app.url_map.iter_rules() if rule.endpoint != "static"
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     described = {(path, method) for path, ops in spec["paths"].items() for method in ops}
