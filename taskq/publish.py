@@ -119,9 +119,8 @@ class Publisher:
         return found
 
     def _fast(self, record: TaskRecord) -> bool:
-        # Delayed tasks take Celery's own path: it may route them to a delay exchange.
         template = self.template(record)
-        return record.eta is None and template.serializer == "json" and self._can(template)
+        return template.serializer == "json" and self._can(template)
 
     def _can(self, template: Template) -> bool:
         return False
@@ -158,11 +157,16 @@ class Publisher:
         store.create_many(batch, pipe)
         return pipe
 
-    def write_records(self, batch: Sequence[TaskRecord]) -> None:
-        """Stamp and write the batch's records; Unsent if the backend cannot take them."""
+    def write_records(self, batch: Sequence[TaskRecord],
+                      also: Callable[[Any], None] | None = None) -> None:
+        """Stamp and write the batch's records (and what `also` adds to their pipeline);
+        Unsent if the backend cannot take them."""
         try:
             with self.runtime.store.reachable():
-                self._records_pipe(batch).execute()
+                pipe = self._records_pipe(batch)
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
         except BrokerUnavailable as exc:
             try:  # part of a pipeline may have been written
                 self.forget(batch)
@@ -244,12 +248,12 @@ def _make(runtime: Runtime) -> Publisher:
 
 
 def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None) -> None:
-    """Celery's own send_task: the path for delayed tasks and for brokers without a fast one.
-    On `producer` when given, without Celery's retries (its caller retries)."""
-    delay = max(0.0, (record.eta or 0) - (record.submitted_at or 0))
+    """Celery's own send_task: the path for brokers without a fast one, and for delayed tasks
+    when due (taskq/mover.py). On `producer` when given, without Celery's retries (its caller
+    retries)."""
     runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue, countdown=delay or None, taskq_raw=True,
+        queue=record.queue, routing_key=record.queue, taskq_raw=True,
         **({"producer": producer, "retry": False} if producer is not None else {}))
 
 
@@ -279,6 +283,10 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
     queued. While a batch is written (by one writer thread, waiting on the servers most of
     the time) the next is built; a failed write stops the rest, and NotQueued says how many
     tasks were queued and names the others (the broker's confirmed tasks stay queued)."""
+    later = [task for task in tasks if task.eta is not None]
+    if later:  # delayed tasks wait in the due set, not as messages (taskq/delayed.py)
+        _send_later(runtime, tasks, later, batch_size, progress)
+        return
     if not tasks:
         return
     session = publisher(runtime).session()
@@ -289,6 +297,21 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
         raise NotQueued(exc.problem, len(tasks) - len(unqueued), unqueued) from None
     finally:
         session.close()
+
+
+def _send_later(runtime: Runtime, tasks: Sequence[TaskRecord], later: list[TaskRecord],
+                batch_size: int, progress: Callable[[int], None] | None) -> None:
+    from taskq import delayed
+
+    now = [task for task in tasks if task.eta is None]
+    try:
+        delayed.enter_all(runtime, later, batch_size, progress)
+    except NotQueued as exc:
+        raise NotQueued(exc.problem, exc.queued, exc.unqueued + [t.id for t in now]) from None
+    try:
+        send_all(runtime, now, batch_size, progress)
+    except NotQueued as exc:
+        raise NotQueued(exc.problem, len(later) + exc.queued, exc.unqueued) from None
 
 
 def _send_batches(session: Session, tasks: Sequence[TaskRecord], batch_size: int,

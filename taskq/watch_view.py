@@ -151,7 +151,8 @@ def _figures(snap: Snapshot) -> Text:
     for q in snap.queues:
         by_priority[q.priority] = by_priority.get(q.priority, 0) + q.depth
     depth = "  ".join(f"{p} {n}" for p, n in by_priority.items()) or "-"
-    text = Text(f"waiting: {depth}   ")
+    scheduled = sum(q.scheduled for q in snap.queues)
+    text = Text(f"waiting: {depth}   " + (f"scheduled: {scheduled}   " if scheduled else ""))
     text.append(f"done {snap.done_rate:.1f}/s", style="green")
     text.append("  ")
     text.append(f"failed {snap.failed_rate:.1f}/s", style="red" if snap.failed_rate else "")
@@ -161,8 +162,8 @@ def _figures(snap: Snapshot) -> Text:
 
 
 def _queues(snap: Snapshot) -> Section:
-    waiting = [q for q in snap.queues if q.depth]
-    read = [q for q in snap.queues if q.consumers and not q.depth]  # shown if there is room
+    waiting = [q for q in snap.queues if q.depth or q.scheduled]
+    read = [q for q in snap.queues if q.consumers and not (q.depth or q.scheduled)]  # if room
     hidden = len(snap.queues) - len(waiting) - len(read)
     note = f" · {hidden} empty, unread queues hidden" if hidden else ""
     return Section("Queues", tables.queues_grid(waiting + read, snap.taken_at), "all empty",

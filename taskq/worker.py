@@ -70,6 +70,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
 
     from taskq import logs
     from taskq.heartbeat import Heartbeat
+    from taskq.mover import DueMover
 
     settings = runtime.settings
     signals.setup_logging.connect(
@@ -77,6 +78,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     app = runtime.celery
     app.taskq_plan = worker_plan  # type: ignore[attr-defined]
     app.steps["consumer"].add(Heartbeat)
+    app.steps["consumer"].add(DueMover)  # delayed tasks to their queues when due
     as_root = _advise_against_root()
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
