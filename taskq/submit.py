@@ -15,8 +15,9 @@ from taskq.request import SubmitRequest
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
-# Longest allowed --delay: a week. Delayed tasks wait in a worker's memory until due.
-MAX_DELAY = 7 * 24 * 3600.0
+# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/delayed.py),
+# not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
+MAX_DELAY = 366 * 24 * 3600.0
 
 
 def resolve_type(settings: Settings, name: str) -> TaskType:
