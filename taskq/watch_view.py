@@ -151,8 +151,7 @@ def _figures(snap: Snapshot) -> Text:
     for q in snap.queues:
         by_priority[q.priority] = by_priority.get(q.priority, 0) + q.depth
     depth = "  ".join(f"{p} {n}" for p, n in by_priority.items()) or "-"
-    scheduled = sum(q.scheduled for q in snap.queues)
-    text = Text(f"waiting: {depth}   " + (f"scheduled: {scheduled}   " if scheduled else ""))
+    text = Text(f"waiting: {depth}   ")
     text.append(f"done {snap.done_rate:.1f}/s", style="green")
     text.append("  ")
     text.append(f"failed {snap.failed_rate:.1f}/s", style="red" if snap.failed_rate else "")
