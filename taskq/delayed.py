@@ -10,6 +10,7 @@ two leaves its claim to lapse, and the next mover takes the task over and publis
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,7 @@ def enter_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
     published until a task is due. NotQueued names the tasks not written when one fails."""
     from taskq.publish import Unsent, publisher
 
+    _reach_broker(runtime)
     sender, store = publisher(runtime), runtime.store
     for start in range(0, len(tasks), batch_size):
         batch = tasks[start:start + batch_size]
@@ -100,6 +102,27 @@ def enter_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
             raise NotQueued(exc.problem, start, [r.id for r in tasks[start:]]) from None
         if progress is not None:
             progress(len(batch))
+
+
+_reached: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+def _reach_broker(runtime: Runtime) -> None:
+    """Connect to the broker once per runtime: a submit to a broker it cannot reach (a wrong
+    URL or password) fails now, as one without a delay does, not when its tasks fall due."""
+    from taskq.publish import broker_unavailable
+
+    if runtime in _reached:
+        return
+    try:
+        with runtime.celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        problem = broker_unavailable(runtime, exc)
+        if problem is None:
+            raise
+        raise problem from None
+    _reached.add(runtime)
 
 
 def remove(store: TaskStore, task_id: str) -> None:

@@ -44,7 +44,7 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     task_type = resolve_type(settings, request.type)
     priority = resolve_priority(settings, request.priority)
     if not 0 <= request.delay <= MAX_DELAY:
-        raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:g} seconds"])
+        raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:.0f} seconds"])
     clean = param_schema.validate(task_type, request.params)
     if request.key is not None and (bad := keys.problems(request.key)):
         raise InvalidParameters(bad)
