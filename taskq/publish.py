@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from itertools import groupby
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq import errors, messages, topology
@@ -283,9 +284,9 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
     queued. While a batch is written (by one writer thread, waiting on the servers most of
     the time) the next is built; a failed write stops the rest, and NotQueued says how many
     tasks were queued and names the others (the broker's confirmed tasks stay queued)."""
-    later = [task for task in tasks if task.eta is not None]
-    if later:  # delayed tasks wait in the due set, not as messages (taskq/delayed.py)
-        _send_later(runtime, tasks, later, batch_size, progress)
+    if any(task.eta is not None for task in tasks):
+        # delayed tasks wait in the due set, not as messages (taskq/delayed.py)
+        _send_runs(runtime, tasks, batch_size, progress)
         return
     if not tasks:
         return
@@ -299,19 +300,24 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
         session.close()
 
 
-def _send_later(runtime: Runtime, tasks: Sequence[TaskRecord], later: list[TaskRecord],
-                batch_size: int, progress: Callable[[int], None] | None) -> None:
+def _send_runs(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
+               progress: Callable[[int], None] | None) -> None:
+    """Send runs of delayed and of other tasks in turn, in submission order (their
+    submitted_at stamps follow it); NotQueued counts and names the tasks of every run."""
     from taskq import delayed
 
-    now = [task for task in tasks if task.eta is None]
-    try:
-        delayed.enter_all(runtime, later, batch_size, progress)
-    except NotQueued as exc:
-        raise NotQueued(exc.problem, exc.queued, exc.unqueued + [t.id for t in now]) from None
-    try:
-        send_all(runtime, now, batch_size, progress)
-    except NotQueued as exc:
-        raise NotQueued(exc.problem, len(later) + exc.queued, exc.unqueued) from None
+    runs = [list(run) for _, run in groupby(tasks, key=lambda task: task.eta is not None)]
+    sent = 0
+    for n, run in enumerate(runs):
+        try:
+            if run[0].eta is not None:
+                delayed.enter_all(runtime, run, batch_size, progress)
+            else:
+                send_all(runtime, run, batch_size, progress)
+        except NotQueued as exc:
+            after = [task.id for later in runs[n + 1:] for task in later]
+            raise NotQueued(exc.problem, sent + exc.queued, exc.unqueued + after) from None
+        sent += len(run)
 
 
 def _send_batches(session: Session, tasks: Sequence[TaskRecord], batch_size: int,
