@@ -9,7 +9,6 @@ two leaves its claim to lapse, and the next mover takes the task over and publis
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -28,27 +27,34 @@ CLAIM_LEASE = 60.0
 TAKE_SIZE = 500  # tasks one take moves at most
 
 # Take the due tasks: first those whose claim lapsed (their mover died before publishing
-# them), then those due by ARGV[1]; each is claimed (in the moving set until ARGV[3]) and its
+# them), then those due by now; each is claimed (in the moving set for ARGV[3] s) and its
 # record goes from SCHEDULED to QUEUED (index sets moved, event published) in this same
 # atomic step, so however many movers run it, each due task is taken by one. A task cancelled
 # (or otherwise moved on) while it waited is dropped, not taken. A lapsed claim is taken again
 # only while its record is QUEUED (not yet started by a worker).
-# KEYS: due set, moving set, events channel. ARGV: now, most to take, claim until, key prefix.
-# Returns the ids taken.
+# Now is the Redis server's clock (TIME) unless ARGV[1] gives it, so movers on hosts whose
+# clocks differ agree on what is due and on when a claim lapsed.
+# KEYS: due set, moving set, events channel. ARGV: now or '', most to take, claim seconds, key
+# prefix. Returns the ids taken.
 _TAKE = """
 local now, most, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
+local claim = now + tonumber(ARGV[3])
 local taken = {}
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, most)
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, most)
 for _, id in ipairs(lapsed) do
   if redis.call('HGET', prefix .. ':task:' .. id, 'state') == 'QUEUED' then
-    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    redis.call('ZADD', KEYS[2], claim, id)
     taken[#taken + 1] = id
   else
     redis.call('ZREM', KEYS[2], id)
   end
 end
 if #taken >= most then return taken end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, most - #taken)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, most - #taken)
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local key = prefix .. ':task:' .. id
@@ -57,11 +63,11 @@ for _, id in ipairs(due) do
     redis.call('HSET', key, 'state', 'QUEUED')
     local tail = ':' .. rec[2] .. ':' .. rec[3]
     redis.call('ZREM', prefix .. ':idx:SCHEDULED' .. tail, id)
-    redis.call('ZADD', prefix .. ':idx:QUEUED' .. tail, rec[4] or ARGV[1], id)
+    redis.call('ZADD', prefix .. ':idx:QUEUED' .. tail, rec[4] or now, id)
     local event = cjson.encode({id = id, state = 'QUEUED', at = now})
     redis.call('PUBLISH', KEYS[3], event)
     redis.call('PUBLISH', KEYS[3] .. ':' .. id, event)
-    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    redis.call('ZADD', KEYS[2], claim, id)
     taken[#taken + 1] = id
   end
 end
@@ -133,14 +139,13 @@ def remove(store: TaskStore, task_id: str) -> None:
 
 def take(store: TaskStore, now: float | None = None, most: int = TAKE_SIZE,
          lease: float = CLAIM_LEASE) -> list[str]:
-    """Claim the tasks due by `now` (and those whose mover died), their records now QUEUED;
-    the caller publishes them, then release()s them."""
-    now = time.time() if now is None else now
+    """Claim the tasks due by `now` (the Redis server's clock when None), and those whose
+    mover died, their records now QUEUED; the caller publishes them, then release()s them."""
     script = store.client.register_script(_TAKE)
     with store.reachable():
         taken = script(keys=[due_key(store.prefix), moving_key(store.prefix),
                              store.events_channel],
-                       args=[repr(now), most, repr(now + lease), store.prefix])
+                       args=["" if now is None else repr(now), most, repr(lease), store.prefix])
     return [t.decode() if isinstance(t, bytes) else str(t) for t in taken]
 
 
@@ -149,9 +154,3 @@ def release(store: TaskStore, task_ids: Sequence[str]) -> None:
     if task_ids:
         with store.reachable():
             store.client.zrem(moving_key(store.prefix), *task_ids)
-
-
-def count(store: TaskStore) -> int:
-    """How many tasks wait in the due set."""
-    with store.reachable():
-        return int(store.client.zcard(due_key(store.prefix)))
