@@ -10,10 +10,10 @@ from kombu import Queue
 from taskq import recovery, topology
 from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
+from taskq.config_schema import MAX_SECONDS
 from taskq.fetch import PriorityFetch
 from taskq.poison_hooks import DecodeGuard, HandOverGuard
 from taskq.running import RunLeases
-from taskq.submit import MAX_DELAY
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -49,10 +49,11 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "worker_consumer": "taskq.holding:HoldingConsumer",
         "broker_transport_options": {
             "queue_order_strategy": "priority",
-            # Redis: above the longest delay plus run, so a delayed or long task is never
-            # handed out twice; a dead worker's messages come back through the leases of
+            # Redis: above the longest wait a worker holds (a retry's backoff; delayed tasks
+            # wait in taskq/delayed.py) plus run, so a retried or long task is never handed
+            # out twice; a dead worker's messages come back through the leases of
             # taskq/recovery.py within seconds instead.
-            "visibility_timeout": recovery.visibility_timeout(settings, MAX_DELAY),
+            "visibility_timeout": recovery.visibility_timeout(settings, MAX_SECONDS),
             # A producer's first connection (kombu's default_channel) gives up after ~1.5 s
             # instead of retrying for good: a submit to a broker that is down fails fast.
             # Workers reconnect with their own, unbounded retries (broker_connection_retry).

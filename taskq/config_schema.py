@@ -38,7 +38,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # (Redis EXPIRE, a float backoff of 2**n, a socket timeout) or makes no sense.
 MAX_RECORD_TTL = 10 * 365 * 86400  # ten years
 MAX_RETRIES = 100
-MAX_SECONDS = 7 * 86400.0  # backoff, backoff_max and time limits: a week, as --delay
+MAX_SECONDS = 7 * 86400.0  # backoff, backoff_max and time limits: a week
 MAX_KEY_WINDOW = 30 * 86400.0  # how long an idempotency key may hold: a month
 MAX_CONCURRENCY = 1024
 MAX_SMTP_TIMEOUT = 600.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from taskq import records
+from taskq import delayed, records
 from taskq.errors import Conflict, UnknownTask
 from taskq.request import SubmitRequest
 
@@ -35,6 +35,8 @@ def cancel(runtime: Runtime, task_id: str, terminate: bool = False) -> TaskRecor
         raise Conflict(f"task {task_id} has already finished ({previous}); nothing changed")
     if outcome == -2:
         raise Conflict(f"task {task_id} is running ({previous}); use --terminate to stop it")
+    if previous == records.SCHEDULED:  # out of the due set (a mover that took it first drops it)
+        delayed.remove(store, task_id)
     record = store.get(task_id)
     if previous == records.STARTED:
         _terminate(runtime, record)

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from itertools import groupby
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq import errors, messages, topology
@@ -119,9 +120,8 @@ class Publisher:
         return found
 
     def _fast(self, record: TaskRecord) -> bool:
-        # Delayed tasks take Celery's own path: it may route them to a delay exchange.
         template = self.template(record)
-        return record.eta is None and template.serializer == "json" and self._can(template)
+        return template.serializer == "json" and self._can(template)
 
     def _can(self, template: Template) -> bool:
         return False
@@ -158,11 +158,16 @@ class Publisher:
         store.create_many(batch, pipe)
         return pipe
 
-    def write_records(self, batch: Sequence[TaskRecord]) -> None:
-        """Stamp and write the batch's records; Unsent if the backend cannot take them."""
+    def write_records(self, batch: Sequence[TaskRecord],
+                      also: Callable[[Any], None] | None = None) -> None:
+        """Stamp and write the batch's records (and what `also` adds to their pipeline);
+        Unsent if the backend cannot take them."""
         try:
             with self.runtime.store.reachable():
-                self._records_pipe(batch).execute()
+                pipe = self._records_pipe(batch)
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
         except BrokerUnavailable as exc:
             try:  # part of a pipeline may have been written
                 self.forget(batch)
@@ -244,12 +249,12 @@ def _make(runtime: Runtime) -> Publisher:
 
 
 def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None) -> None:
-    """Celery's own send_task: the path for delayed tasks and for brokers without a fast one.
-    On `producer` when given, without Celery's retries (its caller retries)."""
-    delay = max(0.0, (record.eta or 0) - (record.submitted_at or 0))
+    """Celery's own send_task: the path for brokers without a fast one, and for delayed tasks
+    when due (taskq/mover.py). On `producer` when given, without Celery's retries (its caller
+    retries)."""
     runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue, countdown=delay or None, taskq_raw=True,
+        queue=record.queue, routing_key=record.queue, taskq_raw=True,
         **({"producer": producer, "retry": False} if producer is not None else {}))
 
 
@@ -279,6 +284,10 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
     queued. While a batch is written (by one writer thread, waiting on the servers most of
     the time) the next is built; a failed write stops the rest, and NotQueued says how many
     tasks were queued and names the others (the broker's confirmed tasks stay queued)."""
+    if any(task.eta is not None for task in tasks):
+        # delayed tasks wait in the due set, not as messages (taskq/delayed.py)
+        _send_runs(runtime, tasks, batch_size, progress)
+        return
     if not tasks:
         return
     session = publisher(runtime).session()
@@ -289,6 +298,26 @@ def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 50
         raise NotQueued(exc.problem, len(tasks) - len(unqueued), unqueued) from None
     finally:
         session.close()
+
+
+def _send_runs(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
+               progress: Callable[[int], None] | None) -> None:
+    """Send runs of delayed and of other tasks in turn, in submission order (their
+    submitted_at stamps follow it); NotQueued counts and names the tasks of every run."""
+    from taskq import delayed
+
+    runs = [list(run) for _, run in groupby(tasks, key=lambda task: task.eta is not None)]
+    sent = 0
+    for n, run in enumerate(runs):
+        try:
+            if run[0].eta is not None:
+                delayed.enter_all(runtime, run, batch_size, progress)
+            else:
+                send_all(runtime, run, batch_size, progress)
+        except NotQueued as exc:
+            after = [task.id for later in runs[n + 1:] for task in later]
+            raise NotQueued(exc.problem, sent + exc.queued, exc.unqueued + after) from None
+        sent += len(run)
 
 
 def _send_batches(session: Session, tasks: Sequence[TaskRecord], batch_size: int,

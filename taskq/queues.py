@@ -28,6 +28,7 @@ class QueueInfo:
     depth: int
     consumers: int
     oldest_waiting_at: float | None = None
+    scheduled: int = 0  # delayed tasks not due yet, held in Redis (taskq/delayed.py)
 
 
 class DepthReader(Protocol):
@@ -135,10 +136,10 @@ def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
     finally:
         if own:
             reader.close()
-    waiting = _oldest_waiting(runtime, pairs) if oldest else {}
+    waiting, scheduled = _from_records(runtime, pairs, oldest)
     return [QueueInfo(name, t, p, depths[name][0],
                       _consumers(depths[name][1], (consumers or {}).get(name, 0)),
-                      waiting.get((t, p)))
+                      waiting.get((t, p)), scheduled.get((t, p), 0))
             for name, (t, p) in zip(names, pairs, strict=True)]
 
 
@@ -150,15 +151,25 @@ def _consumers(from_broker: int | None, from_workers: int) -> int:
     return max(from_broker or 0, from_workers)
 
 
-def _oldest_waiting(runtime: Runtime, pairs: list[tuple[str, str]]) -> dict[tuple[str, str],
-                                                                           float]:
+def _from_records(runtime: Runtime, pairs: list[tuple[str, str]], oldest: bool
+                  ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], int]]:
+    """Per (type, priority): the submit time of the oldest QUEUED task (when `oldest`), and
+    how many are SCHEDULED; in one round trip."""
     store = runtime.store
     pipe = store.client.pipeline(transaction=False)
     for t, p in pairs:
-        pipe.zrange(store.cell_key(records.QUEUED, t, p), 0, 0, withscores=True)
+        pipe.zcard(store.cell_key(records.SCHEDULED, t, p))
+        if oldest:
+            pipe.zrange(store.cell_key(records.QUEUED, t, p), 0, 0, withscores=True)
     with store.reachable():
-        found = pipe.execute()
-    return {pair: float(hit[0][1]) for pair, hit in zip(pairs, found, strict=True) if hit}
+        found = iter(pipe.execute())
+    waiting: dict[tuple[str, str], float] = {}
+    scheduled: dict[tuple[str, str], int] = {}
+    for pair in pairs:
+        scheduled[pair] = int(next(found))
+        if oldest and (hit := next(found)):
+            waiting[pair] = float(hit[0][1])
+    return waiting, scheduled
 
 
 def _unavailable(runtime: Runtime, exc: BaseException) -> BrokerUnavailable:

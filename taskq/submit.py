@@ -15,8 +15,9 @@ from taskq.request import SubmitRequest
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
-# Longest allowed --delay: a week. Delayed tasks wait in a worker's memory until due.
-MAX_DELAY = 7 * 24 * 3600.0
+# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/delayed.py),
+# not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
+MAX_DELAY = 366 * 24 * 3600.0
 
 
 def resolve_type(settings: Settings, name: str) -> TaskType:
@@ -43,7 +44,7 @@ def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     task_type = resolve_type(settings, request.type)
     priority = resolve_priority(settings, request.priority)
     if not 0 <= request.delay <= MAX_DELAY:
-        raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:g} seconds"])
+        raise InvalidParameters([f"delay: must be between 0 and {MAX_DELAY:.0f} seconds"])
     clean = param_schema.validate(task_type, request.params)
     if request.key is not None and (bad := keys.problems(request.key)):
         raise InvalidParameters(bad)

@@ -33,8 +33,9 @@ WORKER_COLUMNS = [Column("worker"), Column("state"), Column("current task", 1, f
                   Column("done", 2, "right"), Column("failed", 2, "right"), Column("queues", 3),
                   Column("heartbeat", 4), Column("profile", 5), Column("conc", 6, "right"),
                   Column("host", 7)]
-QUEUE_COLUMNS = [Column("queue"), Column("depth", 0, "right"), Column("oldest waiting", 1),
-                 Column("consumers", 2, "right"), Column("priority", 3)]
+QUEUE_COLUMNS = [Column("queue"), Column("depth", 0, "right"), Column("scheduled", 1, "right"),
+                 Column("oldest waiting", 1), Column("consumers", 2, "right"),
+                 Column("priority", 3)]
 
 
 def ago(seconds: float | None) -> str:
@@ -117,7 +118,8 @@ def queues_grid(queues: list[QueueInfo], now: float | None = None) -> Grid:
     for q in queues:
         oldest = ago(now - q.oldest_waiting_at) if q.oldest_waiting_at else "-"
         depth = Text(str(q.depth), style="bold" if q.depth else "dim")
-        grid.add(q.name, depth, oldest, str(q.consumers), q.priority)
+        scheduled = Text(str(q.scheduled), style="" if q.scheduled else "dim")
+        grid.add(q.name, depth, scheduled, oldest, str(q.consumers), q.priority)
     return grid
 
 

@@ -170,8 +170,8 @@ def _figures(snap: Snapshot) -> Text:
 
 
 def _queues(snap: Snapshot) -> Section:
-    waiting = [q for q in snap.queues if q.depth]
-    read = [q for q in snap.queues if q.consumers and not q.depth]  # shown if there is room
+    waiting = [q for q in snap.queues if q.depth or q.scheduled]
+    read = [q for q in snap.queues if q.consumers and not (q.depth or q.scheduled)]  # if room
     hidden = len(snap.queues) - len(waiting) - len(read)
     note = f" · {hidden} empty, unread queues hidden" if hidden else ""
     return Section("Queues", tables.queues_grid(waiting + read, snap.taken_at), "all empty",

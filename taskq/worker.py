@@ -70,6 +70,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
 
     from taskq import logs
     from taskq.heartbeat import Heartbeat
+    from taskq.mover import DueMover
     from taskq.periodic import PeriodicStep
 
     settings = runtime.settings
@@ -79,6 +80,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     app.taskq_plan = worker_plan  # type: ignore[attr-defined]
     app.steps["consumer"].add(Heartbeat)
     app.steps["consumer"].add(PeriodicStep)  # this worker's scheduler (taskq/periodic.py)
+    app.steps["consumer"].add(DueMover)  # delayed tasks to their queues when due
     as_root = _advise_against_root()
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",

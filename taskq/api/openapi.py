@@ -61,6 +61,7 @@ QUEUE = {"type": "object", "required": ["name", "type", "priority", "depth", "co
          "properties": {"name": {"type": "string"}, "type": {"type": "string"},
                         "priority": {"type": "string"}, "depth": {"type": "integer"},
                         "consumers": {"type": "integer"},
+                        "scheduled": {"type": "integer"},
                         "oldest_waiting_at": NULLABLE_STRING,
                         "oldest_waiting_age": NULLABLE_NUMBER}}
 WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues"],

@@ -1,5 +1,5 @@
-"""Held work is bounded: a worker holds at most its processes plus HOLD_AHEAD messages in
-every form, and delayed tasks falling due do not run ahead of a higher task."""
+"""Held work is bounded: a worker holds no delayed task (they wait in the due set until due,
+taskq/delayed.py), and delayed tasks falling due do not run ahead of a higher task."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from taskq import bulk, holding, submit, topology
+from taskq import bulk, submit, topology
 from taskq.queues import queue_stats
 from taskq.request import SubmitRequest
 
@@ -18,9 +18,9 @@ DELAY = 6.0  # seconds: long enough to see what the worker holds before they fal
 LOW_MS = 3000  # CPU time of a low task ("one task's time"), longer than the yield window
 
 
-def _depth(deployment, queue: str) -> int:
-    [info] = [q for q in queue_stats(deployment.runtime, oldest=False) if q.name == queue]
-    return info.depth
+def _queue(deployment, queue: str):
+    [info] = [q for q in queue_stats(deployment.runtime) if q.name == queue]
+    return info
 
 
 def _started_at(deployment, ids: list[str]) -> list[float]:
@@ -32,7 +32,7 @@ def _started_at(deployment, ids: list[str]) -> list[float]:
 
 
 @pytest.mark.brokers
-def test_a_worker_holds_few_delayed_tasks_and_a_high_task_overtakes_them_once_due(
+def test_a_worker_holds_no_delayed_task_and_a_high_task_overtakes_them_once_due(
         deployment):
     # Given a one-process worker
     deployment.start_worker("--concurrency", "1", "--type", "spin")
@@ -43,13 +43,9 @@ def test_a_worker_holds_few_delayed_tasks_and_a_high_task_overtakes_them_once_du
         submit.prepare(settings, SubmitRequest(type="spin", priority="low",
                                                params={"ms": LOW_MS}, delay=DELAY))
         for _ in range(LOWS)])
-    # Then the worker takes only its process plus HOLD_AHEAD of them; the rest stay queued
-    held = 1 + holding.HOLD_AHEAD
-    deadline = time.monotonic() + DELAY / 2
-    while _depth(deployment, queue) > LOWS - held:
-        assert time.monotonic() < deadline, (_depth(deployment, queue), deployment.worker_logs())
-        time.sleep(0.05)  # polling for the worker's takes
-    assert _depth(deployment, queue) == LOWS - held
+    # Then the worker takes none of them before they are due: they wait in the due set
+    info = _queue(deployment, queue)
+    assert (info.depth, info.scheduled) == (0, LOWS)
     # When they have fallen due, and a high task is submitted 1 s later
     due = max(record.eta for record in lows)
     assert time.time() < due, "the worker took too long to start: no delay left to watch"

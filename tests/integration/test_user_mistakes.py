@@ -75,11 +75,11 @@ def test_a_wait_timeout_that_is_not_a_duration_exits_2_before_anything_is_queued
 
 @pytest.mark.parametrize(("args", "message"), [
     (("submit", "--type", "data", "--param", "data=x", "--delay", "-1"),
-     "error: invalid parameters: delay: must be between 0 and 604800 seconds"),
+     "error: invalid parameters: delay: must be between 0 and 31622400 seconds"),
     (("submit", "--type", "data", "--param", "data=x", "--delay", "nan"),
-     "error: invalid parameters: delay: must be between 0 and 604800 seconds"),
+     "error: invalid parameters: delay: must be between 0 and 31622400 seconds"),
     (("submit", "--type", "data", "--param", "data=x", "--delay", "1e400"),
-     "error: invalid parameters: delay: must be between 0 and 604800 seconds"),
+     "error: invalid parameters: delay: must be between 0 and 31622400 seconds"),
     (("list", "--limit", "0"), "error: --limit must be between 1 and 1000"),
     (("dlq", "list", "--limit", "-5"), "error: --limit must be between 1 and 1000"),
     (("dlq", "list", "--limit", "1001"), "error: --limit must be between 1 and 1000"),

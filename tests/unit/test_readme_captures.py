@@ -56,7 +56,7 @@ def _example() -> Snapshot:
     queues = [QueueInfo("taskq.data_processing.high", "data_processing", "high", 0, 1),
               QueueInfo("taskq.email_sending.high", "email_sending", "high", 12, 1, NOW - 8),
               QueueInfo("taskq.data_processing.normal", "data_processing", "normal", 40, 1,
-                        NOW - 21),
+                        NOW - 21, scheduled=250),
               QueueInfo("taskq.spin.normal", "spin", "normal", 0, 0),
               QueueInfo("taskq.file_processing.low", "file_processing", "low", 3, 1,
                         NOW - 95)]

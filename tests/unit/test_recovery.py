@@ -7,7 +7,7 @@ from pathlib import Path
 
 from taskq import config, recovery
 from taskq.app import celery_config
-from taskq.submit import MAX_DELAY
+from taskq.config_schema import MAX_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,11 +16,11 @@ def _settings():
     return config.load(env={}, path=REPO / "config" / "celery.yaml")
 
 
-def test_kombu_never_hands_out_a_held_message_before_the_longest_delay_and_run():
+def test_kombu_never_hands_out_a_held_message_before_the_longest_backoff_and_run():
     settings = _settings()
     longest_run = max(t.time_limit or 0 for t in settings.task_types.values())
     options = celery_config(settings, "redis://")["broker_transport_options"]
-    assert options["visibility_timeout"] > MAX_DELAY + longest_run
+    assert options["visibility_timeout"] > MAX_SECONDS + longest_run
 
 
 def test_a_lease_is_renewed_several_times_before_it_runs_out():

@@ -1,0 +1,89 @@
+"""Moves delayed tasks to their queues when due: every worker runs a mover (a thread of its
+main process), and however many run, each due task is published by one (taskq/delayed.py).
+
+A take claims the due tasks and marks their records QUEUED in one atomic step; the mover then
+publishes them and drops its claims. A mover that dies in between (SIGKILL, a lost broker)
+publishes nothing more, and once its claims lapse (delayed.CLAIM_LEASE) the next take hands
+its tasks to another mover: nothing is lost. A mover that published and died before dropping
+its claims has its tasks published again (at least once): the record decides, so a copy of a
+task that already ended is dropped by the worker that takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from celery import bootsteps
+
+from taskq import delayed, records
+from taskq.publish import celery_send
+
+if TYPE_CHECKING:
+    from taskq.runtime import Runtime
+
+MOVE_EVERY = 0.5  # seconds between a worker's looks at the due set
+
+log = logging.getLogger(__name__)
+
+
+def move_due(runtime: Runtime, now: float | None = None) -> int:
+    """Publish the tasks due by `now` (and those a dead mover left), TAKE_SIZE at a time, until
+    none is left; returns how many were published."""
+    moved = 0
+    while True:
+        taken = delayed.take(runtime.store, now)
+        if not taken:
+            return moved
+        publish(runtime, taken)
+        delayed.release(runtime.store, taken)
+        moved += len(taken)
+        if len(taken) < delayed.TAKE_SIZE:
+            return moved
+
+
+def publish(runtime: Runtime, task_ids: list[str]) -> None:
+    """Publish taken tasks to their queues, on one producer, without Celery's retries: a
+    failure leaves their claims to lapse and another take to publish them."""
+    found = runtime.store.get_many(task_ids)
+    with runtime.celery.producer_or_acquire() as producer:
+        for record in found:
+            # not if cancelled meanwhile, or started (a dead mover's claim, published after all)
+            if record is not None and record.state == records.QUEUED:
+                celery_send(runtime, record, producer)
+
+
+class DueMover(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer step: moves due tasks every MOVE_EVERY seconds while the worker consumes."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        self._stop = threading.Event()  # a thread of an earlier start keeps its own, set
+        self._thread = threading.Thread(target=self._run, args=(parent.app.taskq_runtime,),
+                                        daemon=True, name="taskq-due-mover")
+        self._thread.start()
+
+    def _run(self, runtime: Runtime) -> None:
+        stop, failing = self._stop, False
+        while not stop.wait(MOVE_EVERY):
+            try:
+                move_due(runtime)
+            except Exception as exc:  # noqa: BLE001 - an outage: claims lapse, the next look retries
+                if not failing:  # once an outage, not every look
+                    log.warning("taskq: could not move due tasks (%s); trying again", exc)
+                failing = True
+            else:
+                failing = False
+
+    def stop(self, parent: Any) -> None:
+        self._stop.set()
+
+    def shutdown(self, parent: Any) -> None:
+        self._stop.set()
