@@ -74,6 +74,7 @@ class TaskType:
     rate_limit: str | None
     parameters: Mapping[str, ParamSpec] | None = None  # None: a built-in schema
     key_window: float = 86400.0  # seconds an idempotency key names its first task
+    rate_burst: int = 1  # tasks of a global rate limit that may start at once
 
     @property
     def builtin(self) -> bool:

@@ -25,11 +25,12 @@ from taskq.config import (
     did_you_mean,
 )
 from taskq.errors import ConfigError
+from taskq.rate_limits import MAX_BURST, per_second
 
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
             "task_types", "workers", "smtp", "files", "logging", "api", "flower")
 TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
-             "rate_limit", "key_window")
+             "rate_limit", "rate_burst", "key_window")
 RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
 BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss", "redis+socket")
 BACKEND_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
@@ -43,7 +44,6 @@ MAX_KEY_WINDOW = 30 * 86400.0  # how long an idempotency key may hold: a month
 MAX_CONCURRENCY = 1024
 MAX_SMTP_TIMEOUT = 600.0
 MAX_BODY_BYTES = 1 << 30
-_RATE = re.compile(r"^\d+(\.\d+)?/[smh]$")
 
 
 class _Checker:
@@ -252,9 +252,7 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
                                   maximum=MAX_SECONDS)),
         jitter=c.typed(retry, "jitter", rpath, bool, True),
     )
-    rate = c.typed(body, "rate_limit", path, str, None)
-    if rate is not None and not _RATE.match(rate):
-        c.fail(f"{path}.rate_limit", "must look like 10/s, 100/m or 1000/h")
+    rate = _rate(c, body, path)
     return TaskType(
         name=name, alias=c.typed(body, "alias", path, str, builtin[0] if builtin else None),
         function=function or "", retry=policy,
@@ -263,9 +261,22 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
         soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1,
                                 maximum=MAX_SECONDS),
         rate_limit=rate, parameters=params,
+        rate_burst=c.typed(body, "rate_burst", path, int, 1, minimum=1, maximum=MAX_BURST),
         key_window=float(c.typed(body, "key_window", path, (int, float), 86400.0, minimum=1,
                                  maximum=MAX_KEY_WINDOW)),
     )
+
+
+def _rate(c: _Checker, body: dict[str, Any], path: str) -> str | None:
+    rate = c.typed(body, "rate_limit", path, str, None)
+    if rate is None:
+        return None
+    try:
+        per_second(rate)
+    except ValueError as exc:
+        c.fail(f"{path}.rate_limit", str(exc))
+        return None
+    return str(rate)
 
 
 def _parameters(c: _Checker, raw: Any, path: str) -> dict[str, ParamSpec]:

@@ -127,7 +127,8 @@ def work_context(settings: Settings) -> WorkContext:
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
-    """Declare one task per type, with its retry policy, time limits and rate limit."""
+    """Declare one task per type, with its retry policy and time limits (its rate limit is
+    global, kept by the fetch: taskq/rate_limits.py, not Celery's per worker)."""
     ctx = work_context(settings)
     for task_type in settings.task_types.values():
         _register(app, task_type, ctx)
@@ -143,7 +144,7 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
         body, bind=True, base=TaskqTask, name=topology.task_name(task_type.name),
         autoretry_for=TRANSIENT, taskq_retry=task_type.retry, type_name=task_type.name,
         max_retries=task_type.retry.max_retries, time_limit=task_type.time_limit,
-        soft_time_limit=task_type.soft_time_limit, rate_limit=task_type.rate_limit,
+        soft_time_limit=task_type.soft_time_limit,
         acks_late=True, reject_on_worker_lost=True,
         shared=False,  # each app keeps its own tasks: two apps in one process stay apart
     )

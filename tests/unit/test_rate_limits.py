@@ -1,0 +1,57 @@
+"""Global rate limits in the config: a rate is a positive, finite, bounded number of tasks a
+second, minute or hour, and a wrong one is a config error naming its path."""
+
+from __future__ import annotations
+
+import pytest
+from test_config import load_with, problems_of
+
+from taskq import rate_limits
+
+PATH = "task_types.email_sending.rate_limit"
+
+
+@pytest.mark.parametrize(("text", "per_second"), [
+    ("10/s", 10.0), ("120/m", 2.0), ("1800/h", 0.5), ("0.5/s", 0.5), ("10000/s", 10000.0)])
+def test_a_rate_is_read_as_tasks_a_second(text, per_second):
+    assert rate_limits.per_second(text) == per_second
+
+
+@pytest.mark.parametrize(("rate", "problem"), [
+    ("0/s", "must be more than 0 tasks"),
+    ("0.0/m", "must be more than 0 tasks"),
+    ("-1/s", "must look like 10/s"),
+    ("x/s", "must look like 10/s"),
+    ("nan/s", "must look like 10/s"),
+    ("10/d", "must look like 10/s"),
+    ("1e9/s", "must look like 10/s"),
+    ("10/s\n", "must look like 10/s"),
+    ("20000/s", "must be at most 10000/s"),
+    ("999999999999/h", "must be at most 10000/s"),
+    (float("nan"), "must be a string"),
+    (10, "must be a string"),
+])
+def test_a_wrong_rate_is_a_config_error_naming_its_path(tmp_path, rate, problem):
+    found = problems_of(tmp_path, {"task_types": {"email_sending": {"rate_limit": rate}}})
+    assert any(p.startswith(f"{PATH}: ") and problem in p for p in found), found
+
+
+@pytest.mark.parametrize(("burst", "problem"), [
+    (0, "must be ≥ 1"), (10**9, "must be ≤ 10000"), (2.5, "must be an integer")])
+def test_a_wrong_burst_is_a_config_error_naming_its_path(tmp_path, burst, problem):
+    found = problems_of(tmp_path, {"task_types": {"email_sending": {"rate_burst": burst}}})
+    assert any(p.startswith("task_types.email_sending.rate_burst: ") and problem in p
+               for p in found), found
+
+
+def test_only_types_with_a_rate_limit_have_a_limit(tmp_path):
+    # Given email_sending limited to 120 a minute, 5 at once
+    settings = load_with(tmp_path, {"task_types": {"email_sending": {
+        "rate_limit": "120/m", "rate_burst": 5}}})
+
+    # When the limits are read
+    limits = rate_limits.limits_of(settings)
+
+    # Then only that type has one, one task every half second
+    assert list(limits) == ["email_sending"]
+    assert (limits["email_sending"].interval, limits["email_sending"].burst) == (0.5, 5)
