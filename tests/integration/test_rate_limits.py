@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from taskq import bulk, submit
+from taskq import bulk, metrics, submit
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration
@@ -23,12 +23,12 @@ WORKERS = 3
 TASK_MS = 10
 
 
-def _add_paced_type(deployment) -> None:
-    """A `paced` type (spin, limited to RATE/s with a burst of BURST) in the deployment's
+def _add_paced_type(deployment, rate: int = RATE) -> None:
+    """A `paced` type (spin, limited to `rate`/s with a burst of BURST) in the deployment's
     config, before anything reads it."""
     path = Path(deployment.env["TASKQ_CONFIG"])
     raw = yaml.safe_load(path.read_text())
-    raw["task_types"]["paced"] = dict(raw["task_types"]["spin"], rate_limit=f"{RATE}/s",
+    raw["task_types"]["paced"] = dict(raw["task_types"]["spin"], rate_limit=f"{rate}/s",
                                       rate_burst=BURST)
     path.write_text(yaml.safe_dump(raw))
 
@@ -88,19 +88,24 @@ def test_a_limited_type_runs_at_its_rate_across_workers_and_others_are_not_slowe
 
 
 @pytest.mark.brokers("embedded", "rabbitmq")
-def test_the_types_command_shows_the_limit_and_its_use(deployment):
-    # Given a type limited to 20/s, and a worker that ran some of its tasks
-    _add_paced_type(deployment)
+def test_the_types_command_and_the_metrics_show_the_limit_and_its_use(deployment):
+    # Given a type limited to 5/s, and a worker that ran a backlog of its tasks (2 s)
+    _add_paced_type(deployment, rate=5)
     deployment.start_worker("--concurrency", "1", "--type", "paced")
-    for task_id in _submit(deployment, "paced", 10):
-        deployment.wait(task_id, timeout=30)
+    _run_all(deployment, _submit(deployment, "paced", 10))
 
-    # When a user lists the types
+    # When a user lists the types, and Prometheus scrapes the metrics
     found = {t["name"]: t for t in deployment.cli_json("types")}
+    scraped = metrics.render(metrics.registry_for(deployment.runtime)).decode()
 
-    # Then the limited type shows its limit, burst, current rate and what was held back
+    # Then the limited type shows its limit, its burst, its rate now and the tasks held back
+    # (the worker took the backlog faster than the limit: some went back to their queue)
     usage = found["paced"]["rate"]
-    assert (usage["limit"], usage["burst"]) == (f"{RATE}/s", BURST)
-    assert 0 < usage["current_per_second"] <= RATE
-    assert usage["held_back"] >= 0
+    assert (usage["limit"], usage["burst"]) == ("5/s", BURST)
+    assert 0 < usage["current_per_second"] <= 5
+    assert usage["held_back"] > 0
     assert found["spin"]["rate"] is None
+    assert 'taskq_rate_limit_per_second{type="paced"} 5.0' in scraped
+    assert 'taskq_rate_per_second{type="paced"} ' in scraped
+    assert 'taskq_rate_held_back_total{type="paced"} ' in scraped
+    assert 'type="spin"' not in scraped.split("taskq_rate_limit_per_second", 1)[1]
