@@ -137,6 +137,9 @@ class Settings:
     aliases: Mapping[str, str] = field(default_factory=dict)
     api: ApiSettings = field(default_factory=ApiSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
+    # starvation guard: seconds a task of a priority may wait before it is taken as if it
+    # had the next priority up (taskq/starvation.py); a priority not named has none
+    max_wait: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

@@ -162,7 +162,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     prefix = c.typed(raw, "key_prefix", "", str, "taskq")
     if not re.match(r"^[A-Za-z0-9_.:-]+$", prefix):
         c.fail("key_prefix", "only letters, digits and _ . : - are allowed")
-    priorities, default_priority = _queues(c, raw.get("queues"))
+    priorities, default_priority, max_wait = _queues(c, raw.get("queues"))
     types = _task_types(c, raw.get("task_types"))
     workers = _workers(c, raw.get("workers"), types, priorities)
     smtp = _smtp(c, raw.get("smtp"))
@@ -189,12 +189,12 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
         output_dir=output_dir,
         log_format=log_format, log_level=log_level,
         aliases={t.alias: t.name for t in types.values() if t.alias},
-        api=api, flower=flower,
+        api=api, flower=flower, max_wait=max_wait,
     )
 
 
-def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:
-    section = c.section(raw, "queues", ("priorities", "default_priority"))
+def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str, dict[str, float]]:
+    section = c.section(raw, "queues", ("priorities", "default_priority", "max_wait"))
     priorities = c.typed(section, "priorities", "queues", list, ["high", "normal", "low"])
     names = tuple(str(p) for p in priorities)
     for i, name in enumerate(names):
@@ -206,7 +206,20 @@ def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:
     if names and default not in names:
         c.fail("queues.default_priority", f"must be one of {', '.join(names)}"
                + did_you_mean(default, list(names)))
-    return names, default
+    return names, default, _max_wait(c, section.get("max_wait"), names)
+
+
+def _max_wait(c: _Checker, raw: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """The starvation guard: seconds per priority (never the highest: none is above it)."""
+    found: dict[str, float] = {}
+    for priority in c.section(raw, "queues.max_wait", names):
+        seconds = c.typed(raw, priority, "queues.max_wait", (int, float), None, minimum=0.1,
+                          maximum=MAX_SECONDS)
+        if names and priority == names[0]:
+            c.fail(f"queues.max_wait.{priority}", "the highest priority has none above it")
+        elif seconds is not None and priority in names:
+            found[str(priority)] = float(seconds)
+    return found
 
 
 def _task_types(c: _Checker, raw: Any) -> dict[str, TaskType]:

@@ -36,7 +36,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import holding, messages, poison_hooks, rate_limits
+from taskq import holding, messages, poison_hooks, rate_limits, starvation
 from taskq.amqp_frames import get_frames, method_frames, send
 from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
@@ -101,6 +101,7 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     on_settled: Any = None  # called after each ack or reject: a process may be free
     on_poison: Any = None  # called with a Poison for a message that cannot be read
     gate: rate_limits.RateGate | None = None  # global rate limits: types to skip for now
+    guard: starvation.AgingGuard | None = None  # queues whose oldest task waited too long
 
     def consume(self, no_ack: bool | None = None) -> None:
         # No subscription: the broker would choose between our queues.
@@ -124,6 +125,8 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         if self.gate is not None and not self.gate.admit(message):
             self.reject(message, message.reject, requeue=True)
             return False
+        if self.guard is not None:
+            self.guard.mark(message)
         message.accept = self.accept
         holding.mark_taken(message)
         _notify_on_settle(message, self)
@@ -208,7 +211,9 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
 
     def _in_order(self) -> list[Any]:
         queues: list[Any] = list(self.queues or ())
-        return queues if self.gate is None else self.gate.open(queues)
+        if self.gate is not None:
+            queues = self.gate.open(queues)
+        return queues if self.guard is None else self.guard.order(queues)
 
 
 class AmqpPollingConsumer(PollingConsumer):
@@ -509,6 +514,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         consumer.on_settled = lambda: self._settled(c)
         consumer.on_poison = lambda found: poison_hooks.quarantine(c.app, found, c.hostname)
         consumer.gate = self._gate(c)
+        consumer.guard = starvation.guard_for(c.app)
         self._doorbell = self._listen(c)
         if self._standby is not None:  # a reconnect: the old channel went with its connection
             self._standby.close()

@@ -10,7 +10,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
 from celery.utils.log import get_task_logger
 
-from taskq import records, retry, topology, work
+from taskq import records, retry, starvation, topology, work
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
 from taskq.store import attempt_error, claim, holding
@@ -78,6 +78,8 @@ class TaskqTask(Task):  # type: ignore[misc]
         if worker_plan is None:  # not a taskq worker: no plan to rank by
             return []
         queue = (self.request.delivery_info or {}).get("routing_key") or ""
+        if getattr(self.request, starvation.AGED, False):  # taken a priority up: ranks there
+            queue = starvation.promoted_queue(self.app.taskq_settings, queue)
         ahead = topology.outranking(self.app.taskq_settings, worker_plan.types,
                                     worker_plan.priorities, queue)
         return [self.store.cell_key(records.QUEUED, t, p) for t, p in ahead]
