@@ -115,7 +115,8 @@ def queues_grid(queues: list[QueueInfo], now: float | None = None) -> Grid:
     for q in queues:
         oldest = ago(now - q.oldest_waiting_at) if q.oldest_waiting_at else "-"
         depth = Text(str(q.depth), style="bold" if q.depth else "dim")
-        grid.add(q.name, depth, oldest, str(q.consumers), q.priority)
+        grid.add(q.name, depth, oldest, str(q.consumers),
+                 q.priority + (" (rate-limited)" if q.rate_limited else ""))
     return grid
 
 

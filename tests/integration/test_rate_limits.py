@@ -88,14 +88,15 @@ def test_a_limited_type_runs_at_its_rate_across_workers_and_others_are_not_slowe
 
 
 @pytest.mark.brokers("embedded", "rabbitmq")
-def test_the_types_command_and_the_metrics_show_the_limit_and_its_use(deployment):
+def test_types_queues_and_the_metrics_show_the_limit_and_its_use(deployment):
     # Given a type limited to 5/s, and a worker that ran a backlog of its tasks (2 s)
     _add_paced_type(deployment, rate=5)
     deployment.start_worker("--concurrency", "1", "--type", "paced")
     _run_all(deployment, _submit(deployment, "paced", 10))
 
-    # When a user lists the types, and Prometheus scrapes the metrics
+    # When a user lists the types and the queues, and Prometheus scrapes the metrics
     found = {t["name"]: t for t in deployment.cli_json("types")}
+    queues = {q["name"].rsplit(".", 2)[-2]: q for q in deployment.cli_json("queues")}
     scraped = metrics.render(metrics.registry_for(deployment.runtime)).decode()
 
     # Then the limited type shows its limit, its burst, its rate now and the tasks held back
@@ -105,6 +106,8 @@ def test_the_types_command_and_the_metrics_show_the_limit_and_its_use(deployment
     assert 0 < usage["current_per_second"] <= 5
     assert usage["held_back"] > 0
     assert found["spin"]["rate"] is None
+    assert queues["paced"]["rate_limited"] in (True, False)
+    assert queues["spin"]["rate_limited"] is None
     assert 'taskq_rate_limit_per_second{type="paced"} 5.0' in scraped
     assert 'taskq_rate_per_second{type="paced"} ' in scraped
     assert 'taskq_rate_held_back_total{type="paced"} ' in scraped
