@@ -112,3 +112,28 @@ def test_types_queues_and_the_metrics_show_the_limit_and_its_use(deployment):
     assert 'taskq_rate_per_second{type="paced"} ' in scraped
     assert 'taskq_rate_held_back_total{type="paced"} ' in scraped
     assert 'type="spin"' not in scraped.split("taskq_rate_limit_per_second", 1)[1]
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_priority_still_holds_within_a_limited_type(deployment):
+    # Given two workers serving a type limited to 5/s, busy with a backlog of its low tasks
+    _add_paced_type(deployment, rate=5)
+    for _ in range(2):
+        deployment.start_worker("--concurrency", "1", "--type", "paced")
+    settings = deployment.runtime.settings
+    lows = [submit.prepare(settings, SubmitRequest(type="paced", priority="low",
+                                                   params={"ms": TASK_MS}))
+            for _ in range(15)]
+    low_ids = [record.id for record in bulk.submit_all(deployment.runtime, lows)]
+    deployment.wait(low_ids[BURST], timeout=30)  # the burst is spent: the type is limited
+
+    # When a high task of that type is queued
+    high = deployment.submit("paced", priority="high", ms=TASK_MS)
+    started_high = deployment.wait(high.id, timeout=30).started_at
+
+    # Then it is the next of its type to start: at most one low task (taken with the token
+    # before it was queued) starts after it was submitted and before it
+    _run_all(deployment, low_ids)
+    between = [at for at in _times(deployment, low_ids, "started_at")
+               if high.submitted_at <= at < started_high]
+    assert len(between) <= 1, between
