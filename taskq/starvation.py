@@ -3,10 +3,11 @@ priority's max_wait is taken as if it had the next priority up, so a steady load
 work cannot hold it back forever.
 
 A worker asks the records' Redis, at most every CHECK_EVERY seconds, how long the oldest due
-task of each guarded queue it reads has waited (the QUEUED index sets, scored by submit
-time; a delayed task counts from its ETA). A queue whose oldest task waited too long is read
-just before the queues of the next priority up. The task taken from it carries AGED in its
-headers, so that when it starts it yields only to tasks above its new rank (taskq/tasks.py).
+task of each guarded queue it reads has waited (the QUEUED, SCHEDULED and RETRY index sets,
+scored by submit time; a delayed task counts from its ETA, a retry from its next attempt).
+A queue whose oldest task waited too long is read just before the queues of the next
+priority up. The task taken from it carries AGED in its headers, so that when it starts it
+yields only to tasks above its new rank (taskq/tasks.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ if TYPE_CHECKING:
     from taskq.store import TaskStore
 
 CHECK_EVERY = 0.25  # seconds between two reads of the waiting times, per worker
-OLDEST_READ = 10  # oldest QUEUED tasks read per queue (a delayed one may be among them)
+OLDEST_READ = 10  # oldest tasks read per index set (a delayed one may not be due yet)
+WAITING = (records.QUEUED, records.SCHEDULED, records.RETRY)  # the states of a queued message
 AGED = "taskq_aged"  # header of a task taken as if it had the next priority up
 
 log = logging.getLogger(__name__)
 
-# For each index set: the oldest OLDEST_READ members, each due at its ETA or else its submit
-# time; returns, per set, how long the earliest due one has waited (seconds, '' if none is
-# due), by the Redis server's clock. KEYS: QUEUED index sets. ARGV: record key prefix.
+# For each index set: the oldest OLDEST_READ members, each due at its next attempt, its ETA
+# or else its submit time; returns, per set, how long the earliest due one has waited
+# (seconds, '' if none is due), by the Redis server's clock. KEYS: index sets. ARGV: record
+# key prefix.
 _WAITED = f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -39,8 +42,8 @@ for i = 1, #KEYS do
   local found = redis.call('ZRANGE', KEYS[i], 0, {OLDEST_READ - 1}, 'WITHSCORES')
   local waited = ''
   for j = 1, #found, 2 do
-    local eta = tonumber(redis.call('HGET', ARGV[1] .. found[j], 'eta') or '')
-    local due = eta or tonumber(found[j + 1])
+    local at = redis.call('HMGET', ARGV[1] .. found[j], 'next_attempt_at', 'eta')
+    local due = tonumber(at[1] or '') or tonumber(at[2] or '') or tonumber(found[j + 1])
     if due <= now and (waited == '' or now - due > waited) then waited = now - due end
   end
   out[i] = waited == '' and '' or string.format('%.6f', waited)
@@ -95,26 +98,35 @@ class AgingGuard:
         if not limits:
             self._aged = set()
             return
+        keys = [key for cells in limits.values() for key in cells]
         try:
             waited = self.store.client.eval(  # type: ignore[no-untyped-call]
-                _WAITED, len(limits), *limits.values(), self.store.key(""))
+                _WAITED, len(keys), *keys, self.store.key(""))
         except Exception:  # noqa: BLE001 - the records' Redis is down: strict order meanwhile
             log.warning("starvation guard: waiting times not readable", exc_info=True)
             self._aged = set()
             return
         max_wait = self.settings.max_wait
-        self._aged = {name for name, found in zip(limits, waited, strict=True)
-                      if found and float(found) > max_wait[_priority(self.settings, name)]}
+        per_queue = len(WAITING)
+        self._aged = {name for i, name in enumerate(limits)
+                      if _longest(waited[i * per_queue:(i + 1) * per_queue])
+                      > max_wait[_priority(self.settings, name)]}
 
 
-def _guarded(settings: Settings, store: TaskStore, names: list[str]) -> Mapping[str, str]:
-    """The QUEUED index set of each of `names` whose priority has a max_wait."""
+def _guarded(settings: Settings, store: TaskStore, names: list[str]
+             ) -> Mapping[str, list[str]]:
+    """The WAITING index sets of each of `names` whose priority has a max_wait."""
     found = {}
     for name in names:
         parsed = topology.parse_queue(settings, name)
         if parsed is not None and parsed[1] in settings.max_wait:
-            found[name] = store.cell_key(records.QUEUED, *parsed)
+            found[name] = [store.cell_key(state, *parsed) for state in WAITING]
     return found
+
+
+def _longest(waited: Sequence[Any]) -> float:
+    """The longest of the waiting times _WAITED gave ('' or nothing for none): -1 if none."""
+    return max((float(w) for w in waited if w), default=-1.0)
 
 
 def _priority(settings: Settings, queue: str) -> str:

@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from taskq import bulk, submit
+from taskq import bulk, starvation, submit, topology
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration
@@ -98,3 +99,27 @@ def test_without_the_guard_a_low_task_waits_while_normal_work_keeps_coming(deplo
         # Then it has not started by the time the guard would have run it, and more
         waited = _started_after(deployment, low, LOOKED_FOR)
     assert waited is None, waited
+
+
+def test_a_delayed_task_counts_as_waiting_only_from_its_eta(deployment):
+    # Given low tasks guarded after 0.5 s, a low task delayed by a minute, and no worker
+    _guard_low(deployment, 0.5)
+    settings = deployment.runtime.settings
+    deployment.submit("spin", priority="low", delay=60, ms=TASK_MS)
+    guard = starvation.AgingGuard(settings, deployment.runtime.store)
+    low = topology.queue_name(settings, "spin", "low")
+    queues = [SimpleNamespace(name=name) for name in topology.all_queues(settings)]
+
+    # When the guard looks after more than max_wait
+    time.sleep(starvation.CHECK_EVERY + 0.6)  # the waiting time under test
+    guard.order(queues)
+
+    # Then the delayed task has not waited (it is not due), so its queue keeps its rank
+    assert low not in guard._aged
+    # And once a task delayed by 0.2 s has waited over max_wait since its ETA, its queue is
+    # read a priority up
+    deployment.submit("spin", priority="low", delay=0.2, ms=TASK_MS)
+    time.sleep(starvation.CHECK_EVERY + 0.2 + 0.6)
+    ordered = [q.name for q in guard.order(queues)]
+    assert low in guard._aged
+    assert ordered.index(low) < ordered.index(topology.queue_name(settings, "spin", "normal"))
