@@ -178,11 +178,11 @@ def queues_now(runtime: Runtime, types: list[str] | None = None,
     consumers = consumers_by_queue(list_workers(runtime, current=False))
     found = queue_stats(runtime, types=chosen_types, priorities=chosen_prios,
                         consumers=consumers)
-    _mark_rate_limited(runtime, found)
+    mark_rate_limited(runtime, found)
     return found
 
 
-def _mark_rate_limited(runtime: Runtime, found: list[QueueInfo]) -> None:
+def mark_rate_limited(runtime: Runtime, found: list[QueueInfo]) -> None:
     """Note on each queue of a rate-limited type whether that type is at its limit now."""
     from taskq import rate_limits
 

@@ -4,9 +4,11 @@ second, minute or hour, and a wrong one is a config error naming its path."""
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 from test_config import load_with, problems_of
 
-from taskq import rate_limits
+from taskq import rate_limits, tables
+from taskq.queues import QueueInfo
 
 PATH = "task_types.email_sending.rate_limit"
 
@@ -55,3 +57,19 @@ def test_only_types_with_a_rate_limit_have_a_limit(tmp_path):
     # Then only that type has one, one task every half second
     assert list(limits) == ["email_sending"]
     assert (limits["email_sending"].interval, limits["email_sending"].burst) == (0.5, 5)
+
+
+def test_the_queues_table_marks_a_queue_whose_type_is_at_its_rate_limit():
+    # Given two queues, one of a type at its limit now
+    queues = [QueueInfo("tq.email_sending.normal", "email_sending", "normal", 12, 1,
+                        rate_limited=True),
+              QueueInfo("tq.data_processing.normal", "data_processing", "normal", 3, 1)]
+
+    # When the table (queues, and watch's queue section) is drawn
+    console = Console(record=True, width=120, force_terminal=False)
+    console.print(tables.queues_table(queues, now=0.0))
+    lines = console.export_text().splitlines()
+
+    # Then only that queue's row says so
+    assert any("email_sending" in line and "(rate-limited)" in line for line in lines)
+    assert not any("data_processing" in line and "rate-limited" in line for line in lines)
