@@ -180,7 +180,8 @@ class RateGate:
 
     def admit(self, message: Any) -> bool:
         """Whether the task of `message` may run now (its type's token taken)."""
-        limit = self._by_task.get(str((message.headers or {}).get("task")))
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        limit = self._by_task.get(str(headers.get("task")))  # an odd message: not limited
         if limit is None:
             return True
         try:

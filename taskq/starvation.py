@@ -86,7 +86,7 @@ class AgingGuard:
     def mark(self, message: Any) -> None:
         """Note on a message taken from an aged queue that it was taken a priority up."""
         queue = (message.delivery_info or {}).get("routing_key")
-        if queue in self._aged and message.headers is not None:
+        if queue in self._aged and isinstance(message.headers, dict):
             message.headers[AGED] = True
 
     def _refresh(self, names: list[str]) -> None:

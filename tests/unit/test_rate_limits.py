@@ -3,6 +3,8 @@ second, minute or hour, and a wrong one is a config error naming its path."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from rich.console import Console
 from test_config import load_with, problems_of
@@ -73,3 +75,14 @@ def test_the_queues_table_marks_a_queue_whose_type_is_at_its_rate_limit():
     # Then only that queue's row says so
     assert any("email_sending" in line and "(rate-limited)" in line for line in lines)
     assert not any("data_processing" in line and "rate-limited" in line for line in lines)
+
+
+@pytest.mark.parametrize("headers", [None, "not a mapping", ["task"], {"task": 7}])
+def test_a_message_whose_headers_name_no_limited_task_is_not_held_back(tmp_path, headers):
+    # Given a gate over email_sending limited to 1/s (no Redis: nothing may be asked)
+    settings = load_with(tmp_path, {"task_types": {"email_sending": {"rate_limit": "1/s"}}})
+    gate = rate_limits.RateGate(settings, client=None)
+
+    # When an odd message is taken, Then it goes on (poison handling deals with it)
+    assert gate.admit(SimpleNamespace(headers=headers))
+    assert gate.next_open() is None
