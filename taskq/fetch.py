@@ -16,6 +16,9 @@ process just freed) and by the doorbell publishers ring after queuing work
 (messages.wake_exchange); when its queues are empty it polls again after 1 ms, doubling up
 to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries). On RabbitMQ an idle
 worker also stands by, subscribed one message at a time, so new work is pushed to it (Standby).
+Two optional checks sit in the take: a type over its global rate limit is put back before it
+reaches a process and skipped until its next token (taskq/rate_limits.py), and a queue whose
+oldest task waited past its max_wait is read a priority up (taskq/starvation.py).
 """
 
 from __future__ import annotations
