@@ -86,3 +86,28 @@ def test_a_message_whose_headers_name_no_limited_task_is_not_held_back(tmp_path,
     # When an odd message is taken, Then it goes on (poison handling deals with it)
     assert gate.admit(SimpleNamespace(headers=headers))
     assert gate.next_open() is None
+
+
+class _Unreachable:
+    """A Redis client whose server is down."""
+
+    def eval(self, *args, **kwargs):
+        import redis
+
+        raise redis.ConnectionError("connection refused")
+
+
+def test_a_limited_task_waits_in_its_queue_while_the_buckets_cannot_be_read(tmp_path):
+    # Given a gate over email_sending limited to 10/s, and the records' Redis down
+    settings = load_with(tmp_path, {"task_types": {"email_sending": {"rate_limit": "10/s"}}})
+    gate = rate_limits.RateGate(settings, client=_Unreachable())
+    queues = [QueueInfo(name, "", "", 0, 0) for name in (
+        "taskq.email_sending.high", "taskq.data_processing.high")]
+
+    # When a task of that type is taken
+    admitted = gate.admit(SimpleNamespace(headers={"task": "taskq.email_sending"}))
+
+    # Then it goes back, and the type is skipped for about a second; other types are not
+    assert not admitted
+    assert 0 < gate.next_open() <= rate_limits.ON_ERROR_WAIT
+    assert [q.name for q in gate.open(queues)] == ["taskq.data_processing.high"]
