@@ -9,7 +9,7 @@ import typer
 
 from taskq import completion
 from taskq.cli_ops import IdArg
-from taskq.errors import ExitCode, NotQueued, TaskqError, UsageError
+from taskq.errors import BrokerUnavailable, ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
@@ -291,9 +291,16 @@ def config_show(json_: JsonOpt = False) -> None:
 @app.command()
 def types(json_: JsonOpt = False) -> None:
     """Every task type: its alias, parameters (kind, required, default), retries and limits."""
-    from taskq import config, render, tables, types_view
+    from taskq import config, rate_limits, render, tables, types_view
 
-    found = types_view.types_json(config.load())
+    settings = config.load()
+    usage = None
+    if rate_limits.limits_of(settings):  # how each limit is used now: in the records' Redis
+        try:
+            usage = rate_limits.read_usage(runtime(start_broker=False))
+        except BrokerUnavailable as exc:  # the limits still show, without their use
+            render.console(stderr=True).print(f"note: rate use unknown: {exc}", markup=False)
+    found = types_view.types_json(settings, usage)
     if json_:
         render.print_json(found)
     else:

@@ -77,6 +77,7 @@ class TaskType:
     rate_limit: str | None
     parameters: Mapping[str, ParamSpec] | None = None  # None: a built-in schema
     key_window: float = 86400.0  # seconds an idempotency key names its first task
+    rate_burst: int = 1  # tasks of a global rate limit that may start at once
 
     @property
     def builtin(self) -> bool:
@@ -140,6 +141,9 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
     schedules: tuple[Schedule, ...] = ()  # declared under `schedules:` (taskq/schedules.py)
+    # starvation guard: seconds a task of a priority may wait before it is taken as if it
+    # had the next priority up (taskq/starvation.py); a priority not named has none
+    max_wait: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

@@ -25,11 +25,12 @@ from taskq.config import (
     did_you_mean,
 )
 from taskq.errors import ConfigError
+from taskq.rate_limits import MAX_BURST, per_second
 
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
             "task_types", "workers", "smtp", "files", "logging", "api", "flower", "schedules")
 TYPE_KEYS = ("alias", "function", "parameters", "retry", "time_limit", "soft_time_limit",
-             "rate_limit", "key_window")
+             "rate_limit", "rate_burst", "key_window")
 RETRY_KEYS = ("max_retries", "backoff", "backoff_max", "jitter")
 BROKER_SCHEMES = ("amqp", "pyamqp", "amqps", "redis", "rediss", "redis+socket")
 BACKEND_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
@@ -43,7 +44,6 @@ MAX_KEY_WINDOW = 30 * 86400.0  # how long an idempotency key may hold: a month
 MAX_CONCURRENCY = 1024
 MAX_SMTP_TIMEOUT = 600.0
 MAX_BODY_BYTES = 1 << 30
-_RATE = re.compile(r"^\d+(\.\d+)?/[smh]$")
 
 
 class _Checker:
@@ -162,7 +162,7 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
     prefix = c.typed(raw, "key_prefix", "", str, "taskq")
     if not re.match(r"^[A-Za-z0-9_.:-]+$", prefix):
         c.fail("key_prefix", "only letters, digits and _ . : - are allowed")
-    priorities, default_priority = _queues(c, raw.get("queues"))
+    priorities, default_priority, max_wait = _queues(c, raw.get("queues"))
     types = _task_types(c, raw.get("task_types"))
     workers = _workers(c, raw.get("workers"), types, priorities)
     smtp = _smtp(c, raw.get("smtp"))
@@ -189,15 +189,15 @@ def build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
         output_dir=output_dir,
         log_format=log_format, log_level=log_level,
         aliases={t.alias: t.name for t in types.values() if t.alias},
-        api=api, flower=flower,
+        api=api, flower=flower, max_wait=max_wait,
     )
     from taskq.schedules import from_config
 
     return from_config(settings, raw.get("schedules"))
 
 
-def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:
-    section = c.section(raw, "queues", ("priorities", "default_priority"))
+def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str, dict[str, float]]:
+    section = c.section(raw, "queues", ("priorities", "default_priority", "max_wait"))
     priorities = c.typed(section, "priorities", "queues", list, ["high", "normal", "low"])
     names = tuple(str(p) for p in priorities)
     for i, name in enumerate(names):
@@ -209,7 +209,20 @@ def _queues(c: _Checker, raw: Any) -> tuple[tuple[str, ...], str]:
     if names and default not in names:
         c.fail("queues.default_priority", f"must be one of {', '.join(names)}"
                + did_you_mean(default, list(names)))
-    return names, default
+    return names, default, _max_wait(c, section.get("max_wait"), names)
+
+
+def _max_wait(c: _Checker, raw: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """The starvation guard: seconds per priority (never the highest: none is above it)."""
+    found: dict[str, float] = {}
+    for priority in c.section(raw, "queues.max_wait", names):
+        seconds = c.typed(raw, priority, "queues.max_wait", (int, float), None, minimum=0.1,
+                          maximum=MAX_SECONDS)
+        if names and priority == names[0]:
+            c.fail(f"queues.max_wait.{priority}", "the highest priority has none above it")
+        elif seconds is not None and priority in names:
+            found[str(priority)] = float(seconds)
+    return found
 
 
 def _task_types(c: _Checker, raw: Any) -> dict[str, TaskType]:
@@ -255,9 +268,7 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
                                   maximum=MAX_SECONDS)),
         jitter=c.typed(retry, "jitter", rpath, bool, True),
     )
-    rate = c.typed(body, "rate_limit", path, str, None)
-    if rate is not None and not _RATE.match(rate):
-        c.fail(f"{path}.rate_limit", "must look like 10/s, 100/m or 1000/h")
+    rate = _rate(c, body, path)
     return TaskType(
         name=name, alias=c.typed(body, "alias", path, str, builtin[0] if builtin else None),
         function=function or "", retry=policy,
@@ -266,9 +277,22 @@ def _task_type(c: _Checker, name: str, body: dict[str, Any], path: str) -> TaskT
         soft_time_limit=c.typed(body, "soft_time_limit", path, (int, float), None, minimum=1,
                                 maximum=MAX_SECONDS),
         rate_limit=rate, parameters=params,
+        rate_burst=c.typed(body, "rate_burst", path, int, 1, minimum=1, maximum=MAX_BURST),
         key_window=float(c.typed(body, "key_window", path, (int, float), 86400.0, minimum=1,
                                  maximum=MAX_KEY_WINDOW)),
     )
+
+
+def _rate(c: _Checker, body: dict[str, Any], path: str) -> str | None:
+    rate = c.typed(body, "rate_limit", path, str, None)
+    if rate is None:
+        return None
+    try:
+        per_second(rate)
+    except ValueError as exc:
+        c.fail(f"{path}.rate_limit", str(exc))
+        return None
+    return str(rate)
 
 
 def _parameters(c: _Checker, raw: Any, path: str) -> dict[str, ParamSpec]:

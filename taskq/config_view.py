@@ -20,7 +20,8 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
         "key_prefix": settings.key_prefix,
         "record_ttl": settings.record_ttl,
         "queues": {"priorities": list(settings.priorities),
-                   "default_priority": settings.default_priority},
+                   "default_priority": settings.default_priority,
+                   "max_wait": dict(settings.max_wait)},
         "task_types": {name: _task_type(t) for name, t in settings.task_types.items()},
         "workers": {name: {"types": list(w.types), "priorities": list(w.priorities),
                            "concurrency": w.concurrency}

@@ -16,6 +16,9 @@ process just freed) and by the doorbell publishers ring after queuing work
 (messages.wake_exchange); when its queues are empty it polls again after 1 ms, doubling up
 to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries). On RabbitMQ an idle
 worker also stands by, subscribed one message at a time, so new work is pushed to it (Standby).
+Two optional checks sit in the take: a type over its global rate limit is put back before it
+reaches a process and skipped until its next token (taskq/rate_limits.py), and a queue whose
+oldest task waited past its max_wait is read a priority up (taskq/starvation.py).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
 
-from taskq import holding, messages, poison_hooks, yielding
+from taskq import holding, messages, poison_hooks, rate_limits, starvation, yielding
 from taskq.amqp_frames import get_frames, method_frames, send
 from taskq.poison import UNREADABLE, Poison, read_raw, redis_key
 
@@ -100,6 +103,8 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
     polling = False
     on_settled: Any = None  # called after each ack or reject: a process may be free
     on_poison: Any = None  # called with a Poison for a message that cannot be read
+    gate: rate_limits.RateGate | None = None  # global rate limits: types to skip for now
+    guard: starvation.AgingGuard | None = None  # queues whose oldest task waited too long
 
     def consume(self, no_ack: bool | None = None) -> None:
         # No subscription: the broker would choose between our queues.
@@ -117,14 +122,20 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         self.deliver(message)
         return True
 
-    def deliver(self, message: Any) -> None:
-        """Hand a message taken from one of our queues to the worker."""
+    def deliver(self, message: Any) -> bool:
+        """Hand a message taken from one of our queues to the worker; False when its type is
+        over its rate limit: then it went back to the head of its queue, no process used."""
+        if self.gate is not None and not self.gate.admit(message):
+            self.reject(message, message.reject, requeue=True)
+            return False
+        if self.guard is not None:
+            self.guard.mark(message)
         message.accept = self.accept
         holding.mark_taken(message)
         _notify_on_settle(message, self)
         if message.errors:
             message._reraise_error(self.on_decode_error)
-            return
+            return True
         on_message: Any = self.on_message
         try:
             on_message(message)
@@ -140,6 +151,7 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
                 message.reject(requeue=True)
                 raise
             message.ack()
+        return True
 
     def _connection_error(self, exc: BaseException) -> bool:
         connection: Any = self.connection
@@ -201,8 +213,13 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
         reject(requeue=requeue)
 
     def _in_order(self) -> list[Any]:
+        queues: list[Any] = list(self.queues or ())
+        if self.gate is not None:
+            queues = self.gate.open(queues)
+        if self.guard is not None:
+            queues = self.guard.order(queues)
         # (only those above a task that just yielded, while it waits: taskq/yielding.py)
-        return yielding.memory.above(list(self.queues or ()))
+        return yielding.memory.above(queues)
 
 
 class AmqpPollingConsumer(PollingConsumer):
@@ -488,6 +505,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._doorbell: Consumer | None = None
         self._standby: Standby | None = None
         self._consumer: PollingConsumer | None = None  # the last one started
+        self._rate_gate: rate_limits.RateGate | None = None
 
     def start(self, c: Any) -> None:
         consumer = c.task_consumer
@@ -501,6 +519,8 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._consumer = consumer
         consumer.on_settled = lambda: self._settled(c)
         consumer.on_poison = lambda found: poison_hooks.quarantine(c.app, found, c.hostname)
+        consumer.gate = self._gate(c)
+        consumer.guard = starvation.guard_for(c.app)
         self._doorbell = self._listen(c)
         if self._standby is not None:  # a reconnect: the old channel went with its connection
             self._standby.close()
@@ -537,6 +557,12 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._standby is not None:
             standby, self._standby = self._standby, None
             standby.close()
+
+    def _gate(self, c: Any) -> rate_limits.RateGate | None:
+        """One gate for the worker's life: the types it skips survive a reconnect."""
+        if self._rate_gate is None:
+            self._rate_gate = rate_limits.gate_for(c.app)
+        return self._rate_gate
 
     def _listen(self, c: Any) -> Consumer:
         """Subscribe a queue of this worker's own to the doorbell: a ring wakes the fetcher, so
@@ -608,13 +634,14 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             self._maybe_work = False
             if self._standby is not None:
                 self._standby.subscribe(consumer._in_order())
-            self._schedule(c, self._idle)
+            self._schedule(c, _idle_wait(consumer, self._idle))
             self._idle = min(self._idle * 2, IDLE_POLL_MAX)
 
     def _pushed(self, c: Any, message: Any) -> None:
         consumer = c.task_consumer
         if isinstance(consumer, PollingConsumer):
-            consumer.deliver(message)
+            if not consumer.deliver(message) and self._standby is not None:
+                self._standby.unsubscribe()  # else the type's queue pushes it back at once
             self._took(c)
 
     def _took(self, c: Any) -> None:
@@ -622,6 +649,13 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._idle = FIRST_IDLE_POLL
         # One message per round: the hub hands it to a process before the next look.
         self._schedule(c, AFTER_TAKE)
+
+
+def _idle_wait(consumer: PollingConsumer, idle: float) -> float:
+    """Seconds before the next look at empty queues: the idle poll, or sooner when a type
+    skipped for its rate limit gets its next token."""
+    due = consumer.gate.next_open() if consumer.gate is not None else None
+    return idle if due is None else min(idle, due)
 
 
 def _handing_over(c: Any) -> bool:

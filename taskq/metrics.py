@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from taskq import records
+from taskq import rate_limits, records
 from taskq.store import text
 from taskq.workers_view import BUSY, ONLINE, list_workers
 
@@ -61,6 +61,7 @@ class TaskqCollector(Collector):
         yield from _counts(self.runtime)
         yield from _sample_metrics(read_sample(self.runtime))
         yield _workers_online(self.runtime)
+        yield from _rate_limits(self.runtime)
 
 
 def _queue_depth(runtime: Runtime) -> Metric:
@@ -168,3 +169,26 @@ def _workers_online(runtime: Runtime) -> Metric:
     for profile, count in sorted(online.items()):
         family.add_metric([profile], count)
     return family
+
+
+def _rate_limits(runtime: Runtime) -> Iterator[Metric]:
+    """Each rate-limited type: its limit, its rate over the last WINDOW seconds, whether it
+    is at its limit now, and how often a task taken over it went back to its queue."""
+    usage = rate_limits.read_usage(runtime) if rate_limits.limits_of(runtime.settings) else {}
+    window = rate_limits.WINDOW
+    families = (
+        (GaugeMetricFamily("taskq_rate_limit_per_second", "Global rate limit of a type, "
+                           "tasks a second", labels=["type"]), lambda u: u.limit.rate),
+        (GaugeMetricFamily("taskq_rate_per_second", f"Tasks of a rate-limited type started "
+                           f"a second, over the last {window} s", labels=["type"]),
+         lambda u: u.current),
+        (GaugeMetricFamily("taskq_rate_limited", "1 while a type has no token: its tasks "
+                           "wait in their queues", labels=["type"]), lambda u: int(u.limited)),
+        (CounterMetricFamily("taskq_rate_held_back", "Tasks taken over their type's rate "
+                             "limit and put back at the head of their queue",
+                             labels=["type"]), lambda u: u.held_back),
+    )
+    for family, value in families:
+        for type_name, found in sorted(usage.items()):
+            family.add_metric([type_name], value(found))
+        yield family

@@ -29,6 +29,7 @@ class QueueInfo:
     consumers: int
     oldest_waiting_at: float | None = None
     scheduled: int = 0  # delayed tasks not due yet, held in Redis (taskq/delayed.py)
+    rate_limited: bool | None = None  # its type at its global rate limit now; None: no limit
 
 
 class DepthReader(Protocol):
@@ -186,8 +187,22 @@ def queues_now(runtime: Runtime, types: list[str] | None = None,
     chosen_types = tuple(resolve_type(settings, t).name for t in types or [])
     chosen_prios = tuple(resolve_priority(settings, p) for p in priorities or [])
     consumers = consumers_by_queue(list_workers(runtime, current=False))
-    return queue_stats(runtime, types=chosen_types, priorities=chosen_prios,
-                       consumers=consumers)
+    found = queue_stats(runtime, types=chosen_types, priorities=chosen_prios,
+                        consumers=consumers)
+    mark_rate_limited(runtime, found)
+    return found
+
+
+def mark_rate_limited(runtime: Runtime, found: list[QueueInfo]) -> None:
+    """Note on each queue of a rate-limited type whether that type is at its limit now."""
+    from taskq import rate_limits
+
+    if not rate_limits.limits_of(runtime.settings):
+        return
+    usage = rate_limits.read_usage(runtime)
+    for queue in found:
+        if queue.type in usage:
+            queue.rate_limited = usage[queue.type].limited
 
 
 def queue_json(queue: QueueInfo, now: float | None = None) -> dict[str, Any]:

@@ -119,7 +119,8 @@ def queues_grid(queues: list[QueueInfo], now: float | None = None) -> Grid:
         oldest = ago(now - q.oldest_waiting_at) if q.oldest_waiting_at else "-"
         depth = Text(str(q.depth), style="bold" if q.depth else "dim")
         scheduled = Text(str(q.scheduled), style="" if q.scheduled else "dim")
-        grid.add(q.name, depth, scheduled, oldest, str(q.consumers), q.priority)
+        grid.add(q.name, depth, scheduled, oldest, str(q.consumers),
+                 q.priority + (" (rate-limited)" if q.rate_limited else ""))
     return grid
 
 
@@ -156,6 +157,16 @@ def queues_summary(queues: list[str]) -> str:
     return f"{'>'.join(priorities)}: {named}"
 
 
+def _rate_text(rate: dict[str, Any]) -> str:
+    """A global rate limit, and how it is used now when known."""
+    text = f"rate {rate['limit']} (burst {rate['burst']})"
+    if "current_per_second" in rate:
+        text += (f", now {rate['current_per_second']:g}/s"
+                 + (", limited" if rate["limited"] else "")
+                 + f", held back {rate['held_back']}")
+    return text
+
+
 def types_text(types: list[dict[str, Any]]) -> str:
     """`taskq types`: a block a type, its name and policies on one line, then a line a
     parameter (name, required or its default, kind)."""
@@ -166,8 +177,8 @@ def types_text(types: list[dict[str, Any]]) -> str:
                   f"{retry['backoff_max']:g} s" + (", jitter" if retry["jitter"] else ""))
         limits = [f"{label} {found[key]:g} s" for label, key in
                   (("time limit", "time_limit"), ("soft", "soft_time_limit")) if found[key]]
-        if found["rate_limit"]:
-            limits.append(f"rate {found['rate_limit']}")
+        if found.get("rate"):
+            limits.append(_rate_text(found["rate"]))
         alias = f" ({found['alias']})" if found["alias"] else ""
         lines = [f"{found['name']}{alias}: {'; '.join([policy, *limits])}"]
         if found["function"]:

@@ -11,7 +11,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
 from celery.utils.log import get_task_logger
 
-from taskq import records, retry, running, topology, work, yielding
+from taskq import records, retry, running, starvation, topology, work, yielding
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import TransientError
 from taskq.store import attempt_error, claim, holding
@@ -93,6 +93,8 @@ class TaskqTask(Task):  # type: ignore[misc]
         if worker_plan is None:  # not a taskq worker: no plan to rank by
             return []
         queue = (self.request.delivery_info or {}).get("routing_key") or ""
+        if getattr(self.request, starvation.AGED, False):  # taken a priority up: ranks there
+            queue = starvation.promoted_queue(self.app.taskq_settings, queue)
         ahead = topology.outranking(self.app.taskq_settings, worker_plan.types,
                                     worker_plan.priorities, queue)
         return [self.store.cell_key(records.QUEUED, t, p) for t, p in ahead]
@@ -142,7 +144,8 @@ def work_context(settings: Settings) -> WorkContext:
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
-    """Declare one task per type, with its retry policy, time limits and rate limit."""
+    """Declare one task per type, with its retry policy and time limits (its rate limit is
+    global, kept by the fetch: taskq/rate_limits.py, not Celery's per worker)."""
     ctx = work_context(settings)
     for task_type in settings.task_types.values():
         _register(app, task_type, ctx)
@@ -158,7 +161,7 @@ def _register(app: Celery, task_type: TaskType, ctx: WorkContext) -> None:
         body, bind=True, base=TaskqTask, name=topology.task_name(task_type.name),
         autoretry_for=TRANSIENT, taskq_retry=task_type.retry, type_name=task_type.name,
         max_retries=task_type.retry.max_retries, time_limit=task_type.time_limit,
-        soft_time_limit=task_type.soft_time_limit, rate_limit=task_type.rate_limit,
+        soft_time_limit=task_type.soft_time_limit,
         acks_late=True, reject_on_worker_lost=True,
         shared=False,  # each app keeps its own tasks: two apps in one process stay apart
     )

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskq import params
+from taskq import params, rate_limits
 
 if TYPE_CHECKING:
     from taskq.config import Settings, TaskType
 
 
-def types_json(settings: Settings) -> list[dict[str, Any]]:
+def types_json(settings: Settings, usage: Mapping[str, rate_limits.Usage] | None = None
+               ) -> list[dict[str, Any]]:
     """Every task type: its alias, parameters (kind, required, default), retry policy, time
-    and rate limits, and the function a custom type runs."""
-    return [type_json(task_type) for task_type in settings.task_types.values()]
+    and rate limits (with `usage`, how the rate limit is used now), and the function a
+    custom type runs."""
+    limits = rate_limits.limits_of(settings)
+    found = []
+    for task_type in settings.task_types.values():
+        shown = type_json(task_type)
+        now = (usage or {}).get(task_type.name)
+        limit = limits.get(task_type.name)
+        shown["rate"] = rate_limits.usage_json(now) if now else (
+            rate_limits.limit_json(limit) if limit else None)
+        found.append(shown)
+    return found
 
 
 def type_json(task_type: TaskType) -> dict[str, Any]:

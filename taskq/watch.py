@@ -12,7 +12,7 @@ from rich.console import Console, RenderableType
 from taskq import dlq, errors, listing, records, schedule_ops, tables
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
-from taskq.queues import depth_reader, queue_stats, transport_errors
+from taskq.queues import depth_reader, mark_rate_limited, queue_stats, transport_errors
 from taskq.runtime import Runtime, redis_client
 from taskq.watch_view import PROMPT_LINES, SNAPSHOT_WIDTH, Screen, Snapshot, render
 from taskq.workers_view import WorkerInfo, consumers_by_queue, list_workers
@@ -100,6 +100,7 @@ class Collector:
             self._reader = depth_reader(rt, CALL_TIMEOUT)
         workers = [w for w in list_workers(rt, now) if _serves(w, f)]
         queues = queue_stats(rt, self._reader, f.types, f.priorities, consumers_by_queue(workers))
+        mark_rate_limited(rt, queues)
         latest = listing.list_tasks(rt, listing.ListQuery(types=f.types, priorities=f.priorities,
                                                           limit=LATEST))
         retrying = listing.list_tasks(rt, listing.ListQuery(

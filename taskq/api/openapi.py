@@ -63,7 +63,10 @@ QUEUE = {"type": "object", "required": ["name", "type", "priority", "depth", "co
                         "consumers": {"type": "integer"},
                         "scheduled": {"type": "integer"},
                         "oldest_waiting_at": NULLABLE_STRING,
-                        "oldest_waiting_age": NULLABLE_NUMBER}}
+                        "oldest_waiting_age": NULLABLE_NUMBER,
+                        "rate_limited": {"type": "boolean", "nullable": True,
+                                         "description": "its type is at its global rate "
+                                         "limit now (null: the type has none)"}}}
 WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues"],
           "properties": {"hostname": {"type": "string"}, "host": {"type": "string"},
                          "profile": {"type": "string"}, "pid": {"type": "integer"},
