@@ -25,9 +25,10 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer step: registers the worker once it consumes, then beats every INTERVAL.
 
     The beat comes from a thread, so it goes on while the worker's main loop waits on the
-    broker (a blocking read on a connection that went silent, a reconnect); each beat also
+    broker (a blocking read on a connection that went silent: a partition); each beat also
     writes when that loop last turned (`loop_at`), so readers tell a worker that is alive
-    but takes no work from one that works (workers_view.STALLED).
+    but takes no work from one that works (workers_view.STALLED). A reconnect after a clean
+    close restarts the consumer's steps, this one too: no beats until it is back (gone).
     """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
