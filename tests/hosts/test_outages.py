@@ -8,6 +8,8 @@ import time
 import pytest
 from fleet import start_worker, wait_for
 
+from taskq.workers_view import INTERVAL, STALLED_AFTER
+
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 
 OUTAGE = 30.0  # seconds, as the issue asks
@@ -68,12 +70,16 @@ def test_workers_ride_out_30_s_without_their_broker_and_lose_nothing(deployment,
     back = wait_for(lambda: set(workers().values()) <= {"online", "busy"}, BACK,
                     f"every worker online again\n{deployment.worker_logs()}")
     assert all(proc.poll() is None for proc in procs)
+    back_at = time.monotonic()
     # And every task ends SUCCESS, counted done once, having run at least once
     done = wait_for(lambda: all(store.get(i).state == "SUCCESS" for i in ids), 30,
                     f"every task SUCCESS\n{deployment.worker_logs()}")
     print(f"[{deployment.broker}] workers online {back:.1f} s after the outage, every task "
           f"SUCCESS {back + done:.1f} s after it")
     assert int(store.client.hget(store.stats_key, "done")) == len(ids)
+    # And they stay online (their main loops turn again), not just for a moment
+    while time.monotonic() < back_at + STALLED_AFTER + INTERVAL:
+        assert set(workers().values()) <= {"online", "busy"}, workers()
     runs = [len(list((marks / str(n)).iterdir())) for n in range(len(ids))]
     assert min(runs) >= 1
     # (only work in flight at the cut can run twice: at most a task per process and a fetch
