@@ -22,7 +22,7 @@ from taskq.queues import depth_reader
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 
 TOKEN = "fleet-test-token"  # a non-loopback address needs one
-BATCHES = 2  # of 1,000 low tasks (the most one POST takes), per host
+BATCHES = 1  # of 1,000 low tasks (the most one POST takes), per host
 HIGHS = 20  # high tasks per host, one POST each
 CONCURRENCY = 2
 
@@ -61,12 +61,13 @@ def test_api_submitters_on_three_hosts_queue_every_task_once_and_highs_go_first(
     store = deployment.runtime.store
     # Given three hosts each serving the API, and a worker of 2 processes on the first
     hosts = fleet(3).hosts
-    urls = [_serve(deployment, host) for host in hosts]
+    with ThreadPoolExecutor(max_workers=len(hosts)) as starting:
+        urls = list(starting.map(lambda host: _serve(deployment, host), hosts))
     start_worker(deployment, hosts[0], "--concurrency", str(CONCURRENCY))
     low = {"tasks": [{"task_type": "spin", "priority": "low", "parameters": {"ms": 5}}] * 1000}
     high = {"task_type": "spin", "priority": "high", "parameters": {"ms": 5}}
     with ThreadPoolExecutor(max_workers=len(hosts) * BATCHES) as pool:
-        # When the three APIs take 2 batches of 1,000 low tasks each, all at the same time
+        # When the three APIs take a batch of 1,000 low tasks each, all at the same time
         batches = list(pool.map(lambda url: _post(url, "/api/tasks/batch", low),
                                 [url for url in urls for _ in range(BATCHES)]))
         lows = [task["id"] for batch in batches for task in batch["tasks"]]
@@ -85,7 +86,7 @@ def test_api_submitters_on_three_hosts_queue_every_task_once_and_highs_go_first(
     assert len(overtaken) <= CONCURRENCY, overtaken
     # When the worker stops (warmly: it finishes what it runs)
     deployment.stop_workers()
-    # Then the 6,060 ids are unique, each with one record, QUEUED or run once to SUCCESS
+    # Then the 3,060 ids are unique, each with one record, QUEUED or run once to SUCCESS
     ids = lows + highs
     assert len(set(ids)) == len(ids) == len(hosts) * (BATCHES * 1000 + HIGHS)
     assert store.client.zcard(store.index_key) == len(ids)
@@ -97,8 +98,9 @@ def test_api_submitters_on_three_hosts_queue_every_task_once_and_highs_go_first(
     waiting = _waiting_ids(deployment)
     queued = {r.id for r in found if r and r.state == "QUEUED"}
     assert [t for t in queued if waiting[t] != 1] == []
-    # (and else only messages of tasks already SUCCESS, whose ack RabbitMQ did not get: a
-    # worker drops such a copy unrun; seen once in four runs, two tasks, on RabbitMQ)
+    # (and else only messages of tasks already SUCCESS, whose acks RabbitMQ did not get: the
+    # warm shutdown sometimes hangs in the pool's join, and stop_workers kills it after 30 s
+    # with the acks it held; a worker drops such a copy unrun)
     stale = set(waiting) - queued
     assert all(r and r.state == "SUCCESS" for r in store.get_many(sorted(stale))), stale
     print(f"[{deployment.broker}] {len(ids)} tasks through 3 APIs; {len(ids) - len(queued)} "
