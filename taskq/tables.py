@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.workers_view import WorkerInfo
 
-WORKER_STYLES = {"online": "green", "busy": "yellow", "gone": "bold red", "stopped": "dim"}
+WORKER_STYLES = {"online": "green", "busy": "yellow", "stalled": "bold red", "gone": "bold red",
+                 "stopped": "dim"}
 SHORT_ID = 8  # characters of an id shown in a table (a pipe gets the whole id)
 
 # Most important first (rank 0 always shown); a narrow terminal drops the highest ranks.

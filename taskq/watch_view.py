@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 SNAPSHOT_WIDTH = 160  # columns of a snapshot printed to a file or pipe
 PROMPT_LINES = 1  # lines `watch --once` leaves free on a terminal for the shell's prompt
 TABLE_LINES = 3  # a section drawn as a table: its title, its header and the rule under it
-WORKER_ORDER = {"busy": 0, "gone": 1, "online": 2, "stopped": 3}  # kept first when rows are few
+# kept first when rows are few
+WORKER_ORDER = {"busy": 0, "stalled": 1, "gone": 1, "online": 2, "stopped": 3}
 RETRY_COLUMNS = [Column("id"), Column("type", 1), Column("attempt", 3, "right"),
                  Column("next attempt"), Column("last error", 2, flex=True)]
 
@@ -187,7 +188,7 @@ def _workers(snap: Snapshot, all_workers: bool) -> Section:
         note = f" · {len(stopped)} stopped in the last {_span(snap, stopped)}"
     return Section("Workers", tables.workers_grid(shown, snap.taken_at),
                    "none running" if stopped else "none registered", note=note,
-                   first=sum(w.state in ("busy", "gone") for w in shown))
+                   first=sum(w.state in ("busy", "stalled", "gone") for w in shown))
 
 
 def _span(snap: Snapshot, stopped: list[WorkerInfo]) -> str:

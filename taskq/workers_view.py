@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 # bootsteps); this module stays light for the CLI.
 INTERVAL = 2.0  # seconds between heartbeats
 GONE_AFTER = 2 * INTERVAL  # seconds without a heartbeat before an online worker is gone
-ONLINE, BUSY, GONE, STOPPED = "online", "busy", "gone", "stopped"
+LOOP_TICK = 1.0  # seconds between the ticks of a worker's main loop that its beats report
+# Seconds a worker's main loop may go without a tick before the worker, still beating, is
+# stalled: it waits on its broker (unreachable, or reconnecting) and takes no work.
+STALLED_AFTER = 3 * INTERVAL
+ONLINE, BUSY, GONE, STOPPED, STALLED = "online", "busy", "gone", "stopped", "stalled"
 
 
 @dataclass
@@ -42,6 +46,7 @@ class WorkerInfo:
     state: str
     started_at: float | None
     heartbeat_at: float | None
+    loop_at: float | None = None  # the last tick of its main loop (None: an older worker)
     done: int = 0
     failed: int = 0
     current: list[CurrentTask] = field(default_factory=list)
@@ -70,18 +75,21 @@ def list_workers(runtime: Runtime, now: float | None = None,
 
 def _info(data: dict[str, str], running: dict[str, list[CurrentTask]], now: float) -> WorkerInfo:
     heartbeat = _float(data.get("heartbeat_at"))
+    loop = _float(data.get("loop_at"))
     current = running.get(data["hostname"], [])
     if data.get("state") == STOPPED:
         state = STOPPED
     elif heartbeat is None or now - heartbeat > GONE_AFTER:
         state = GONE
+    elif loop is not None and now - loop > STALLED_AFTER:
+        state = STALLED
     else:
         state = BUSY if current else ONLINE
     return WorkerInfo(
         hostname=data["hostname"], host=data.get("host", ""), profile=data.get("profile", ""),
         pid=int(data.get("pid", 0)), queues=json.loads(data.get("queues", "[]")),
         concurrency=int(data.get("concurrency", 0)), state=state,
-        started_at=_float(data.get("started_at")), heartbeat_at=heartbeat,
+        started_at=_float(data.get("started_at")), heartbeat_at=heartbeat, loop_at=loop,
         done=int(data.get("done", 0)), failed=int(data.get("failed", 0)),
         current=current if state != STOPPED else [])
 
@@ -131,6 +139,8 @@ def worker_json(worker: WorkerInfo, now: float | None = None) -> dict[str, Any]:
         task["running_for"] = round(now - task["started_at"], 3) if task["started_at"] else None
         task["started_at"] = records.iso_time(task["started_at"])
     data["heartbeat_age"] = round(now - worker.heartbeat_at, 3) if worker.heartbeat_at else None
+    data["loop_age"] = round(now - worker.loop_at, 3) if worker.loop_at else None
+    data["loop_at"] = records.iso_time(worker.loop_at)
     data["started_at"] = records.iso_time(worker.started_at)
     data["heartbeat_at"] = records.iso_time(worker.heartbeat_at)
     return data

@@ -73,9 +73,11 @@ WORKER = {"type": "object", "required": ["hostname", "profile", "state", "queues
                          "queues": {"type": "array", "items": {"type": "string"}},
                          "concurrency": {"type": "integer"},
                          "state": {"type": "string",
-                                   "enum": ["online", "busy", "gone", "stopped"]},
+                                   "enum": ["online", "busy", "stalled", "gone",
+                                            "stopped"]},
                          "started_at": NULLABLE_STRING, "heartbeat_at": NULLABLE_STRING,
-                         "heartbeat_age": NULLABLE_NUMBER, "done": {"type": "integer"},
+                         "heartbeat_age": NULLABLE_NUMBER, "loop_at": NULLABLE_STRING,
+                         "loop_age": NULLABLE_NUMBER, "done": {"type": "integer"},
                          "failed": {"type": "integer"},
                          "current": {"type": "array", "items": {"type": "object"}}}}
 

@@ -15,12 +15,18 @@ from fleet import Fleet, available
 from integration.conftest import (  # noqa: F401 - fixtures and hooks, shared as they are
     Deployment,
     deployment,
-    pytest_configure,
     pytest_generate_tests,
     rabbitmq_url,
     redis_url,
     unavailable,
 )
+from integration.conftest import pytest_configure as integration_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    integration_configure(config)
+    # pytest-xdist's own mark (it keeps the host tests on one runner); known without it too
+    config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist runner")
 
 
 @pytest.fixture(scope="session")
