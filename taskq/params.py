@@ -124,6 +124,10 @@ def _one_of(*choices: str) -> Check:
 def _address(value: Any, path: str, problems: Problems) -> Any:
     if type(value) is str and _PLAIN_ADDRESS.fullmatch(value):
         return value
+    return _parsed_address(value, path, problems)
+
+
+def _parsed_address(value: Any, path: str, problems: Problems) -> Any:
     if not isinstance(value, str):
         problems.append(f"{path}: must be an email address, got {_describe(value)}")
     elif _HEADER_BREAK.search(value):
@@ -165,6 +169,10 @@ def _relative_path(value: Any, path: str, problems: Problems) -> Any:
 def _leaves_root(name: str) -> bool:
     if _PLAIN_PATH.fullmatch(name):
         return ".." in name.split("/")
+    return _parsed_leaves_root(name)
+
+
+def _parsed_leaves_root(name: str) -> bool:
     posix, windows = PurePosixPath(name), PureWindowsPath(name)
     absolute = posix.is_absolute() or windows.is_absolute() or bool(windows.drive)
     return absolute or name.startswith("\\") or ".." in posix.parts or ".." in windows.parts
