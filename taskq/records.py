@@ -218,7 +218,7 @@ def hash_pairs(record: TaskRecord) -> list[str]:
 def _structured(name: str, value: Any) -> str:
     if name == "params":  # checked at submit: no cycles
         return json_fast.compact(value)
-    return "[]" if value == [] else _to_json(value)
+    return "[]" if type(value) is list and not value else _to_json(value)
 
 
 def _encoded(name: str, value: Any) -> str:
