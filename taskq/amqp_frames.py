@@ -84,44 +84,48 @@ class PropertyEncoder:
                 flags |= 1 << (15 - index)
         if len(sample.PROPERTIES) > 15 or any(kind == "bit" for _, kind in present):
             raise ValueError("properties beyond the first flag word")
-        self._pieces: list[bytes | str] = [struct.pack(">H", flags)]  # str: a varying property
-        self._table: list[bytes | str] = []  # str: a varying header
-        self._table_at = -1  # where in _pieces the headers table goes
+        self._pieces: list[bytes | str | None] = [struct.pack(">H", flags)]
+        # str: a varying property; None: where the headers table goes. A varying header's
+        # table entry is its constant name and type, then its value (a str in _table).
+        self._table: list[bytes | str] = [b""]
         for name, kind in present:
             if name == "application_headers":
-                self._pieces.append(b"")  # the table goes here
-                self._table_at = len(self._pieces) - 1
+                self._pieces.append(None)
                 for key, value in props[name].items():
                     if key in headers:
-                        self._table.append(key)
-                    elif self._table and isinstance(self._table[-1], bytes):
-                        self._table[-1] += dumps("F", [{key: value}])[4:]  # one run of bytes
+                        raw = key.encode()
+                        self._table[-1] += struct.pack("B", len(raw)) + raw + b"S"
+                        self._table += (key, b"")
                     else:
-                        self._table.append(dumps("F", [{key: value}])[4:])
+                        self._table[-1] += dumps("F", [{key: value}])[4:]
             elif name in properties:
-                self._pieces.append(name)
+                self._pieces += (name, b"")
             else:
                 self._pieces.append(dumps(kind, [props[name]]))
 
     def encode(self, headers: dict[str, str], properties: dict[str, str]) -> bytes:
-        items = b"".join(piece if isinstance(piece, bytes) else _text_item(piece, headers[piece])
-                         for piece in self._table)
-        out = []
-        for index, piece in enumerate(self._pieces):
-            if index == self._table_at:
-                out.append(struct.pack(">I", len(items)) + items)
+        items: list[bytes] = []
+        for entry in self._table:
+            if isinstance(entry, bytes):
+                items.append(entry)
+            else:
+                raw = headers[entry].encode()
+                items += (_LONG(len(raw)), raw)
+        table = b"".join(items)
+        out: list[bytes] = []
+        for piece in self._pieces:
+            if piece is None:
+                out += (_LONG(len(table)), table)
             elif isinstance(piece, bytes):
                 out.append(piece)
             else:
                 raw = properties[piece].encode()
-                out.append(struct.pack("B", len(raw)) + raw)
+                out += (_SHORT(len(raw)), raw)
         return b"".join(out)
 
 
-def _text_item(key: str, value: str) -> bytes:
-    """A field-table entry holding a string, as py-amqp writes it (type S, a long string)."""
-    name, raw = key.encode(), value.encode()
-    return struct.pack("B", len(name)) + name + b"S" + struct.pack(">I", len(raw)) + raw
+_LONG = struct.Struct(">I").pack
+_SHORT = struct.Struct("B").pack
 
 
 def send(channel: Any, frames: bytes) -> None:

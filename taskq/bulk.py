@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -44,8 +46,9 @@ def prepare_all(settings: Settings, lines: Iterable[tuple[int, str]]
     """Validate every line and build its record, touching no server; InvalidParameters
     names each bad line, so that nothing of a file with one is queued."""
     numbered = list(lines)
-    built = prepare_labelled((f"line {number}", partial(_prepare_line, settings, text))
-                             for number, text in numbered)
+    with paused_gc():
+        built = prepare_labelled((f"line {number}", partial(_prepare_line, settings, text))
+                                 for number, text in numbered)
     return [(number, record) for (number, _), record in zip(numbered, built, strict=True)]
 
 
@@ -86,9 +89,23 @@ def submit_all(runtime: Runtime, records: list[TaskRecord],
     from taskq import dependencies, keys
     from taskq.publish import send_all
 
-    keys.send_once(runtime, records, dependencies.sending(
-        runtime, lambda fresh: send_all(runtime, fresh, progress=progress)))
+    with paused_gc():
+        keys.send_once(runtime, records, dependencies.sending(
+            runtime, lambda fresh: send_all(runtime, fresh, progress=progress)))
     return records
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cycle collection while a batch's records and messages are made: they hold no
+    cycles, and the collector kept walking the growing heap of them (a tenth of the time)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def submit_lines(runtime: Runtime, numbered: list[tuple[int, TaskRecord]],

@@ -85,6 +85,9 @@ def parse_json(text: str | bytes, what: str = "") -> Any:
 def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     """The sidecar's (and `submit --from`'s) JSON object: task_type, priority, parameters,
     delay, key, after (a list of task ids), after_any."""
+    plain = _plain_body(body)
+    if plain is not None:
+        return plain
     if not isinstance(body, Mapping):
         raise InvalidParameters([f"{path}: must be a JSON object"])
     problems = [f"{path}.{key}: unknown field" for key in body if key not in API_KEYS]
@@ -108,6 +111,25 @@ def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
         raise InvalidParameters(problems)
     return SubmitRequest(type=str(type_name), priority=priority, params=dict(params),
                          delay=delay or 0.0, key=key, after=after, after_any=after_any)
+
+
+# The fields a plain body may have (one with `after` goes field by field: dependencies).
+_PLAIN_KEYS = frozenset(("task_type", "priority", "parameters", "delay", "key"))
+
+
+def _plain_body(body: Any) -> SubmitRequest | None:
+    """The request of a body with nothing to report and no delay, in a few checks (a bulk
+    submit reads one a line); None: from_api_body looks at it field by field."""
+    if type(body) is not dict or not _PLAIN_KEYS.issuperset(body) \
+            or body.get("delay") is not None:
+        return None
+    type_name, priority, key = body.get("task_type"), body.get("priority"), body.get("key")
+    params = body.get("parameters", {})
+    if type(type_name) is str and type_name and type(params) is dict \
+            and (priority is None or type(priority) is str) \
+            and (key is None or type(key) is str):
+        return SubmitRequest(type_name, priority, dict(params), 0.0, key)
+    return None
 
 
 def _seconds(value: Any) -> float | None:
