@@ -43,7 +43,8 @@ def test_a_client_adds_pauses_resumes_runs_now_and_removes_a_schedule(deployment
     # And the CLI sees the same schedule; once the client removes it, neither does
     shown = deployment.cli_json("schedule", "list")
     assert [(s["name"], s["paused"], s["parameters"]) for s in shown] == \
-        [("hourly", False, {"data": [1, 2]})]
+        [("hourly", False, seen["added"]["parameters"])]
+    assert seen["added"]["parameters"]["data"] == [1, 2]
     removed = run_app(deployment, """
         import json
         from taskq import Client
