@@ -18,6 +18,7 @@ from taskq.task import Task
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from taskq.client_schedules import Schedules
     from taskq.runtime import Runtime
 
 __all__ = ["Client", "SubmitRequest", "Task"]
@@ -71,6 +72,13 @@ class Client:
                 runtime.celery  # noqa: B018
                 self._runtime = runtime
             return self._runtime
+
+    @property
+    def schedules(self) -> Schedules:
+        """The deployment's schedules: list, get, add, pause, resume, remove, run_now."""
+        from taskq.client_schedules import Schedules
+
+        return Schedules(self)
 
     def submit(self, type: str, params: Mapping[str, Any] | None = None, *,  # noqa: A002
                priority: str | None = None, delay: float = 0, key: str | None = None,

@@ -148,6 +148,9 @@ def _become_holders(runtime: Runtime, records: Sequence[TaskRecord],
             for name in (f.name for f in dataclasses.fields(earlier)):
                 setattr(record, name, getattr(earlier, name))
             record.deduplicated = True
+    from taskq.flow_figures import count_deduplicated
+
+    count_deduplicated(runtime.store, len(holders))
 
 
 def _read_holders(runtime: Runtime, ids: list[str]) -> dict[str, TaskRecord]:

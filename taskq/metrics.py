@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from taskq import rate_limits, records
+from taskq import flow_figures, rate_limits, records
 from taskq.store import text
 from taskq.workers_view import BUSY, ONLINE, list_workers
 
@@ -62,6 +62,7 @@ class TaskqCollector(Collector):
         yield from _sample_metrics(read_sample(self.runtime))
         yield _workers_online(self.runtime)
         yield from _rate_limits(self.runtime)
+        yield from _flow(flow_figures.read(self.runtime))
 
 
 def _queue_depth(runtime: Runtime) -> Metric:
@@ -192,3 +193,16 @@ def _rate_limits(runtime: Runtime) -> Iterator[Metric]:
         for type_name, found in sorted(usage.items()):
             family.add_metric([type_name], value(found))
         yield family
+
+
+def _flow(flow: flow_figures.FlowFigures) -> Iterator[Metric]:
+    """Dependencies, delayed tasks, idempotency keys and schedules (one round trip)."""
+    yield GaugeMetricFamily("taskq_tasks_waiting_for_dependencies", "Tasks WAITING for the "
+                            "tasks they were submitted --after", value=flow.waiting)
+    yield GaugeMetricFamily("taskq_delayed_tasks", "Delayed (SCHEDULED) tasks waiting in the "
+                            "schedule to be moved to their queues", value=flow.delayed)
+    yield CounterMetricFamily("taskq_deduplicated", "Submits whose idempotency key named an "
+                              "earlier task: nothing queued", value=flow.deduplicated)
+    yield GaugeMetricFamily("taskq_schedules", "Schedules (periodic tasks) stored",
+                            value=flow.schedules)
+    yield GaugeMetricFamily("taskq_schedules_paused", "Schedules paused", value=flow.paused)

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
     from taskq.records import TaskRecord
 
-STATE_STYLES = {"QUEUED": "cyan", "SCHEDULED": "blue", "STARTED": "yellow",
-                "RETRY": "magenta", "SUCCESS": "green", "FAILURE": "red", "REVOKED": "dim"}
+STATE_STYLES = {"WAITING": "bright_blue", "QUEUED": "cyan", "SCHEDULED": "blue",
+                "STARTED": "yellow", "RETRY": "magenta", "SUCCESS": "green", "FAILURE": "red",
+                "REVOKED": "dim"}
 
 
 def console(stderr: bool = False) -> Console:

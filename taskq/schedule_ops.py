@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
     from taskq.schedule_store import ScheduleStore, Stored
-    from taskq.store import TaskStore
 
 
 def store(runtime: Runtime) -> ScheduleStore:
@@ -60,20 +59,6 @@ def _seconds(text: str) -> float | str:
     except ValueError:
         return text
     return value if math.isfinite(value) else text
-
-
-def summary(task_store: TaskStore) -> tuple[int, int, float | None]:
-    """For `watch`: how many schedules, how many paused, and the next tick of any (None when
-    none is due to run). Reads only; two Redis calls."""
-    from taskq.schedule_store import ScheduleStore
-
-    names, due = ScheduleStore.summary_keys(task_store.prefix)
-    pipe = task_store.client.pipeline(transaction=False)
-    pipe.scard(names)
-    pipe.zcard(due)
-    pipe.zrange(due, 0, 0, withscores=True)
-    count, active, first = pipe.execute()
-    return int(count), int(count) - int(active), float(first[0][1]) if first else None
 
 
 def run_now(runtime: Runtime, name: str) -> TaskRecord:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 
-from taskq import dlq, errors, listing, records, schedule_ops, tables
+from taskq import dlq, errors, flow_figures, listing, records, tables
 from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
 from taskq.queues import depth_reader, mark_rate_limited, queue_stats, transport_errors
@@ -110,7 +110,7 @@ class Collector:
                         latest=latest, retrying=retrying, changed=self._changes(latest),
                         dead_letters=self._dead_letters(), done_rate=done_rate,
                         failed_rate=failed_rate, updated_at=now,
-                        schedules=schedule_ops.summary(rt.store))
+                        flow=flow_figures.read(rt, f.types, f.priorities))
 
     def _dead_letters(self) -> int:
         if not self.filters.types:

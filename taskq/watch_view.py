@@ -13,6 +13,8 @@ from rich.text import Text
 
 from taskq import columns, tables
 from taskq.columns import Column, Grid
+from taskq.flow_figures import FlowFigures
+from taskq.render import STATE_STYLES
 
 if TYPE_CHECKING:
     from taskq.queues import QueueInfo
@@ -44,8 +46,7 @@ class Snapshot:
     failed_rate: float = 0.0
     status: str | None = None  # set while the broker is unreachable
     updated_at: float | None = None  # when the data shown was read; None: nothing read yet
-    # schedules: (how many, how many paused, the next tick or None), schedule_ops.summary
-    schedules: tuple[int, int, float | None] = (0, 0, None)
+    flow: FlowFigures = field(default_factory=FlowFigures)  # waiting for others, schedules
 
 
 @dataclass
@@ -76,6 +77,8 @@ def render(snap: Snapshot, screen: Screen | None = None) -> RenderableType:
     parts: list[RenderableType] = [_line(_title(snap))]
     if snap.updated_at is not None:
         parts.append(_line(_figures(snap)))
+        if snap.flow.any:  # a line only for a deployment that uses flow control
+            parts.append(_line(_flow(snap)))
     if snap.status:
         parts.append(Text(snap.status, style="bold white on red"))
     if snap.updated_at is not None:  # nothing read yet: no figures at all, not zeros
@@ -160,14 +163,24 @@ def _figures(snap: Snapshot) -> Text:
     text.append(f"failed {snap.failed_rate:.1f}/s", style="red" if snap.failed_rate else "")
     text.append("   dead letters: ")
     text.append(str(snap.dead_letters), style="bold red" if snap.dead_letters else "")
-    count, paused, next_run = snap.schedules
-    if count:
-        from taskq.tables import ago
-
-        text.append(f"   schedules: {count}" + (f" ({paused} paused)" if paused else ""))
-        if next_run is not None:
-            text.append(f", next in {ago(next_run - snap.taken_at)}")
     return text
+
+
+def _flow(snap: Snapshot) -> Text:
+    """Tasks WAITING for others, delayed, deduplicated submits, schedules: the ones in use."""
+    flow, parts = snap.flow, []
+    if flow.waiting:  # in the colour the task list gives the state
+        parts.append(Text(f"WAITING {flow.waiting}", style=STATE_STYLES["WAITING"]))
+    if flow.delayed:
+        parts.append(Text(f"delayed {flow.delayed}"))
+    if flow.deduplicated:
+        parts.append(Text(f"deduplicated {flow.deduplicated}"))
+    if flow.schedules:
+        paused = f" ({flow.paused} paused)" if flow.paused else ""
+        due = ("" if flow.next_tick is None
+               else f", next in {tables.ago(flow.next_tick - snap.taken_at)}")
+        parts.append(Text(f"schedules {flow.schedules}{paused}{due}"))
+    return Text("   ").join(parts)
 
 
 def _queues(snap: Snapshot) -> Section:

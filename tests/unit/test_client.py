@@ -202,3 +202,21 @@ def test_send_task_options_left_unset_are_not_refused():
     request, task_id = to_request(settings(), "data_processing", None, {"data": [1]}, {
         "expires": None, "time_limit": object(), "add_to_parent": True, "ignore_result": True})
     assert (request.priority, request.delay, task_id) == (None, 0.0, None)
+
+
+def test_a_bad_schedule_names_every_problem_before_any_connection():
+    # When an application adds a schedule with a bad name, an unknown type and a NaN interval
+    with pytest.raises(InvalidParameters) as raised:
+        offline_client().schedules.add("no\nname", "nosuchtype", interval=float("nan"))
+    # Then one error names all three (the server, refusing every connection, was not asked)
+    text = str(raised.value)
+    assert raised.value.code == "invalid_schedule"
+    for named in ("schedule's name is", "schedule.type: unknown", "schedule.interval: must"):
+        assert named in text, named
+
+
+def test_schedule_calls_to_an_unreachable_server_are_broker_unavailable():
+    client = offline_client()
+    for call in (client.schedules.list, lambda: client.schedules.pause("nightly")):
+        with pytest.raises(BrokerUnavailable):
+            call()

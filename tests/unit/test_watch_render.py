@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from taskq.flow_figures import FlowFigures
 from taskq.queues import QueueInfo
 from taskq.records import TaskRecord
 from taskq.watch_view import Screen, Snapshot, render
@@ -194,3 +195,48 @@ def test_a_screen_too_short_for_tables_keeps_a_line_for_each_section():
     assert "Queues: 2 (enlarge the window to see them)" in lines
     assert "Latest tasks: 12 (enlarge the window to see them)" in lines
     assert lines[-1] == "ctrl-c quit"
+
+
+def _flow_control_in_use() -> Snapshot:
+    """The busy deployment, with two tasks WAITING for another among the latest, delayed
+    tasks, deduplicated submits and schedules."""
+    snap = _busy_deployment()
+    first = snap.latest[1].id
+    snap.latest[:2] = [_task(f"9999{n}aaa-0000-4000-8000-000000000000", "WAITING",
+                             after=[first]) for n in range(2)]
+    snap.flow = FlowFigures(waiting=2, delayed=5, deduplicated=17, schedules=3, paused=1,
+                            next_tick=NOW + 42)
+    return snap
+
+
+def test_the_view_counts_tasks_waiting_for_others_delayed_tasks_dedups_and_schedules():
+    # When a deployment that uses dependencies, delays, keys and schedules is drawn
+    screen = _screen(_flow_control_in_use())
+    # Then one line counts each of them
+    line = next(line for line in screen.splitlines() if line.startswith("WAITING "))
+    assert line.split("   ") == ["WAITING 2", "delayed 5", "deduplicated 17",
+                                  "schedules 3 (1 paused), next in 42.0s"]
+
+
+def test_a_waiting_task_is_listed_with_its_state_and_the_task_it_waits_for():
+    # When the view is drawn at 80x24
+    screen = _screen(_flow_control_in_use(), 80, 24)
+    # Then the latest tasks show the WAITING one like any other, with what it waits for
+    row = next(line for line in screen.splitlines() if line.startswith("99990aaa"))
+    assert "WAITING" in row and "after 0001aaaa" in row
+
+
+def test_with_flow_control_in_use_every_section_still_fits_80x24():
+    # When the view with the flow line is drawn at 80x24, as the live view draws it
+    lines = _screen(_flow_control_in_use(), 80, 24, keys="ctrl-c quit").splitlines()
+    # Then it fills no more than the screen, the flow line is whole, every section is there
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    assert "schedules 3 (1 paused), next in 42.0s" in lines[2]
+    for title in SECTIONS:
+        assert any(line.startswith(title) for line in lines), title
+    assert lines[-1] == "ctrl-c quit"
+
+
+def test_a_deployment_without_flow_control_has_no_flow_line():
+    screen = _screen(_snapshot())
+    assert "WAITING" not in screen and "schedules" not in screen and "delayed" not in screen
