@@ -9,6 +9,7 @@ import pytest
 
 from taskq import delayed, records, topology
 from taskq.queues import queue_stats
+from taskq.store import claim
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +56,21 @@ def test_a_worker_whose_tasks_wait_to_retry_runs_a_new_high_task_at_once(deploym
     assert store.client.zcard(delayed.due_key(store.prefix)) == 0
     assert _scheduled(deployment, queue) == 0
     assert _states(deployment, retrying) == [records.REVOKED] * RETRYING
+
+
+def test_a_retry_moved_to_its_queue_claims_the_next_attempt_and_refuses_the_failed_one(
+        deployment):
+    # Given a task whose attempt 1 started and failed transiently, its retry due now
+    store = deployment.runtime.store
+    task_id = deployment.submit("spin", "low", ms=10).id  # (no worker: nothing runs it)
+    assert store.transition(task_id, records.STARTED, attempts=1, fence=claim(1))[0] == 1
+    store.record_attempt_error(task_id, 1, "try again", "TransientError", time.time())
+    assert store.client.zscore(delayed.due_key(store.prefix), task_id) is not None
+    # When a mover takes it
+    assert delayed.take(store) == [task_id]
+    # Then its record is QUEUED and its message says one attempt was made
+    assert store.get(task_id).state == records.QUEUED
+    assert delayed.retries_of(store, [task_id]) == [1]
+    # And a stale copy of attempt 1 is refused, while attempt 2 starts
+    assert store.transition(task_id, records.STARTED, fence=claim(1))[0] == -4
+    assert store.transition(task_id, records.STARTED, attempts=2, fence=claim(2))[0] == 1
