@@ -35,7 +35,8 @@ def cancel(runtime: Runtime, task_id: str, terminate: bool = False) -> TaskRecor
         raise Conflict(f"task {task_id} has already finished ({previous}); nothing changed")
     if outcome == -2:
         raise Conflict(f"task {task_id} is running ({previous}); use --terminate to stop it")
-    if previous == records.SCHEDULED:  # out of the due set (a mover that took it first drops it)
+    if previous in (records.SCHEDULED, records.RETRY):
+        # out of the due set (a mover that took it first drops it)
         delayed.remove(store, task_id)
     record = store.get(task_id)
     if previous == records.STARTED:

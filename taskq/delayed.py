@@ -1,10 +1,13 @@
-"""Delayed tasks in the record store's Redis, not in a worker: a sorted set of task ids by due
-time, written with their records at submit, taken out exactly once when due (taskq/mover.py).
+"""Delayed tasks and retries in the record store's Redis, not in a worker: a sorted set of
+task ids by due time, written with their records (at submit; by a failed attempt's RETRY
+write, taskq/store.py), taken out exactly once when due (taskq/mover.py).
 
-`<prefix>:due` holds the ids of SCHEDULED tasks scored by their eta; the record holds what
-publishing needs (type, queue, parameters). `<prefix>:due:moving` holds the ids a mover has
-taken and not yet published, scored by when its claim lapses: a mover that dies between the
-two leaves its claim to lapse, and the next mover takes the task over and publishes it.
+`<prefix>:due` holds the ids of SCHEDULED tasks scored by their eta and of RETRY tasks scored
+by their next_attempt_at; the record holds what publishing needs (type, queue, parameters,
+and the attempt that failed: `fence`, so the message published says which attempt is next).
+`<prefix>:due:moving` holds the ids a mover has taken and not yet published, scored by when
+its claim lapses: a mover that dies between the two leaves its claim to lapse, and the next
+mover takes the task over and publishes it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from taskq import records
 from taskq.errors import NotQueued
 
 if TYPE_CHECKING:
@@ -28,7 +32,7 @@ TAKE_SIZE = 500  # tasks one take moves at most
 
 # Take the due tasks: first those whose claim lapsed (their mover died before publishing
 # them), then those due by now; each is claimed (in the moving set for ARGV[3] s) and its
-# record goes from SCHEDULED to QUEUED (index sets moved, event published) in this same
+# record goes from SCHEDULED (or RETRY) to QUEUED (index sets moved, event published) in this same
 # atomic step, so however many movers run it, each due task is taken by one. A task cancelled
 # (or otherwise moved on) while it waited is dropped, not taken. A lapsed claim is taken again
 # only while its record is QUEUED (not yet started by a worker).
@@ -59,10 +63,10 @@ for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local key = prefix .. ':task:' .. id
   local rec = redis.call('HMGET', key, 'state', 'type', 'priority', 'submitted_at')
-  if rec[1] == 'SCHEDULED' then
+  if rec[1] == 'SCHEDULED' or rec[1] == 'RETRY' then
     redis.call('HSET', key, 'state', 'QUEUED')
     local tail = ':' .. rec[2] .. ':' .. rec[3]
-    redis.call('ZREM', prefix .. ':idx:SCHEDULED' .. tail, id)
+    redis.call('ZREM', prefix .. ':idx:' .. rec[1] .. tail, id)
     redis.call('ZADD', prefix .. ':idx:QUEUED' .. tail, rec[4] or now, id)
     local event = cjson.encode({id = id, state = 'QUEUED', at = now})
     redis.call('PUBLISH', KEYS[3], event)
@@ -72,6 +76,16 @@ for _, id in ipairs(due) do
   end
 end
 return taken
+"""
+
+
+# Seconds until the earliest entry of the due set falls due, by the Redis server's clock ('' if
+# the set is empty). KEYS: due set.
+_NEXT_DUE = """
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then return '' end
+local time = redis.call('TIME')
+return tostring(tonumber(first[2]) - tonumber(time[1]) - tonumber(time[2]) / 1000000)
 """
 
 
@@ -131,6 +145,17 @@ def _reach_broker(runtime: Runtime) -> None:
     _reached.add(runtime)
 
 
+def retries_of(store: TaskStore, task_ids: Sequence[str]) -> list[int]:
+    """For each task, the attempts already made as its next message must say (Celery's
+    `retries`): the attempt that failed (the record's fence), 0 for a delayed task."""
+    pipe = store.client.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hget(store.key(task_id), "fence")
+    with store.reachable():
+        found = pipe.execute()
+    return [records.read_count(fence) for fence in found]
+
+
 def remove(store: TaskStore, task_id: str) -> None:
     """Take a cancelled task out of the due set (a mover that took it first dropped it)."""
     with store.reachable():
@@ -147,6 +172,14 @@ def take(store: TaskStore, now: float | None = None, most: int = TAKE_SIZE,
                              store.events_channel],
                        args=["" if now is None else repr(now), most, repr(lease), store.prefix])
     return [t.decode() if isinstance(t, bytes) else str(t) for t in taken]
+
+
+def next_due_in(store: TaskStore) -> float | None:
+    """Seconds until the earliest task in the due set falls due (None: it is empty), so a
+    mover looks again then, not up to a look's interval late (a retry's backoff is timed)."""
+    with store.reachable():
+        left = store.client.eval(_NEXT_DUE, 1, due_key(store.prefix))
+    return float(left) if left else None
 
 
 def release(store: TaskStore, task_ids: Sequence[str]) -> None:

@@ -5,9 +5,11 @@ the fetch takes the highest priority waiting instead of running it ahead of a hi
 Celery keeps a delayed message in the worker until it is due (`scheduled_requests`) and a
 rate-limited one in its token bucket; neither counts as reserved, so a fetch that looked only
 at reserved requests would take every delayed task of a queue, and run them all, in the order
-they fell due, ahead of any higher task queued meanwhile. Until delayed work leaves workers
-entirely, a worker takes a message only while a process is free and it holds at most its
-processes plus HOLD_AHEAD messages in every form (reserved, delayed, rate-limited).
+they fell due, ahead of any higher task queued meanwhile. taskq's own delayed tasks and retries
+wait in the due set instead (taskq/delayed.py); for what a worker can still hold (an ETA
+message sent through Celery's API, a delivery waiting for its attempt's run elsewhere), it
+takes a message only while a process is free and holds at most its processes plus HOLD_AHEAD
+messages in every form (reserved, delayed, rate-limited).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Moves delayed tasks to their queues when due: every worker runs a mover (a thread of its
-main process), and however many run, each due task is published by one (taskq/delayed.py).
+"""Moves delayed tasks and retries to their queues when due: every worker runs a mover (a
+thread of its main process), and however many run, each due task is published by one
+(taskq/delayed.py). A retry's message carries the attempts made (Celery's `retries`), so its
+delivery claims the next attempt.
 
 A take claims the due tasks and marks their records QUEUED in one atomic step; the mover then
 publishes them and drops its claims. A mover that dies in between (SIGKILL, a lost broker)
@@ -23,7 +25,8 @@ from taskq.publish import celery_send
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
-MOVE_EVERY = 0.5  # seconds between a worker's looks at the due set
+MOVE_EVERY = 0.5  # seconds between a worker's looks at the due set, at most
+MOVE_SOON = 0.01  # seconds to the next look, at least (the earliest due task's time is near)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +50,19 @@ def publish(runtime: Runtime, task_ids: list[str]) -> None:
     """Publish taken tasks to their queues, on one producer, without Celery's retries: a
     failure leaves their claims to lapse and another take to publish them."""
     found = runtime.store.get_many(task_ids)
+    retries = delayed.retries_of(runtime.store, task_ids)
     with runtime.celery.producer_or_acquire() as producer:
-        for record in found:
+        for record, done in zip(found, retries, strict=True):
             # not if cancelled meanwhile, or started (a dead mover's claim, published after all)
             if record is not None and record.state == records.QUEUED:
-                celery_send(runtime, record, producer)
+                celery_send(runtime, record, producer, retries=done)
+
+
+def _pause(due_in: float | None) -> float:
+    """Seconds until the next look: MOVE_EVERY, or less when a task falls due sooner."""
+    if due_in is None:
+        return MOVE_EVERY
+    return min(MOVE_EVERY, max(due_in, MOVE_SOON))
 
 
 class DueMover(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -71,14 +82,15 @@ class DueMover(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread.start()
 
     def _run(self, runtime: Runtime) -> None:
-        stop, failing = self._stop, False
-        while not stop.wait(MOVE_EVERY):
+        stop, failing, pause = self._stop, False, MOVE_EVERY
+        while not stop.wait(pause):
             try:
                 move_due(runtime)
+                pause = _pause(delayed.next_due_in(runtime.store))
             except Exception as exc:  # noqa: BLE001 - an outage: claims lapse, the next look retries
                 if not failing:  # once an outage, not every look
                     log.warning("taskq: could not move due tasks (%s); trying again", exc)
-                failing = True
+                failing, pause = True, MOVE_EVERY
             else:
                 failing = False
 

@@ -248,13 +248,14 @@ def _make(runtime: Runtime) -> Publisher:
                           shared=redis_url == redis_client_url(runtime.backend_url))
 
 
-def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None) -> None:
+def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None,
+                retries: int = 0) -> None:
     """Celery's own send_task: the path for brokers without a fast one, and for delayed tasks
-    when due (taskq/mover.py). On `producer` when given, without Celery's retries (its caller
-    retries)."""
+    and retries when due (taskq/mover.py; `retries`: the attempts already made). On `producer`
+    when given, without Celery's retries (its caller retries)."""
     runtime.celery.send_task(
         topology.task_name(record.type), kwargs=record.params, task_id=record.id,
-        queue=record.queue, routing_key=record.queue, taskq_raw=True,
+        queue=record.queue, routing_key=record.queue, taskq_raw=True, retries=retries,
         **({"producer": producer, "retry": False} if producer is not None else {}))
 
 

@@ -28,7 +28,7 @@ class QueueInfo:
     depth: int
     consumers: int
     oldest_waiting_at: float | None = None
-    scheduled: int = 0  # delayed tasks not due yet, held in Redis (taskq/delayed.py)
+    scheduled: int = 0  # delayed tasks and retries not due yet, in Redis (taskq/delayed.py)
     rate_limited: bool | None = None  # its type at its global rate limit now; None: no limit
 
 
@@ -155,11 +155,13 @@ def _consumers(from_broker: int | None, from_workers: int) -> int:
 def _from_records(runtime: Runtime, pairs: list[tuple[str, str]], oldest: bool
                   ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], int]]:
     """Per (type, priority): the submit time of the oldest QUEUED task (when `oldest`), and
-    how many are SCHEDULED; in one round trip."""
+    how many wait in the due set (SCHEDULED, or RETRY waiting out a backoff); in one round
+    trip."""
     store = runtime.store
     pipe = store.client.pipeline(transaction=False)
     for t, p in pairs:
         pipe.zcard(store.cell_key(records.SCHEDULED, t, p))
+        pipe.zcard(store.cell_key(records.RETRY, t, p))
         if oldest:
             pipe.zrange(store.cell_key(records.QUEUED, t, p), 0, 0, withscores=True)
     with store.reachable():
@@ -167,7 +169,7 @@ def _from_records(runtime: Runtime, pairs: list[tuple[str, str]], oldest: bool
     waiting: dict[tuple[str, str], float] = {}
     scheduled: dict[tuple[str, str], int] = {}
     for pair in pairs:
-        scheduled[pair] = int(next(found))
+        scheduled[pair] = int(next(found)) + int(next(found))
         if oldest and (hit := next(found)):
             waiting[pair] = float(hit[0][1])
     return waiting, scheduled

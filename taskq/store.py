@@ -61,6 +61,9 @@ FINISHED_KEPT = 60
 # holder's worker); a claim of the same attempt by another holder while that lease lives is
 # refused (-5: the attempt runs elsewhere; the delivery waits, taskq/running.py). A RETRY or
 # final write ends the attempt and its lease.
+# A RETRY write with a next_attempt_at enters the task in the due set (`<prefix>:due`) in the
+# same step: the mover publishes its next attempt when due (taskq/delayed.py), and until that
+# attempt is claimed (RETRY, then QUEUED) a claim of the failed attempt is stale.
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield window
 # (JSON: [seconds, ids not to yield to...]),
@@ -86,7 +89,8 @@ if ARGV[9] ~= '' then
     or tonumber(redis.call('HGET', KEYS[1], 'attempts') or '') or 0
   local stale
   if kind == 'claim' then
-    stale = n < current or (n == current and old == 'RETRY')
+    -- attempt n already failed: waiting to retry (RETRY), or its retry queued (QUEUED)
+    stale = n < current or (n == current and (old == 'RETRY' or old == 'QUEUED'))
   else
     stale = n ~= current
   end
@@ -137,6 +141,10 @@ if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 local new = redis.call('HGET', KEYS[1], 'state')
 local final = new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED'
 if final or new == 'RETRY' then redis.call('DEL', run_key) end  -- the attempt is over
+if new == 'RETRY' then  -- the next attempt waits in the due set (taskq/delayed.py)
+  local at = tonumber(redis.call('HGET', KEYS[1], 'next_attempt_at') or '')
+  if at then redis.call('ZADD', ARGV[3] .. ':due', at, ARGV[4]) end
+end
 if old == 'STARTED' and new == 'STARTED' and rec[6]
    and redis.call('HGET', KEYS[1], 'started_at') ~= rec[7] then
   -- a new run of a task whose last run was cut short (a killed worker): it counts
@@ -439,7 +447,8 @@ class TaskStore:
                              next_attempt_at: float | None) -> None:
         """Append one failed attempt to the record's history and mark it RETRY, in one atomic
         write (from that attempt only, while current) that rides out a backend outage as the
-        worker's other writes do."""
+        worker's other writes do; with `next_attempt_at`, the same write enters the task in
+        the due set, where the mover publishes its next attempt (taskq/delayed.py)."""
         self.update(task_id, records.RETRY, ride_out=True, fence=holding(attempt),
                     attempt_error=attempt_error(attempt, error, exc_type),
                     error=error, exc_type=exc_type, next_attempt_at=next_attempt_at)

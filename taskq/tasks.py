@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.log import get_task_logger
 
 from taskq import records, retry, running, starvation, topology, work, yielding
@@ -100,14 +100,19 @@ class TaskqTask(Task):  # type: ignore[misc]
         return [self.store.cell_key(records.QUEUED, t, p) for t, p in ahead]
 
     def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
-        """Retry with the declared policy's backoff; record the failed attempt first."""
+        """Retry with the declared policy's backoff: the failed attempt is recorded and the
+        task waits in the due set (one write), its message acked; the mover publishes the
+        next attempt when due (taskq/delayed.py). No worker holds a retry meanwhile."""
         done = self.request.retries
         if exc is not None and not retry.exhausted(self.taskq_retry, done):
-            delay = options.setdefault("countdown", retry.backoff_delay(self.taskq_retry, done))
+            delay = options.get("countdown")
+            if delay is None:
+                delay = retry.backoff_delay(self.taskq_retry, done)
             self.store.record_attempt_error(self.request.id, done + 1, str(exc),
                                             type(exc).__name__, time.time() + delay)
-        # The retry limit is the task's max_retries, declared at registration. The retry's
-        # message is the same task again (same id and record): published raw.
+            raise Retry(exc=exc, when=delay)  # Celery acks the message and logs the retry
+        # Out of retries: Celery raises `exc` (the task's max_retries, declared at
+        # registration). Without an exception, Celery's own retry (published raw).
         return super().retry(*args, exc=exc, taskq_raw=True, **options)
 
     # A final write names its worker again: after a partition, the record may say that

@@ -64,6 +64,12 @@ TEST_TYPES: dict[str, Any] = {
                                 "failures": {"kind": "integer", "default": 2}},
                  "retry": {"max_retries": 2, "backoff": 1.0, "backoff_max": 10,
                            "jitter": False}},
+    # flaky with a 30 s backoff: retries that wait far longer than the test
+    "patient": {"function": "jobs:flaky",
+                "parameters": {"marker_dir": {"kind": "string", "required": True},
+                               "failures": {"kind": "integer", "default": 1}},
+                "retry": {"max_retries": 1, "backoff": 30.0, "backoff_max": 30,
+                          "jitter": False}},
     "crash": {"function": "jobs:crash", "parameters": {"code": {"kind": "integer",
                                                               "default": 1}},
               "retry": {"max_retries": 3, "backoff": 0.2, "backoff_max": 2, "jitter": False}},
