@@ -84,7 +84,8 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     as_root = _advise_against_root()
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
-        queues=worker_plan.queues, concurrency=worker_plan.concurrency, pool="prefork",
+        queues=worker_plan.queues, concurrency=worker_plan.concurrency,
+        pool="taskq.pool:TaskPool",  # prefork, keeping a task handed over at a stop
         optimization="fair", without_mingle=True, without_gossip=True,
         loglevel=loglevel or settings.log_level, quiet=True, task_events=events or None,
     )
