@@ -261,6 +261,19 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "taskq/fetch.py _handing_over")
 
 
+def test_celery_s_pool_flush_drops_the_handed_over_jobs_that_taskq_s_pool_keeps():
+    flush = inspect.getsource(asynpool.AsynPool.flush)
+    relies_on("if not job._accepted" in flush and "job.discard()" in flush,
+              "celery AsynPool.flush (drops the jobs no process has accepted)", "taskq/pool.py")
+    relies_on(prefork.TaskPool.Pool is asynpool.AsynPool,
+              "celery prefork TaskPool.Pool (the process pool it builds)", "taskq/pool.py")
+    pool = inspect.getsource(asynpool.AsynPool)
+    relies_on(all(name in pool for name in ("job._write_to", "self._busy_workers",
+                                             "inqW_fd", "_is_alive()")),
+              "celery AsynPool's job._write_to, _busy_workers and process inqW_fd/_is_alive",
+              "taskq/pool.py")
+
+
 def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
     from billiard.pool import ApplyResult
     from celery.worker import components
