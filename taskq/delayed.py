@@ -26,8 +26,12 @@ if TYPE_CHECKING:
     from taskq.store import TaskStore
 
 # Seconds a mover's claim on the tasks it took lasts: far longer than publishing one take
-# (TAKE_SIZE messages) lasts, so a claim lapses only when its mover died or lost the broker.
-CLAIM_LEASE = 60.0
+# (TAKE_SIZE messages, on one producer: well under a second) lasts, so a claim lapses only
+# when its mover died or lost the broker; and short, since a dead mover's tasks wait that long.
+# A publish that outlasts it (a stalled broker) has its tasks published again by another
+# mover: at least once, as everywhere; publish() skips a task already started, the worker
+# drops a copy of a task that ended, and run leases keep two copies from running at once.
+CLAIM_LEASE = 15.0
 TAKE_SIZE = 500  # tasks one take moves at most
 
 # Take the due tasks: first those whose claim lapsed (their mover died before publishing

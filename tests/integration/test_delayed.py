@@ -100,6 +100,42 @@ def test_a_mover_killed_between_taking_and_publishing_loses_no_task(deployment, 
     assert store.client.zcard(delayed.moving_key(store.prefix)) == 0
 
 
+@pytest.mark.brokers
+def test_a_worker_killed_while_moving_due_tasks_loses_none_and_runs_each_once(
+        deployment, tmp_path):
+    # Given a worker whose mover stalls right after its take, before publishing (the test
+    # hook in sitecustomize.py: it writes the ids it took to a marker file, then waits)
+    marker = tmp_path / "taken"
+    deployment.env["TASKQ_TEST_STALL_MOVE"] = str(marker)
+    try:
+        stalled = deployment.start_worker("--concurrency", "2")
+    finally:
+        del deployment.env["TASKQ_TEST_STALL_MOVE"]  # the next worker moves as shipped
+    # And 20 tasks delayed half a second
+    tasks = _marked(deployment, tmp_path, 20, 0.5)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, f"no take: {deployment.worker_logs()}"
+        time.sleep(0.05)  # waiting for the worker's mover to take them
+    assert set(marker.read_text().split()) == {t.id for t in tasks}
+    # When that worker is SIGKILLed between its take and its publish
+    deployment.kill_worker(stalled)
+    # Then the tasks are QUEUED and claimed, yet none is in its queue
+    store = deployment.runtime.store
+    assert {r.state for r in store.get_many([t.id for t in tasks])} == {"QUEUED"}
+    assert store.client.zcard(delayed.moving_key(store.prefix)) == 20
+    assert _queue(deployment, tasks[0].queue)["depth"] == 0
+    # And when a second worker starts, its mover takes them over once the claims lapse
+    # (CLAIM_LEASE), and each runs exactly once, on that worker
+    second = deployment.start_worker("--concurrency", "2")
+    for task in tasks:
+        done = deployment.wait(task.id, timeout=delayed.CLAIM_LEASE + 60)
+        assert done.state == "SUCCESS", done.error
+        assert f".{second.pid}@" in done.worker
+    assert _runs(tmp_path, 20) == [1] * 20
+    assert store.client.zcard(delayed.moving_key(store.prefix)) == 0
+
+
 def test_many_movers_at_once_take_each_due_task_exactly_once(deployment, tmp_path):
     # Given 2,000 delayed tasks, all due
     tasks = _marked(deployment, tmp_path, 2000, 0.2)
