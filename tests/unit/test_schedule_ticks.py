@@ -161,24 +161,6 @@ def test_schedules_in_the_config_are_loaded_and_their_problems_listed(tmp_path: 
         ("nightly", "email_sending", "0 3 * * *", "Europe/Paris")]
 
 
-def test_watch_shows_how_many_schedules_and_the_next_tick() -> None:
-    from rich.console import Console
-
-    from taskq.watch_view import Snapshot, render
-
-    # Given a snapshot with three schedules, one paused, the next tick in 4.2 s
-    snap = Snapshot(taken_at=1000.0, title="taskq watch", updated_at=1000.0,
-                    schedules=(3, 1, 1004.2))
-    console = Console(record=True, width=120, height=20)
-    # When it is drawn
-    console.print(render(snap))
-    # Then the figures line says so; and without schedules it says nothing of them
-    assert "schedules: 3 (1 paused), next in 4.2s" in console.export_text()
-    console = Console(record=True, width=120, height=20)
-    console.print(render(Snapshot(taken_at=1000.0, title="t", updated_at=1000.0)))
-    assert "schedules" not in console.export_text()
-
-
 @pytest.mark.parametrize("name", ["\udcff", "a\nb", "x" * 10_000])
 def test_a_name_no_schedule_can_have_is_not_found_without_asking_redis(
         settings: config.Settings, name: str) -> None:
