@@ -221,10 +221,14 @@ def register(runtime: Runtime, waiting: Sequence[TaskRecord]) -> None:
             released.append(record)
     if released:
         release(runtime)
+        # What the submit shows: REVOKED and why, or QUEUED (what the release made it; a
+        # worker may have started it since, which `status` tells)
         for record, now in zip(released, store.get_many([r.id for r in released]), strict=True):
-            if now is not None:  # what the submit shows: QUEUED, or REVOKED and why
+            if now is not None and now.state == records.REVOKED:
                 record.state, record.error = now.state, now.error
                 record.finished_at = now.finished_at
+            else:
+                record.state = records.QUEUED
 
 
 def _json(value: Any) -> str:
