@@ -22,7 +22,12 @@ WORKER_SECONDS=${WORKER_SECONDS:-60}
 FILES=${FILES:-10}
 TASKQ=${TASKQ:-taskq}
 PY=${PY:-python3}  # a python with redis installed (taskq's own)
-case $MODE in queued) DELAY=0 ;; scheduled) DELAY=3600 ;; *) echo "MODE: queued|scheduled" >&2; exit 2 ;; esac
+case $MODE in queued) DELAY=0 ;; scheduled) DELAY=3600 ;; *) echo "error: MODE: queued|scheduled" >&2; exit 2 ;; esac
+case $BROKER in embedded|rabbit) ;; *) echo "error: BROKER: embedded|rabbit" >&2; exit 2 ;; esac
+for value in "$N" "$FILES" "$WORKER_SECONDS"; do  # N, FILES, WORKER_SECONDS: whole numbers
+  [[ $value =~ ^[1-9][0-9]{0,8}$ ]] || { echo "error: not a whole number from 1: $value" >&2; exit 2; }
+done
+(( N % FILES == 0 )) || { echo "error: N ($N) must be a multiple of FILES ($FILES)" >&2; exit 2; }
 
 home=$(mktemp -d /tmp/tqm-XXXXXX)
 run=$(basename "$home")
