@@ -80,6 +80,7 @@ end
 redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[4])))
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', p .. ':tasks', ARGV[5], id)
+redis.call('ZADD', p .. ':ids', 0, id)
 redis.call('ZADD', ARGV[6], ARGV[5], id)
 if failed then
   redis.call('HSET', KEYS[1], 'after_failed', failed)

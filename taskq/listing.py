@@ -96,6 +96,7 @@ def fetch(store: TaskStore, found: list[tuple[str, str]]) -> tuple[list[TaskReco
         for tid, key in stale:
             pipe.zrem(key, tid)
             pipe.zrem(store.index_key, tid)
+            pipe.zrem(store.ids_key, tid)
         with store.reachable():
             pipe.execute()
     return [rec for rec in got if rec is not None], len(stale)

@@ -28,16 +28,17 @@ STAMP_STEP = 1e-6
 # moved on from QUEUED or SCHEDULED (a worker took it: its message got through after all), in
 # one atomic step with the workers' state writes. A missing record counts as removed.
 # KEYS: the records. ARGV: the index key, the index sets' prefix (as store.cell_key makes
-# them), the task ids. Returns 1 (removed) or 0 (kept) per record.
+# them), the id index, the task ids. Returns 1 (removed) or 0 (kept) per record.
 _FORGET = """
 local removed = {}
 for k = 1, #KEYS do
   local rec = redis.call('HMGET', KEYS[k], 'state', 'type', 'priority')
-  local state, id = rec[1], ARGV[k + 2]
+  local state, id = rec[1], ARGV[k + 3]
   removed[k] = 0
   if state == 'QUEUED' or state == 'SCHEDULED' then
     redis.call('DEL', KEYS[k])
     redis.call('ZREM', ARGV[1], id)
+    redis.call('ZREM', ARGV[3], id)
     redis.call('ZREM', ARGV[2] .. state .. ':' .. rec[2] .. ':' .. rec[3], id)
     removed[k] = 1
   elseif not state then
@@ -186,7 +187,8 @@ class Publisher:
         with store.reachable():
             removed = self._forget_script(
                 keys=[store.key(record.id) for record in batch],
-                args=[store.index_key, f"{store.prefix}:idx:", *(r.id for r in batch)])
+                args=[store.index_key, f"{store.prefix}:idx:", store.ids_key,
+                      *(r.id for r in batch)])
         return [record for record, gone in zip(batch, removed, strict=True) if gone]
 
     def fail(self, exc: BaseException, unsent: Sequence[TaskRecord]) -> NoReturn:

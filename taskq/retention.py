@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 CHECK_PER_SET = 1000  # entries older than the cutoff checked per index set and trim
 
 # KEYS: index sets. ARGV: cutoff (entries scored below it are checked), record key prefix
-# (the id follows), entries to check per set. Returns how many entries were removed.
+# (the id follows), entries to check per set, the id index (taskq/store.py: an id dropped
+# from the index by time leaves it too). Returns how many entries were removed.
 _TRIM = """
 local removed = 0
 for k = 1, #KEYS do
@@ -35,6 +36,7 @@ for k = 1, #KEYS do
     end
     if #gone > 0 then
       removed = removed + redis.call('ZREM', KEYS[k], unpack(gone))
+      if k == 1 then redis.call('ZREM', ARGV[4], unpack(gone)) end
     end
     offset = offset + #ids - #gone
   end
@@ -53,4 +55,4 @@ def trim(store: TaskStore, settings: Settings, now: float | None = None) -> int:
                  for priority in settings.priorities for state in records.STATES]
     with store.reachable():
         return int(store.client.eval(_TRIM, len(keys), *keys, cutoff, store.key(""),
-                                     CHECK_PER_SET))
+                                     CHECK_PER_SET, store.ids_key))

@@ -229,6 +229,12 @@ class TaskStore:
         """Every task id, scored by submitted_at."""
         return f"{self.prefix}:tasks"
 
+    @property
+    def ids_key(self) -> str:
+        """Every task id, each scored 0, so in lexical order: the ids an id prefix begins are
+        one range of it (resolve_id), however many tasks are kept."""
+        return f"{self.prefix}:ids"
+
     def cell_key(self, state: str, type_name: str, priority: str) -> str:
         """The ids in one (state, type, priority), scored by submitted_at (kept by _UPDATE)."""
         return f"{self.prefix}:idx:{state}:{type_name}:{priority}"
@@ -321,6 +327,7 @@ class TaskStore:
             self._create(keys=keys, args=[json.dumps(rows)], client=target)
         if index:
             target.zadd(self.index_key, index)
+            target.zadd(self.ids_key, dict.fromkeys(index, 0))
         for cell, members in cells.items():
             target.zadd(cell, members)
         if pipe is None:
@@ -346,6 +353,7 @@ class TaskStore:
                                               for v in fields)
                 pipe.delete(self.key(task_id))
                 pipe.zrem(self.index_key, task_id)
+                pipe.zrem(self.ids_key, task_id)
                 if state and type_name and priority:
                     pipe.zrem(self.cell_key(state, type_name, priority), task_id)
                     pipe.zrem(self.dlq_key(type_name), task_id)
@@ -355,21 +363,36 @@ class TaskStore:
         """The task id `text` names: itself when it is a whole id or has a record, else the one
         id it begins (at least records.MIN_ID_PREFIX characters, any case); AmbiguousId when
         it begins more than one. An id nothing begins is returned as given (reading it then
-        says it is unknown). One pass over the index of ids (ZSCAN), on a prefix only."""
+        says it is unknown)."""
         if not records.is_id_prefix(text):
             return text
         with self.reachable():
             if self.client.exists(self.key(text)):
                 return text
-            found: list[str] = []
-            pattern = text.lower() + "*"  # is_id_prefix: no glob characters in it
-            for member, _ in self.client.zscan_iter(self.index_key, match=pattern, count=1000):
-                found.append(member.decode() if isinstance(member, bytes) else member)
-                if len(found) > AMBIGUOUS_SHOWN:
-                    break
+            found = self._begun_by(text.lower())
         if len(found) > 1:
             raise AmbiguousId(text, sorted(found)[:AMBIGUOUS_SHOWN])
         return found[0] if found else text
+
+    def _begun_by(self, prefix: str) -> list[str]:
+        """Up to AMBIGUOUS_SHOWN + 1 ids that begin `prefix`: one range of the id index, or,
+        while it lacks ids the index by time holds (records written before it existed), one
+        pass over every id (ZSCAN: a few seconds at a million)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.ids_key)
+        pipe.zcard(self.index_key)
+        pipe.zrangebylex(self.ids_key, b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff",
+                         start=0, num=AMBIGUOUS_SHOWN + 1)
+        indexed, kept, found = pipe.execute()
+        if indexed >= kept:
+            return [text(member) for member in found]
+        scanned: list[str] = []
+        pattern = prefix + "*"  # is_id_prefix: no glob characters in it
+        for member, _ in self.client.zscan_iter(self.index_key, match=pattern, count=1000):
+            scanned.append(text(member))
+            if len(scanned) > AMBIGUOUS_SHOWN:
+                break
+        return scanned
 
     def get(self, task_id: str) -> TaskRecord:
         with self.reachable():
