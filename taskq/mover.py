@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
-
-from celery import bootsteps
+from typing import TYPE_CHECKING
 
 from taskq import delayed, records
 from taskq.publish import celery_send
+from taskq.thread_step import ThreadStep
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -65,24 +64,14 @@ def _pause(due_in: float | None) -> float:
     return min(MOVE_EVERY, max(due_in, MOVE_SOON))
 
 
-class DueMover(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Consumer step: moves due tasks every MOVE_EVERY seconds while the worker consumes."""
+class DueMover(ThreadStep):
+    """Consumer step: moves due tasks every MOVE_EVERY seconds (sooner when one falls due
+    sooner) while the worker consumes."""
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    thread_name = "taskq-due-mover"
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, parent: Any) -> None:
-        self._stop = threading.Event()  # a thread of an earlier start keeps its own, set
-        self._thread = threading.Thread(target=self._run, args=(parent.app.taskq_runtime,),
-                                        daemon=True, name="taskq-due-mover")
-        self._thread.start()
-
-    def _run(self, runtime: Runtime) -> None:
-        stop, failing, pause = self._stop, False, MOVE_EVERY
+    def loop(self, runtime: Runtime, stop: threading.Event) -> None:
+        failing, pause = False, MOVE_EVERY
         while not stop.wait(pause):
             try:
                 move_due(runtime)
@@ -93,9 +82,3 @@ class DueMover(bootsteps.StartStopStep):  # type: ignore[misc]
                 failing, pause = True, MOVE_EVERY
             else:
                 failing = False
-
-    def stop(self, parent: Any) -> None:
-        self._stop.set()
-
-    def shutdown(self, parent: Any) -> None:
-        self._stop.set()

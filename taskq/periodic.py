@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
-
-from celery import bootsteps
+from typing import TYPE_CHECKING
 
 from taskq import schedules
 from taskq.errors import BrokerUnavailable, Conflict, TaskqError
 from taskq.schedule_store import PENDING_STALE
+from taskq.thread_step import ThreadStep
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -127,28 +126,10 @@ class Scheduler:
             failing = False
 
 
-class PeriodicStep(bootsteps.StartStopStep):  # type: ignore[misc]
+class PeriodicStep(ThreadStep):
     """Worker (consumer) step: runs a Scheduler in a thread of the worker's main process."""
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    thread_name = "taskq-periodic"
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, parent: Any) -> None:
-        # Celery restarts consumer steps on a lost broker connection: the old thread, told to
-        # stop, ends after its pass; the new one has an Event of its own.
-        self._stop.set()
-        self._stop = threading.Event()
-        scheduler = Scheduler(parent.app.taskq_runtime)
-        self._thread = threading.Thread(target=scheduler.loop, args=(self._stop,),
-                                        daemon=True, name="taskq-periodic")
-        self._thread.start()
-
-    def stop(self, parent: Any) -> None:
-        self._stop.set()
-
-    def shutdown(self, parent: Any) -> None:
-        self._stop.set()
+    def loop(self, runtime: Runtime, stop: threading.Event) -> None:
+        Scheduler(runtime).loop(stop)
