@@ -6,7 +6,8 @@
 # MODE: queued (tasks wait in their queue; no worker runs while they are submitted) or
 # scheduled (delayed 3600 s: they wait in the Redis due set). BROKER: embedded (default) or
 # rabbit (RabbitMQ at 127.0.0.1:5672 in a vhost of the run's own, made and deleted with
-# rabbitmqctl, and records in Redis 127.0.0.1:6379 db 11 under a key prefix of the run's own).
+# rabbitmqctl, and records in Redis 127.0.0.1:6379 db 11 under a key prefix of the run's own), or
+# redis (broker and records in Redis 127.0.0.1:6379 db 11, under that key prefix).
 # Prints, for N tasks: the submit (10 files of N/10 lines, `taskq submit --from`), Redis
 # used_memory per task, the median of 3 runs of `list`, `status ID`, `queues`,
 # `watch --once` and `--version` (the CLI's start-up, for scale), the median of 3 GETs of
@@ -15,15 +16,15 @@
 # HOLD=1 keeps the backlog until $home/hold is removed, to time other commands against it.
 # Everything it made (home, keys, vhost, processes) is removed on exit.
 set -euo pipefail
-N=${1:?usage: bench/million.sh N queued|scheduled [embedded|rabbit]}
-MODE=${2:?usage: bench/million.sh N queued|scheduled [embedded|rabbit]}
+N=${1:?usage: bench/million.sh N queued|scheduled [embedded|rabbit|redis]}
+MODE=${2:?usage: bench/million.sh N queued|scheduled [embedded|rabbit|redis]}
 BROKER=${3:-embedded}
 WORKER_SECONDS=${WORKER_SECONDS:-60}
 FILES=${FILES:-10}
 TASKQ=${TASKQ:-taskq}
 PY=${PY:-python3}  # a python with redis installed (taskq's own)
 case $MODE in queued) DELAY=0 ;; scheduled) DELAY=3600 ;; *) echo "error: MODE: queued|scheduled" >&2; exit 2 ;; esac
-case $BROKER in embedded|rabbit) ;; *) echo "error: BROKER: embedded|rabbit" >&2; exit 2 ;; esac
+case $BROKER in embedded|rabbit|redis) ;; *) echo "error: BROKER: embedded|rabbit|redis" >&2; exit 2 ;; esac
 for value in "$N" "$FILES" "$WORKER_SECONDS"; do  # N, FILES, WORKER_SECONDS: whole numbers
   [[ $value =~ ^[1-9][0-9]{0,8}$ ]] || { echo "error: not a whole number from 1: $value" >&2; exit 2; }
 done
@@ -41,6 +42,10 @@ if [ "$BROKER" = rabbit ]; then
   export TASKQ_RESULT_BACKEND="redis://127.0.0.1:6379/11"
   export TASKQ_KEY_PREFIX=$run
   redis_url=$TASKQ_RESULT_BACKEND
+elif [ "$BROKER" = redis ]; then  # Redis alone: broker and records in db 11
+  export TASKQ_BROKER_URL="redis://127.0.0.1:6379/11" TASKQ_RESULT_BACKEND="redis://127.0.0.1:6379/11"
+  export TASKQ_KEY_PREFIX=$run
+  redis_url=$TASKQ_RESULT_BACKEND
 else
   redis_url="unix://$home/redis.sock"
 fi
@@ -53,6 +58,8 @@ cleanup() {
     # celery's own keys in db 11 (results, kombu bindings) carry no prefix of ours: none are
     # written here (the records are taskq's), so nothing else is left.
     rabbitmqctl -q delete_vhost "$vhost" >/dev/null || true
+  elif [ "$BROKER" = redis ]; then  # records, and the queues and bindings named after the run
+    redis-cli -n 11 --scan --pattern "*$run*" | xargs -r -n 1000 redis-cli -n 11 unlink >/dev/null
   else
     $TASKQ down --now >/dev/null 2>&1 || true
   fi
