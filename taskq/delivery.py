@@ -16,7 +16,7 @@ from billiard.einfo import ExceptionWithTraceback
 from celery.exceptions import WorkerLostError
 from celery.worker import state
 
-from taskq import running, yielding
+from taskq import running, topology, yielding
 from taskq.tasks import RunsElsewhere, Yielded
 from taskq.time_limits import TaskqRequest
 
@@ -36,6 +36,28 @@ class DeliveryRequest(TaskqRequest):
             held = ()
         self._request_dict[yielding.MINE] = yielding.held_ids(held)
 
+    def _holds_higher(self) -> bool:
+        """Whether this worker already holds a task of a higher priority than this one: the
+        yield was to it, and it starts next. Then the yield is not remembered: no wait for a
+        higher message, and no pass to run without a yield when this task is taken back (a
+        high task recorded by then still makes it yield)."""
+        settings = getattr(self.task.app, "taskq_settings", None)
+        if settings is None:
+            return False
+        ranks = {name: index for index, name in enumerate(settings.priorities)}
+
+        def rank(request: Any) -> int:
+            found = topology.parse_queue(settings, (request.delivery_info or {}).get(
+                "routing_key") or "")
+            return ranks.get(found[1], len(ranks)) if found else len(ranks)
+
+        try:
+            held = tuple(state.reserved_requests)
+        except RuntimeError:  # changed by another thread while read: as if none
+            return False
+        mine = rank(self)
+        return any(rank(request) < mine for request in held if request.id != self.id)
+
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> Any:
         exc = exc_info.exception
@@ -43,7 +65,7 @@ class DeliveryRequest(TaskqRequest):
             exc = exc.exc
         if isinstance(exc, RunsElsewhere):
             return self._wait()
-        if isinstance(exc, Yielded):
+        if isinstance(exc, Yielded) and not self._holds_higher():
             yielding.memory.gave_back(self.id, (self.delivery_info or {}).get("routing_key"))
         elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)):
             self._let_go()
