@@ -65,8 +65,10 @@ class DeliveryRequest(TaskqRequest):
             exc = exc.exc
         if isinstance(exc, RunsElsewhere):
             return self._wait()
-        if isinstance(exc, Yielded) and not self._holds_higher():
-            yielding.memory.gave_back(self.id, (self.delivery_info or {}).get("routing_key"))
+        if isinstance(exc, Yielded):
+            if not self._holds_higher():
+                yielding.memory.gave_back(self.id,
+                                          (self.delivery_info or {}).get("routing_key"))
         elif isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt)):
             self._let_go()
         return super().on_failure(exc_info, send_failed_event, return_ok)
