@@ -30,11 +30,6 @@ class DeliveryRequest(TaskqRequest):
         super().__init__(message, *args, **kwargs)
         if yielding.memory.taken(self.id):
             self._request_dict[yielding.NO_YIELD] = True
-        try:
-            held = tuple(state.reserved_requests)
-        except RuntimeError:  # changed by another thread while read: none this time
-            held = ()
-        self._request_dict[yielding.MINE] = yielding.held_ids(held)
 
     def _holds_higher(self) -> bool:
         """Whether this worker already holds a task of a higher priority than this one: the

@@ -218,7 +218,9 @@ class PollingConsumer(Consumer):  # type: ignore[misc]
             queues = self.gate.open(queues)
         if self.guard is not None:
             queues = self.guard.order(queues)
-        # (only those above a task that just yielded, while it waits: taskq/yielding.py)
+        # (none below a task taken and not yet accepted by a process, and only those above a
+        # task that just yielded, while it waits: taskq/yielding.py)
+        queues = yielding.at_or_above(queues, holding.handing_over(yielding.YIELD_WINDOW))
         return yielding.memory.above(queues)
 
 

@@ -46,6 +46,20 @@ def mark_taken(message: Any) -> None:
     message.taskq_taken_at = time.time()
 
 
+def handing_over(within: float) -> list[str]:
+    """The queues of the tasks the worker took in the last `within` seconds that no process
+    has accepted yet (normally a moment after the take; older ones are left out, so a pool
+    that never accepts one cannot hold the fetch back)."""
+    try:
+        held = tuple(state.reserved_requests)
+    except RuntimeError:  # changed by another thread while read: none this time
+        return []
+    since = time.time() - within
+    return [(request.delivery_info or {}).get("routing_key") or "" for request in held
+            if request not in state.active_requests
+            and getattr(request.message, "taskq_taken_at", 0) > since]
+
+
 def waiting(consumer: Any) -> int:
     """Messages the worker holds that are not reserved: delayed, in a rate-limit bucket, or
     waiting for their attempt's run elsewhere to end (taskq/running.py)."""

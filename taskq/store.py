@@ -40,9 +40,9 @@ FINISHED_KEPT = 60
 # to the events channel and the task's own; on the task's own a final state's event carries
 # the whole record when someone waits on it, so `wait` needs no second read.
 # A task about to start yields (writes nothing) while one of the QUEUED index sets it is given
-# (the higher priorities its worker reads) holds a task submitted in the last ARGV[7][1]
-# seconds of the server's clock, other than the ones its worker holds (ARGV[7][2...]): that one
-# was queued after this one was taken and is not running yet (tasks.TaskqTask.before_start).
+# (the higher priorities its worker reads) holds a task submitted in the last ARGV[7] seconds
+# of the server's clock: that one was queued after this one was taken and is not running yet
+# (tasks.TaskqTask.before_start).
 # A start over a STARTED record with another started_at is a new run after one cut short (its
 # worker was killed and the message redelivered, with Celery's retry count unchanged): its
 # attempts count one more than the record's. (A progress write, or a start written twice
@@ -66,9 +66,8 @@ FINISHED_KEPT = 60
 # attempt is claimed (RETRY, then QUEUED) a claim of the failed attempt is stale.
 # KEYS: record, events channel, task channel, index sets to yield to... ARGV: ttl ('' keeps
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield window
-# (JSON: [seconds, ids not to yield to...]),
-# attempt error to append ('' for none), attempt fence ('claim:n[:holder]', 'hold:n' or ''),
-# field/value...
+# (seconds), attempt error to append ('' for none), attempt fence ('claim:n[:holder]',
+# 'hold:n' or ''), field/value...
 # A final state releases the task's waiters (dependencies.RELEASE_WAITERS).
 # Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt
 # | -5 running elsewhere, previous state, waiters released}.
@@ -110,15 +109,10 @@ if ARGV[5] ~= '' and not string.find(ARGV[5], ',' .. old .. ',', 1, true) then
   return {-2, old}
 end
 if #KEYS >= 4 then
-  local t, window = redis.call('TIME'), cjson.decode(ARGV[7])  -- the server's clock
-  local since = t[1] + t[2] / 1000000 - window[1]
+  local t = redis.call('TIME')  -- the server's clock
+  local since = t[1] + t[2] / 1000000 - tonumber(ARGV[7])
   for k = 4, #KEYS do
-    local recent = redis.call('ZCOUNT', KEYS[k], since, '+inf')
-    for i = 2, #window do  -- not the tasks its own worker holds
-      local score = recent > 0 and redis.call('ZSCORE', KEYS[k], window[i])
-      if score and tonumber(score) >= since then recent = recent - 1 end
-    end
-    if recent > 0 then return {-3, old} end
+    if redis.call('ZCOUNT', KEYS[k], since, '+inf') > 0 then return {-3, old} end
   end
 end
 if #ARGV >= 10 then redis.call('HSET', KEYS[1], unpack(ARGV, 10)) end
@@ -419,25 +413,24 @@ class TaskStore:
 
     def transition(self, task_id: str, state: str, *, final: bool = False,
                    only_from: tuple[str, ...] = (), yield_to: Sequence[str] = (),
-                   not_yield_to: Sequence[str] = (), ride_out: bool = False,
+                   ride_out: bool = False,
                    attempt_error: dict[str, Any] | None = None, fence: str = "",
                    **fields: Any) -> tuple[int, str | None]:
         """Like update(), but only from `only_from` states when given, and not while one of
         the index sets `yield_to` holds a task submitted in the last YIELD_WINDOW seconds
-        (by the server's clock) other than those of `not_yield_to`;
-        `attempt_error` is appended to `attempt_errors` in the same step; `fence` (claim(n)
-        or holding(n)) refuses a stale attempt's write. Returns (outcome, previous state):
-        1 written, 0 no record, -1 already final, -2 not from that state, -3 yielded, -4 a
-        stale attempt, -5 the attempt runs elsewhere (its run lease is held). With `ride_out`
-        (a worker's writes) it retries through a backend outage of up to WRITE_RETRY
-        seconds; a user's command fails at once instead."""
+        (by the server's clock); `attempt_error` is appended to `attempt_errors` in the same
+        step; `fence` (claim(n) or holding(n)) refuses a stale attempt's write. Returns
+        (outcome, previous state): 1 written, 0 no record, -1 already final, -2 not from that
+        state, -3 yielded, -4 a stale attempt, -5 the attempt runs elsewhere (its run lease is
+        held). With `ride_out` (a worker's writes) it retries through a backend outage of up
+        to WRITE_RETRY seconds; a user's command fails at once instead."""
         values = to_hash({"state": state, **fields})
         now = time.time()
         event = json.dumps({"id": task_id, "state": state, "at": now})
         allowed = "," + ",".join(only_from) + "," if only_from else ""
         appended = json.dumps(attempt_error) if attempt_error is not None else ""
         args: list[Any] = [self.ttl if final else "", event, self.prefix, task_id, allowed, now,
-                           json.dumps([YIELD_WINDOW, *not_yield_to]), appended, fence]
+                           YIELD_WINDOW, appended, fence]
         for name, value in values.items():
             args += [name, value]
         keys = [self.key(task_id), self.events_channel, self.task_channel(task_id), *yield_to]

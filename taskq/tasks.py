@@ -59,8 +59,7 @@ class TaskqTask(Task):  # type: ignore[misc]
         outcome, _ = self.store.transition(
             task_id, records.STARTED, started_at=time.time(), attempts=attempt,
             worker=worker, next_attempt_at=None, fence=claim(attempt, holder),
-            yield_to=[] if no_yield else self._outranking(),
-            not_yield_to=getattr(self.request, yielding.MINE, None) or (), ride_out=True)
+            yield_to=[] if no_yield else self._outranking(), ride_out=True)
         if outcome == -5:
             # The same attempt runs elsewhere and its worker lives (a RabbitMQ connection
             # lost, a Redis broker lease run out): running it here would run it twice at once.

@@ -10,8 +10,12 @@ The wait ends when it takes a higher message (the yield helped) or when the time
 task taken back after a wait in which nothing higher came runs without yielding again; a
 steady stream of higher tasks run by other workers costs it one yield, not a loop of them.
 
-A task never yields to a higher task its own worker already holds (taken, not started yet):
-the worker would wait on itself.
+A task yields to a higher task its own worker already holds as well (taken, not started
+yet): its worker's processes are started by the OS in no set order, so the higher one may
+start a moment later on another process. Such a yield is not remembered (no wait, no pass,
+taskq/delivery.py): the task taken back yields again until the higher one has started. And the
+fetch takes nothing of a lower priority while the worker holds a task no process has accepted
+yet (`at_or_above`), so that this is rare: only a task taken before the higher one can meet it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,7 @@ from typing import Any
 from taskq.store import YIELD_WINDOW
 
 KEEP = 1000  # yields remembered at most (a task that yielded is usually taken back soon)
-MINE_SENT = 50  # ids of the tasks its worker holds that a request carries at most
 NO_YIELD = "taskq_no_yield"  # in a request's dict: its start does not yield
-MINE = "taskq_mine"  # in a request's dict: the tasks its worker holds, not to yield to
 
 
 class YieldMemory:
@@ -70,9 +72,19 @@ class YieldMemory:
         return list(queues[:cut])
 
 
-def held_ids(requests: Sequence[Any]) -> list[str]:
-    """The task ids of the requests a worker holds (at most MINE_SENT)."""
-    return [request.id for request in requests[:MINE_SENT]]
+def at_or_above(queues: Sequence[Any], handing_over: Sequence[str]) -> list[Any]:
+    """The queues to fetch from (kombu Queues, in the order the worker reads them) while it
+    holds tasks from the queues `handing_over` that no process has accepted yet: those up to
+    the last one of the highest such task's priority. A lower task taken now could start on
+    another process first. (By position in the order read, so a queue the starvation guard
+    reads a priority up counts there.)"""
+    if not handing_over:
+        return list(queues)
+    priorities = [queue.name.rpartition(".")[2] for queue in queues]
+    ends = [len(priorities) - priorities[::-1].index(priority)
+            for priority in {name.rpartition(".")[2] for name in handing_over}
+            if priority in priorities]
+    return list(queues[:min(ends)]) if ends else list(queues)
 
 
 memory = YieldMemory()  # the worker's own (one main process per worker)

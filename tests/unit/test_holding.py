@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
-from taskq.holding import HOLD_AHEAD, held_before_due, room
+import pytest
+from celery.worker import state
+
+from taskq.holding import HOLD_AHEAD, handing_over, held_before_due, room
 
 
 def test_a_worker_takes_a_message_only_for_a_free_process():
@@ -30,3 +35,42 @@ def test_a_message_taken_before_its_eta_was_held_and_one_taken_after_was_not():
 def test_a_message_without_an_eta_or_a_take_time_was_not_held():
     assert not held_before_due(None, 1.0)
     assert not held_before_due("2026-01-01T00:00:00+00:00", None)
+
+
+class Taken:
+    """A request the worker took from `queue` `ago` seconds ago."""
+
+    def __init__(self, queue, ago):
+        self.delivery_info = {"routing_key": queue}
+        self.message = SimpleNamespace(taskq_taken_at=time.time() - ago)
+
+
+@pytest.fixture
+def take():
+    """Enter requests in the worker's own books (Celery's state, weak sets: the test keeps
+    them alive), emptied after the test."""
+    kept = []
+
+    def taken(queue, ago=0.0):
+        kept.append(Taken(queue, ago))
+        state.reserved_requests.add(kept[-1])
+        return kept[-1]
+
+    yield taken
+    state.reserved_requests.clear()
+    state.active_requests.clear()
+
+
+def test_a_task_no_process_has_accepted_yet_is_being_handed_over(take):
+    # Given a worker that took a high task and a low one, and a process accepted the low one
+    take("t.high")
+    state.active_requests.add(take("t.low"))
+    # Then only the high one is being handed over
+    assert handing_over(within=1.0) == ["t.high"]
+
+
+def test_a_task_taken_longer_ago_than_the_window_no_longer_counts(take):
+    # Given a task taken 5 s ago that no process has accepted (a pool that never will)
+    take("t.high", ago=5)
+    # Then the fetch is not held back by it
+    assert handing_over(within=1.0) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from taskq.yielding import YieldMemory
+from taskq.yielding import YieldMemory, at_or_above
 
 QUEUES = [SimpleNamespace(name=name) for name in ("t.high", "t.normal", "t.low")]
 
@@ -46,3 +46,36 @@ def test_a_yield_waits_no_longer_than_its_window():
     memory.gave_back("task", "t.low")
     # Then it reads every queue at once
     assert memory.above(QUEUES) == QUEUES
+
+
+READ = [SimpleNamespace(name=name) for name in (
+    "t.high", "u.high", "t.normal", "u.normal", "t.low", "u.low")]
+
+
+def names(queues):
+    return [queue.name for queue in queues]
+
+
+def test_while_a_normal_task_is_handed_over_the_worker_takes_nothing_lower():
+    # Given a worker that took a normal task no process has accepted yet
+    # Then it reads every high and normal queue, and no low one
+    assert names(at_or_above(READ, ["u.normal"])) == [
+        "t.high", "u.high", "t.normal", "u.normal"]
+
+
+def test_the_highest_task_handed_over_decides_what_the_worker_takes():
+    # Given a worker handing over a low task and a high one
+    # Then it reads only the high queues
+    assert names(at_or_above(READ, ["t.low", "t.high"])) == ["t.high", "u.high"]
+
+
+def test_with_nothing_handed_over_the_worker_reads_every_queue():
+    assert at_or_above(READ, []) == READ
+
+
+def test_a_queue_the_starvation_guard_reads_a_priority_up_counts_there():
+    # Given a worker that reads t.low before the normal queues (its oldest task waited too
+    # long) and hands over a normal task
+    order = [SimpleNamespace(name=name) for name in ("t.high", "t.low", "t.normal", "u.low")]
+    # Then it still reads t.low (read as normal), not u.low
+    assert names(at_or_above(order, ["t.normal"])) == ["t.high", "t.low", "t.normal"]
