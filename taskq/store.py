@@ -491,8 +491,11 @@ class TaskStore:
         record: TaskRecord | None = None
         while record is None or not record.final:
             left = 1.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise WaitTimeout(task_id, timeout or 0, self.get(task_id).state)
+            if left <= 0:  # a last read decides (the first, with no time to subscribe)
+                record = self.get(task_id)
+                if record.final:
+                    return record
+                raise WaitTimeout(task_id, timeout or 0, record.state)
             # The record is re-read at least every second, so a missed message (reconnect)
             # costs at most a second, never a hang.
             message = pubsub.get_message(timeout=min(left, 1.0))

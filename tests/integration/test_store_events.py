@@ -210,3 +210,20 @@ def test_a_wait_on_a_kept_connection_reads_the_record_once_and_takes_the_final_e
     # subscription was confirmed (not on the previous wait's unsubscribe reply, nor before)
     assert (done.state, done.result) == (records.SUCCESS, 7)
     assert reads == [second.id]
+
+
+def test_a_wait_with_no_time_left_returns_a_final_task_and_times_out_on_an_open_one(
+        deployment):
+    from taskq.errors import WaitTimeout
+
+    # Given a finished task and a queued one (no worker)
+    store = deployment.runtime.store
+    done = deployment.submit("data", data=[1])
+    store.update(done.id, records.SUCCESS, final=True, result=3, finished_at=time.time())
+    queued = deployment.submit("data", data=[2])
+    # When each is waited for with a timeout of 0 s
+    # Then the finished one's record is returned, the queued one times out in its state
+    assert store.wait(done.id, timeout=0).result == 3
+    with pytest.raises(WaitTimeout) as raised:
+        store.wait(queued.id, timeout=0)
+    assert records.QUEUED in str(raised.value)
