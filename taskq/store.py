@@ -478,15 +478,21 @@ class TaskStore:
 
     def _wait_on(self, pubsub: Any, channel: str, task_id: str, deadline: float | None,
                  timeout: float | None) -> TaskRecord:
-        record = self.get(task_id)
-        while not record.final:
+        # The record is read once the subscription is confirmed: a final state written after
+        # that read is seen as its event. (Read on every (un)subscribe reply instead, a wait
+        # on a kept connection cost two more round trips, run while the worker ran the task.)
+        record: TaskRecord | None = None
+        while record is None or not record.final:
             left = 1.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise WaitTimeout(task_id, timeout or 0, self.get(task_id).state)
+            if left <= 0:  # a last read decides (the first, with no time to subscribe)
+                record = self.get(task_id)
+                if record.final:
+                    return record
+                raise WaitTimeout(task_id, timeout or 0, record.state)
             # The record is re-read at least every second, so a missed message (reconnect)
             # costs at most a second, never a hang.
             message = pubsub.get_message(timeout=min(left, 1.0))
-            if message is None:
+            if message is None or _is_subscribed(message, channel):
                 record = self.get(task_id)
             elif _is_final_event(message, channel):
                 record = _carried_record(message) or self.get(task_id)
@@ -521,7 +527,9 @@ class _Subscriptions:
             spare, self._spare = self._spare, None
             if spare is not None and self._pid == os.getpid():
                 return spare
-        return self.client.pubsub(ignore_subscribe_messages=True)
+        # (Un)subscribe replies are read: the one confirming a wait's subscription says when
+        # its record can be read without missing its final event (TaskStore._wait_on).
+        return self.client.pubsub(ignore_subscribe_messages=False)
 
     def _keep(self, pubsub: Any) -> None:
         with self._lock:
@@ -531,7 +539,15 @@ class _Subscriptions:
         pubsub.close()
 
 
+def _is_subscribed(message: dict[str, Any], channel: str) -> bool:
+    """Whether `message` confirms the subscription to `channel` (not a reply of a kept
+    connection's previous wait)."""
+    return message.get("type") == "subscribe" and text(message.get("channel", b"")) == channel
+
+
 def _is_final_event(message: dict[str, Any], channel: str) -> bool:
+    if message.get("type") != "message":
+        return False  # an (un)subscribe reply
     if text(message.get("channel", b"")) != channel:
         return False  # a late event of a kept connection's previous wait
     try:

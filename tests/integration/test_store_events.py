@@ -180,3 +180,50 @@ def test_a_stale_attempt_cannot_start_and_only_the_current_one_writes(deployment
                         result={"from": 2})
     done = store.get(task_id)
     assert (done.state, done.attempts, done.result) == ("SUCCESS", 2, {"from": 2})
+
+
+def test_a_wait_on_a_kept_connection_reads_the_record_once_and_takes_the_final_event(
+        deployment, monkeypatch):
+    # Given a wait that has ended (its pub/sub connection is kept for the next wait)
+    store = deployment.runtime.store
+    first = deployment.submit("data", data=[1])
+    store.update(first.id, records.SUCCESS, final=True, finished_at=time.time())
+    assert store.wait(first.id, timeout=5).state == records.SUCCESS
+    # And a task that starts and succeeds just after the next wait's first read
+    second = deployment.submit("data", data=[2])
+    reads: list[str] = []
+    read = store.get
+
+    def counted(task_id):
+        found = read(task_id)
+        reads.append(task_id)
+        if len(reads) == 1:
+            store.update(second.id, records.STARTED, started_at=time.time())
+            store.update(second.id, records.SUCCESS, final=True, result=7,
+                         finished_at=time.time())
+        return found
+
+    monkeypatch.setattr(store, "get", counted)
+    # When the next wait waits for it
+    done = store.wait(second.id, timeout=5)
+    # Then the final record came with the event, the record read once: when the wait's
+    # subscription was confirmed (not on the previous wait's unsubscribe reply, nor before)
+    assert (done.state, done.result) == (records.SUCCESS, 7)
+    assert reads == [second.id]
+
+
+def test_a_wait_with_no_time_left_returns_a_final_task_and_times_out_on_an_open_one(
+        deployment):
+    from taskq.errors import WaitTimeout
+
+    # Given a finished task and a queued one (no worker)
+    store = deployment.runtime.store
+    done = deployment.submit("data", data=[1])
+    store.update(done.id, records.SUCCESS, final=True, result=3, finished_at=time.time())
+    queued = deployment.submit("data", data=[2])
+    # When each is waited for with a timeout of 0 s
+    # Then the finished one's record is returned, the queued one times out in its state
+    assert store.wait(done.id, timeout=0).result == 3
+    with pytest.raises(WaitTimeout) as raised:
+        store.wait(queued.id, timeout=0)
+    assert records.QUEUED in str(raised.value)
