@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+CONFIG = Path(__file__).parents[2] / "config" / "celery.yaml"
 
 # Run in a process of its own: freezing the test runner's objects would outlive the test.
 PROBE = """
@@ -43,3 +46,17 @@ def test_start_up_modules_are_frozen_and_collection_is_on_again() -> None:
 
 def test_collection_is_on_again_when_an_import_fails() -> None:
     assert _run(FAILING) == "True"
+
+
+def test_a_worker_starts_without_the_submit_path_s_parameter_checks() -> None:
+    # When a worker plans its --type and imports its start-up modules; Then the submit
+    # path's modules (parameter checks, the work's helpers) are not among them.
+    code = f"""
+import sys
+from taskq import config, worker
+settings = config.load(env={{}}, path=config.Path({str(CONFIG)!r}))
+worker.plan(settings, types=[next(iter(settings.task_types))])
+worker._import_frozen()
+print(sorted(m for m in ("taskq.submit", "taskq.params") if m in sys.modules))
+"""
+    assert _run(code) == "[]"
