@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from taskq.errors import ConfigError
+from taskq.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from taskq.schedules import Schedule
@@ -304,6 +304,18 @@ def check_functions(settings: Settings) -> None:
             problems.append(f"{where}: {task_type.function} is not a function")
     if problems:
         raise ConfigError(settings.source, problems)
+
+
+def resolve_type(settings: Settings, name: str) -> TaskType:
+    """The task type a user named (its name or an alias); unknown: a UsageError that lists
+    the known ones. (Here, not in submit.py: a worker resolves its --type without importing
+    the submit path's parameter checks.)"""
+    try:
+        return settings.resolve_type(name)
+    except KeyError:
+        names = sorted(settings.task_types) + sorted(settings.aliases)
+        raise UsageError(f"unknown task type {name!r}{did_you_mean(name, names)}; "
+                         f"known: {', '.join(sorted(settings.task_types))}") from None
 
 
 def did_you_mean(word: str, options: list[str]) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from taskq import dependencies, keys, records, topology
 from taskq import params as param_schema
-from taskq.config import Settings, TaskType, did_you_mean
+from taskq.config import Settings, resolve_type
 from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
@@ -18,15 +18,6 @@ if TYPE_CHECKING:
 # Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/delayed.py),
 # not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
 MAX_DELAY = 366 * 24 * 3600.0
-
-
-def resolve_type(settings: Settings, name: str) -> TaskType:
-    try:
-        return settings.resolve_type(name)
-    except KeyError:
-        names = sorted(settings.task_types) + sorted(settings.aliases)
-        raise UsageError(f"unknown task type {name!r}{did_you_mean(name, names)}; "
-                         f"known: {', '.join(sorted(settings.task_types))}") from None
 
 
 def resolve_priority(settings: Settings, priority: str | None) -> str:
