@@ -416,3 +416,12 @@ def test_celery_gives_a_request_s_dict_to_the_pool_and_its_failures_to_the_main_
               used_by)
     relies_on(hasattr(state, "active_requests") and hasattr(state, "reserved_requests"),
               "celery.worker.state.active_requests and reserved_requests", used_by)
+
+
+def test_celery_s_event_loop_waits_for_a_first_frame_through_the_function_taskq_replaces():
+    from celery.worker import loops
+
+    relies_on("hub.call_soon(_quick_drain, connection)" in inspect.getsource(loops.asynloop)
+              and "timeout" in inspect.signature(loops._quick_drain).parameters,
+              "celery.worker.loops._quick_drain(connection, timeout), called by asynloop on "
+              "RabbitMQ", "taskq/fetch.py _no_first_wait")
