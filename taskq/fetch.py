@@ -23,6 +23,7 @@ oldest task waited past its max_wait is read a priority up (taskq/starvation.py)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -34,7 +35,7 @@ from typing import Any
 from amqp import spec
 from celery import bootsteps
 from celery.app.amqp import AMQP
-from celery.worker import state
+from celery.worker import loops, state
 from kombu import Connection, Consumer, Queue
 from kombu.transport import virtual
 from redis.commands.core import Script
@@ -529,6 +530,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             self._standby = None
         if isinstance(consumer, AmqpPollingConsumer):
             self._standby = Standby(c.connection.channel(), lambda m: self._pushed(c, m))
+            _no_first_wait()
         self._schedule(c, FIRST_IDLE_POLL)
 
     def stop(self, c: Any) -> None:
@@ -651,6 +653,18 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         self._idle = FIRST_IDLE_POLL
         # One message per round: the hub hands it to a process before the next look.
         self._schedule(c, AFTER_TAKE)
+
+
+_FIRST_DRAIN = loops._quick_drain
+
+
+def _no_first_wait() -> None:
+    """Celery's event loop on RabbitMQ first waits up to 0.1 s for a frame (`_quick_drain`:
+    "a clean state" for a consumer with a prefetch count). A PollingConsumer subscribes to
+    nothing then, so that wait always lasted the whole 0.1 s of a worker's start; frames that
+    do come (remote control) are read by the loop as they arrive. Checked against Celery 5.7
+    (celery.worker.loops.asynloop; test_library_internals.py)."""
+    loops._quick_drain = functools.partial(_FIRST_DRAIN, timeout=0)
 
 
 def _idle_wait(consumer: PollingConsumer, idle: float) -> float:

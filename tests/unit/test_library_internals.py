@@ -25,6 +25,7 @@ from amqp.abstract_channel import AbstractChannel
 from celery.app.amqp import AMQP
 from celery.concurrency import asynpool, prefork
 from celery.worker import state
+from celery.worker.request import Request as CeleryRequest
 from kombu import Connection
 from kombu.message import Message as KombuMessage
 from kombu.transport import redis as kombu_redis
@@ -253,6 +254,12 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
                   "reserved_requests (the requests taken)", "taskq/fetch.py _free_processes")
     finally:
         state.task_ready(request)
+    relies_on(hasattr(state, "active_requests") and
+              "task_accepted(self)" in inspect.getsource(CeleryRequest.on_accepted) and
+              "self._message = message" in inspect.getsource(CeleryRequest.__init__) and
+              isinstance(inspect.getattr_static(CeleryRequest, "message"), property),
+              "celery.worker.state.active_requests (the requests a pool process accepted) and "
+              "Request.message", "taskq/holding.py handing_over")
     relies_on(isinstance(inspect.getattr_static(prefork.TaskPool, "num_processes"), property),
               "celery prefork TaskPool.num_processes", "taskq/fetch.py _free_processes")
     relies_on("self._pool = " in inspect.getsource(prefork.TaskPool.on_start) and
@@ -409,3 +416,12 @@ def test_celery_gives_a_request_s_dict_to_the_pool_and_its_failures_to_the_main_
               used_by)
     relies_on(hasattr(state, "active_requests") and hasattr(state, "reserved_requests"),
               "celery.worker.state.active_requests and reserved_requests", used_by)
+
+
+def test_celery_s_event_loop_waits_for_a_first_frame_through_the_function_taskq_replaces():
+    from celery.worker import loops
+
+    relies_on("hub.call_soon(_quick_drain, connection)" in inspect.getsource(loops.asynloop)
+              and "timeout" in inspect.signature(loops._quick_drain).parameters,
+              "celery.worker.loops._quick_drain(connection, timeout), called by asynloop on "
+              "RabbitMQ", "taskq/fetch.py _no_first_wait")
