@@ -39,12 +39,10 @@ class DeliveryRequest(TaskqRequest):
         settings = getattr(self.task.app, "taskq_settings", None)
         if settings is None:
             return False
-        ranks = {name: index for index, name in enumerate(settings.priorities)}
 
         def rank(request: Any) -> int:
-            found = topology.parse_queue(settings, (request.delivery_info or {}).get(
-                "routing_key") or "")
-            return ranks.get(found[1], len(ranks)) if found else len(ranks)
+            queue = (request.delivery_info or {}).get("routing_key") or ""
+            return topology.priority_rank(settings, queue)
 
         try:
             held = tuple(state.reserved_requests)

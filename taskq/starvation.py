@@ -76,10 +76,10 @@ class AgingGuard:
         self._refresh([q.name for q in queues])
         ordered = list(queues)
         for queue in [q for q in queues if q.name in self._aged]:
-            above = _priority_index(self.settings, queue.name) - 1
+            above = topology.priority_rank(self.settings, queue.name) - 1
             ordered.remove(queue)
             at = next((i for i, q in enumerate(ordered)
-                       if _priority_index(self.settings, q.name) >= above), len(ordered))
+                       if topology.priority_rank(self.settings, q.name) >= above), len(ordered))
             ordered.insert(at, queue)
         return ordered
 
@@ -132,10 +132,6 @@ def _longest(waited: Sequence[Any]) -> float:
 def _priority(settings: Settings, queue: str) -> str:
     parsed = topology.parse_queue(settings, queue)
     return parsed[1] if parsed else settings.priorities[-1]
-
-
-def _priority_index(settings: Settings, queue: str) -> int:
-    return settings.priorities.index(_priority(settings, queue))
 
 
 def guard_for(app: Any) -> AgingGuard | None:

@@ -47,6 +47,12 @@ def outranking(settings: Settings, types: Iterable[str], priorities: Iterable[st
     return [(t, p) for p in priorities if p in above for t in types]
 
 
+def priority_rank(settings: Settings, queue: str) -> int:
+    """The rank of `queue`'s priority, 0 for the highest; a queue not of ours ranks lowest."""
+    parsed = parse_queue(settings, queue)
+    return settings.priorities.index(parsed[1]) if parsed else len(settings.priorities) - 1
+
+
 def parse_queue(settings: Settings, name: str) -> tuple[str, str] | None:
     """(type, priority) of one of our queue names, or None."""
     prefix = settings.key_prefix + "."

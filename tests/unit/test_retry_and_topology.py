@@ -54,3 +54,10 @@ def test_a_task_is_outranked_by_every_type_its_worker_reads_at_higher_priorities
     assert topology.outranking(s, types, ["normal", "low"], "taskq.data_processing.low") == [
         ("data_processing", "normal"), ("email_sending", "normal")]
     assert topology.outranking(s, types, priorities, "celery") == []
+
+
+def test_a_queue_ranks_by_its_priority_and_a_foreign_one_ranks_lowest():
+    s = settings()
+    assert topology.priority_rank(s, "taskq.email_sending.high") == 0
+    assert topology.priority_rank(s, "taskq.data_processing.low") == 2
+    assert topology.priority_rank(s, "celery") == 2
