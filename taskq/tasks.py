@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,7 @@ from celery.utils.log import get_task_logger
 
 from taskq import records, retry, running, starvation, topology, work, yielding
 from taskq.config import RetryPolicy, Settings, TaskType
-from taskq.errors import TransientError
+from taskq.errors import BrokerUnavailable, TransientError
 from taskq.store import attempt_error, claim, holding
 from taskq.work import WorkContext
 
@@ -38,6 +40,21 @@ class RunsElsewhere(Reject):
     (taskq/running.py). (Requeued, as Reject, by a worker without taskq's request.)"""
 
 
+class Unrecorded(Reject):
+    """Raised when a worker's write of a task's record fails past the ride-out (the record
+    store unreachable for longer than WRITE_RETRY): the message goes back to its queue, never
+    acknowledged with its record behind, and the task runs again once it can be recorded."""
+
+
+@contextmanager
+def recorded() -> Iterator[None]:
+    """Turn a record write that could not ride out an outage into Unrecorded."""
+    try:
+        yield
+    except BrokerUnavailable as exc:
+        raise Unrecorded(str(exc), requeue=True) from None
+
+
 class TaskqTask(Task):  # type: ignore[misc]
     """Base of every taskq task: keeps the record in step with each attempt."""
 
@@ -56,10 +73,11 @@ class TaskqTask(Task):  # type: ignore[misc]
         worker = self.request.hostname
         holder = running.holder(worker, os.getpid()) if worker else ""
         no_yield = getattr(self.request, yielding.NO_YIELD, False)
-        outcome, _ = self.store.transition(
-            task_id, records.STARTED, started_at=time.time(), attempts=attempt,
-            worker=worker, next_attempt_at=None, fence=claim(attempt, holder),
-            yield_to=[] if no_yield else self._outranking(), ride_out=True)
+        with recorded():
+            outcome, _ = self.store.transition(
+                task_id, records.STARTED, started_at=time.time(), attempts=attempt,
+                worker=worker, next_attempt_at=None, fence=claim(attempt, holder),
+                yield_to=[] if no_yield else self._outranking(), ride_out=True)
         if outcome == -5:
             # The same attempt runs elsewhere and its worker lives (a RabbitMQ connection
             # lost, a Redis broker lease run out): running it here would run it twice at once.
@@ -107,8 +125,9 @@ class TaskqTask(Task):  # type: ignore[misc]
             delay = options.get("countdown")
             if delay is None:
                 delay = retry.backoff_delay(self.taskq_retry, done)
-            self.store.record_attempt_error(self.request.id, done + 1, str(exc),
-                                            type(exc).__name__, time.time() + delay)
+            with recorded():
+                self.store.record_attempt_error(self.request.id, done + 1, str(exc),
+                                                type(exc).__name__, time.time() + delay)
             raise Retry(exc=exc, when=delay)  # Celery acks the message and logs the retry
         # Out of retries: Celery raises `exc` (the task's max_retries, declared at
         # registration). Without an exception, Celery's own retry (published raw).
@@ -116,16 +135,20 @@ class TaskqTask(Task):  # type: ignore[misc]
 
     # A final write names its worker again: after a partition, the record may say that
     # another worker started the task since, but the first final write is the one kept.
+    # (Unrecorded from these two leaves Celery's trace as it is, to the main process.)
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        self.store.update(task_id, records.SUCCESS, final=True, ride_out=True, result=retval,
-                          fence=holding(self.request.retries + 1),
-                          finished_at=time.time(), error=None, exc_type=None,
-                          worker=self.request.hostname)
+        with recorded():
+            self.store.update(task_id, records.SUCCESS, final=True, ride_out=True,
+                              result=retval, fence=holding(self.request.retries + 1),
+                              finished_at=time.time(), error=None, exc_type=None,
+                              worker=self.request.hostname)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:
-        record_failure(self.store, task_id, self.request.retries + 1, exc,
-                       str(einfo.traceback) if einfo else None, worker=self.request.hostname)
+        with recorded():
+            record_failure(self.store, task_id, self.request.retries + 1, exc,
+                           str(einfo.traceback) if einfo else None,
+                           worker=self.request.hostname)
 
 
 def record_failure(store: TaskStore, task_id: str, attempt: int, exc: BaseException,
@@ -178,7 +201,8 @@ def _progress_reporter(store: TaskStore, task_id: str, attempt: int) -> Any:
         now = time.monotonic()
         if now - last[0] >= 0.5 or done >= total:  # at most two writes a second
             last[0] = now
-            store.update(task_id, records.STARTED, ride_out=True, fence=holding(attempt),
-                         progress={"done": done, "total": total})
+            with recorded():
+                store.update(task_id, records.STARTED, ride_out=True, fence=holding(attempt),
+                             progress={"done": done, "total": total})
 
     return report

@@ -72,8 +72,12 @@ def test_workers_ride_out_30_s_without_their_broker_and_lose_nothing(deployment,
     assert all(proc.poll() is None for proc in procs)
     back_at = time.monotonic()
     # And every task ends SUCCESS, counted done once, having run at least once
-    done = wait_for(lambda: all(store.get(i).state == "SUCCESS" for i in ids), 30,
-                    f"every task SUCCESS\n{deployment.worker_logs()}")
+    try:
+        done = wait_for(lambda: all(store.get(i).state == "SUCCESS" for i in ids), 30,
+                        "every task SUCCESS")
+    except AssertionError as error:
+        left = {i: store.get(i).state for i in ids if store.get(i).state != "SUCCESS"}
+        raise AssertionError(f"{error}: not SUCCESS {left}\n{deployment.worker_logs()}") from None
     print(f"[{deployment.broker}] workers online {back:.1f} s after the outage, every task "
           f"SUCCESS {back + done:.1f} s after it")
     assert int(store.client.hget(store.stats_key, "done")) == len(ids)

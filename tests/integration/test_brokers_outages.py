@@ -29,6 +29,8 @@ DOWN_FOR = 2.0  # seconds a restarted broker is down
 # write rides out, so that the test does not race its end on a loaded machine.
 BACKEND_DOWN_FOR = 6.0
 OUTAGE_AT_A_WRITE = 5.0  # seconds the backend is down around a worker's failure write
+# Seconds the result backend is down past a worker's ride-out (store.WRITE_RETRY, 10 s)
+OUTAGE_PAST_A_WRITE = 13.0
 
 
 def _states(deployment, ids):
@@ -159,6 +161,28 @@ def test_a_worker_rides_out_a_result_backend_outage_and_its_final_write_lands(de
         assert worker.poll() is None
         after = deployment.submit("data", data=[1])
         assert deployment.wait(after.id, timeout=30).state == "SUCCESS"
+        deployment.stop_workers()  # before its backend goes
+
+
+@pytest.mark.brokers("embedded", "rabbitmq")
+def test_a_task_whose_final_write_outlasts_the_ride_out_runs_again_once_it_can_be_recorded(
+        deployment, tmp_path):
+    # Given a worker whose result backend is a redis-server of the test's own, running a task
+    runs = tmp_path / "runs"
+    with RedisServer() as backend:
+        deployment.env["TASKQ_RESULT_BACKEND"] = backend.url()
+        deployment.start_worker("--concurrency", "1")
+        task = deployment.submit("marked", marker_dir=str(runs), ms=500)
+        _wait_state(deployment, task.id, "STARTED")
+        # When the backend goes down while it runs, for longer than its final write rides out
+        backend.stop()
+        time.sleep(OUTAGE_PAST_A_WRITE)  # the outage itself
+        backend.start()
+        # Then its message was not acknowledged with the record left STARTED: the task runs
+        # again once the backend is back, and ends SUCCESS
+        done = deployment.wait(task.id, timeout=30)
+        assert done.state == "SUCCESS", deployment.worker_logs()
+        assert len(list(runs.iterdir())) == 2
         deployment.stop_workers()  # before its backend goes
 
 
