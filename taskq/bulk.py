@@ -86,8 +86,8 @@ def submit_all(runtime: Runtime, records: list[TaskRecord],
                progress: Callable[[int], None] | None = None) -> list[TaskRecord]:
     """Record and publish prepared tasks in pipelined batches; returns them (a repeat of an
     idempotency key made, in place, the record of the task its key names: keys.send_once)."""
-    from taskq import dependencies, keys
-    from taskq.publish import send_all
+    from taskq.broker.publish import send_all
+    from taskq.store import dependencies, keys
 
     with paused_gc():
         keys.send_once(runtime, records, dependencies.sending(

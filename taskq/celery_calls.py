@@ -36,7 +36,7 @@ class TaskqCelery(Celery):  # type: ignore[misc]
     """taskq's Celery app: send_task (and so apply_async, delay and `celery call`) submits a
     task of a taskq type as `taskq submit` does; `taskq_raw=True` publishes as Celery would."""
 
-    taskq_settings: Settings | None = None  # set by taskq.app.create_app
+    taskq_settings: Settings | None = None  # set by taskq.broker.app.create_app
     taskq_runtime: Runtime | None = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from taskq import completion
-from taskq.cli_ops import IdArg
+from taskq.commands import completion
+from taskq.commands.ops import IdArg
 from taskq.errors import BrokerUnavailable, ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
@@ -100,15 +100,16 @@ def submit(
         '{"task_type", "priority", "parameters", "delay", "key"} object a line.')] = None,
 ) -> None:
     """Submit a task (or a file of them with --from); prints its id."""
-    from taskq import render, request
+    from taskq import request
     from taskq import submit as submitting
+    from taskq.term import render
 
     if from_ is not None:
         _refuse_with_from(type_, priority, param, params, delay, wait, key, after, after_any)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
-    from taskq.dependencies import parse_cli as parse_after
+    from taskq.store.dependencies import parse_cli as parse_after
 
     timeout = request.wait_timeout(timeout)
     rt = runtime()
@@ -131,7 +132,8 @@ def _refuse_with_from(*single_task_options: object) -> None:
 
 
 def _submit_from(source: str, json_: bool) -> None:
-    from taskq import bulk, progress, render
+    from taskq import bulk
+    from taskq.term import progress, render
 
     rt = runtime()
     numbered = bulk.prepare_all(rt.settings, bulk.read_lines(source))
@@ -148,7 +150,8 @@ def _submit_from(source: str, json_: bool) -> None:
 
 
 def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:
-    from taskq import bulk, render
+    from taskq import bulk
+    from taskq.term import render
 
     if json_:
         for number, record in numbered:
@@ -162,7 +165,8 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
     """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
     6 characters)."""
-    from taskq import render, request
+    from taskq import request
+    from taskq.term import render
 
     timeout = request.wait_timeout(timeout)
     rt = runtime(start_broker=False)
@@ -178,8 +182,8 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
-    from taskq import render
     from taskq.errors import TaskFailed
+    from taskq.term import render
 
     record = rt.store.wait(task_id, timeout)
     if json_:
@@ -267,7 +271,8 @@ def demo() -> None:
 def config_check() -> None:
     """Validate the configuration and import every task type's function; lists every
     problem and exits 3 if there is one."""
-    from taskq import config, render
+    from taskq import config
+    from taskq.term import render
 
     settings = config.load()
     config.check_functions(settings)
@@ -277,7 +282,8 @@ def config_check() -> None:
 @config_app.command("show")
 def config_show(json_: JsonOpt = False) -> None:
     """Print the effective configuration (passwords masked)."""
-    from taskq import config, render
+    from taskq import config
+    from taskq.term import render
 
     data = config.load().public_dict()
     if json_:
@@ -291,7 +297,9 @@ def config_show(json_: JsonOpt = False) -> None:
 @app.command()
 def types(json_: JsonOpt = False) -> None:
     """Every task type: its alias, parameters (kind, required, default), retries and limits."""
-    from taskq import config, rate_limits, render, tables, types_view
+    from taskq import config
+    from taskq.store import rate_limits
+    from taskq.term import render, tables, types_view
 
     settings = config.load()
     usage = None
@@ -309,7 +317,10 @@ def types(json_: JsonOpt = False) -> None:
 
 def _register_command_groups() -> None:
     # Each group lives in its own module (cli_<group>.py) and adds its commands here.
-    from taskq import cli_bench, cli_ops, cli_schedule, cli_serve
+    from taskq.commands import bench as cli_bench
+    from taskq.commands import ops as cli_ops
+    from taskq.commands import schedule as cli_schedule
+    from taskq.commands import serve as cli_serve
 
     for group in (cli_ops, cli_serve, cli_bench, cli_schedule):
         group.register(app)

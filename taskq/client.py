@@ -54,7 +54,7 @@ class Client:
         with self._lock:
             runtime, self._runtime, self._closed = self._runtime, None, True
         if runtime is not None:
-            from taskq.publish import close
+            from taskq.broker.publish import close
 
             close(runtime)
 
@@ -159,7 +159,7 @@ class Client:
              priority: str | Iterable[str] | None = None, since: str | None = None,
              limit: int = 20) -> builtins.list[Task]:
         """Tasks newest first, with `taskq list`'s filters (since: "10m", "2h", "1d", ...)."""
-        from taskq import listing
+        from taskq.store import listing
 
         runtime = self.runtime
         query = listing.build_query(self.settings, _names(state), _names(type),

@@ -11,7 +11,7 @@ from taskq.task import Task
 
 if TYPE_CHECKING:
     from taskq.client import Client
-    from taskq.schedule_store import ScheduleStore
+    from taskq.store.schedules import ScheduleStore
 
 
 class Schedules:

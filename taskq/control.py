@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from taskq import delayed, records
+from taskq import records
 from taskq.errors import Conflict, UnknownTask
 from taskq.request import SubmitRequest
+from taskq.store import delayed
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord

@@ -162,7 +162,7 @@ def stop(home: Path, now: bool = False, wait: float = STOP_WAIT) -> int | None:
 def run_foreground(rt: Runtime) -> None:
     """`taskq up`: supervise the stack until a signal; Ctrl-C ends as an interruption (130),
     SIGTERM, SIGHUP and `taskq down` as a requested stop (0)."""
-    from taskq import render
+    from taskq.term import render
 
     out = render.console(stderr=True)
     stopped_by = supervise(rt, "foreground",
@@ -174,7 +174,8 @@ def run_foreground(rt: Runtime) -> None:
 def down(rt: Runtime, now: bool = False) -> None:
     """`taskq down`: the running `taskq up` (with every worker and the broker it started),
     then an embedded broker still running."""
-    from taskq import render, stack
+    from taskq import stack
+    from taskq.term import render
 
     pid = stop(rt.settings.home, now)
     if pid is not None:
@@ -188,7 +189,7 @@ def start_detached(rt: Runtime) -> None:
     """`taskq up -d`: run the supervisor as a daemon (a session of its own, its output in
     <home>/logs/taskq-up.log) and return once every worker is ready; if one fails, the
     daemon stops everything and this raises StartFailed with its reason."""
-    from taskq import render
+    from taskq.term import render
 
     out = render.console(stderr=True)
     paths = Paths(rt.settings.home)
@@ -268,7 +269,7 @@ def run_detached(rt: Runtime) -> None:
 
 def show_status(home: Path, json_: bool) -> None:
     """`taskq up --status`: whether a `taskq up` runs here, and what it runs."""
-    from taskq import render
+    from taskq.term import render
 
     state = status(home)
     if json_:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from taskq import listing, records
+from taskq import records
+from taskq.broker.publish import send_all
 from taskq.errors import TaskqError, UsageError
-from taskq.publish import send_all
 from taskq.request import SubmitRequest
-from taskq.store import text
+from taskq.store import listing, text
 from taskq.submit import prepare, resolve_type
 
 if TYPE_CHECKING:

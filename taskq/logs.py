@@ -44,7 +44,7 @@ class QuietYields(logging.Filter):
     (tasks.Yielded): routine scheduling, not a fault. The task runs later, and is not lost."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from taskq.tasks import Yielded
+        from taskq.broker.tasks import Yielded
 
         return not (record.exc_info and isinstance(record.exc_info[1], Yielded))
 

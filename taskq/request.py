@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskq import dependencies
 from taskq.errors import InvalidParameters, UsageError
 from taskq.payload import MAX_DEPTH
+from taskq.store import dependencies
 
 API_KEYS = ("task_type", "priority", "parameters", "delay", "key", "after", "after_any")
 
@@ -21,9 +21,9 @@ class SubmitRequest:
     priority: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
-    key: str | None = None  # an idempotency key (taskq/keys.py)
+    key: str | None = None  # an idempotency key (taskq/store/keys.py)
     after: tuple[str, ...] = ()  # ids (or unique prefixes) of tasks to wait for
-    after_any: bool = False  # run when they end, however they end (taskq/dependencies.py)
+    after_any: bool = False  # run when they end, however they end (taskq/store/dependencies.py)
 
 
 def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json: str | None,

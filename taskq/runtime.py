@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import redis
     from celery import Celery
 
-    from taskq.embedded import EmbeddedBroker
+    from taskq.broker.embedded import EmbeddedBroker
     from taskq.records import TaskRecord
     from taskq.store import TaskStore
 
@@ -73,7 +73,7 @@ class Runtime:
     def embedded(self) -> EmbeddedBroker | None:
         if not self.settings.embedded:
             return None
-        from taskq.embedded import EmbeddedBroker
+        from taskq.broker.embedded import EmbeddedBroker
 
         return EmbeddedBroker(self.settings.home)
 
@@ -120,8 +120,7 @@ class Runtime:
 
     @cached_property
     def store(self) -> TaskStore:
-        from taskq import dependencies
-        from taskq.store import TaskStore
+        from taskq.store import TaskStore, dependencies
 
         store = TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                           mask_url(self.backend_url) or "")
@@ -137,7 +136,7 @@ class Runtime:
 
     def record(self, task_id: str) -> TaskRecord:
         """One task's record, as `status` reads it: over a bare connection when the backend is
-        a Redis URL taskq.resp handles and it answers (no redis-py import: half of the
+        a Redis URL taskq.store.resp handles and it answers (no redis-py import: half of the
         command's start-up), else through the store (which starts a stopped embedded broker,
         or names the backend that cannot be reached)."""
         from taskq import store
@@ -148,10 +147,10 @@ class Runtime:
         return store.record_from_fields(task_id, fields)
 
     def _bare_hgetall(self, key: str) -> dict[bytes, bytes] | None:
-        """HGETALL over taskq.resp; None when it cannot be done that way (the store then
+        """HGETALL over taskq.store.resp; None when it cannot be done that way (the store then
         names what is wrong). The backend URL without backend_url, which starts a stopped
         embedded broker (and imports redis-py to ping it)."""
-        from taskq import resp
+        from taskq.store import resp
 
         url = self.settings.result_backend or (self.embedded.redis_url if self.embedded
                                                else None)
@@ -169,6 +168,6 @@ class Runtime:
 
     @cached_property
     def celery(self) -> Celery:
-        from taskq.app import create_app
+        from taskq.broker.app import create_app
 
         return create_app(self.settings, self.broker_url, runtime=self)

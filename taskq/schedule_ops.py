@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 from taskq.errors import InvalidSchedule, UsageError
 
 if TYPE_CHECKING:
-    from taskq.columns import Grid
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
-    from taskq.schedule_store import ScheduleStore, Stored
+    from taskq.store.schedules import ScheduleStore, Stored
+    from taskq.term.columns import Grid
 
 
 def store(runtime: Runtime) -> ScheduleStore:
     """The deployment's schedules (those of the config as its workers brought them in)."""
-    from taskq.schedule_store import ScheduleStore
+    from taskq.store.schedules import ScheduleStore
 
     return ScheduleStore(runtime.store, runtime.settings)
 
@@ -78,8 +78,8 @@ SCHEDULE_COLUMNS_SPEC = (("name", 0), ("every", 1), ("type", 2), ("next run", 0)
 
 def grid(found: list[Stored], now: float) -> Grid:
     """The schedules as rows: name, when, type, next run (in how long), state, runs."""
-    from taskq.columns import Column, Grid
-    from taskq.tables import ago
+    from taskq.term.columns import Column, Grid
+    from taskq.term.tables import ago
 
     columns = [Column(name, rank, "right" if name == "runs" else "left")
                for name, rank in SCHEDULE_COLUMNS_SPEC]

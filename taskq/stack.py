@@ -124,7 +124,7 @@ def broker_name(rt: Runtime) -> str:
 
 def stop_broker(rt: Runtime) -> None:
     """`taskq down`: stop the embedded broker; says so when there is none."""
-    from taskq import render
+    from taskq.term import render
 
     out = render.console(stderr=True)
     if rt.embedded is None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from taskq import dependencies, keys, records, topology
 from taskq import params as param_schema
+from taskq import records, topology
 from taskq.config import Settings, resolve_type
 from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
+from taskq.store import dependencies, keys
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
-# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/delayed.py),
+# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/store/delayed.py),
 # not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
 MAX_DELAY = 366 * 24 * 3600.0
 
@@ -55,7 +56,7 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
            task_id: str | None = None) -> TaskRecord:
     """Record then publish; if publishing fails the record is removed, so none claims QUEUED.
     `task_id`: the caller's id (Celery's send_task(task_id=...)), refused if already used."""
-    from taskq.publish import publisher
+    from taskq.broker.publish import publisher
 
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of

@@ -40,7 +40,7 @@ def _bool(name: str) -> bool:
 @blueprint.get("/api/tasks")
 def list_tasks() -> dict[str, Any]:
     """Newest first; offset/limit pages through the first listing.MAX_LIMIT matches."""
-    from taskq import listing
+    from taskq.store import listing
 
     rt = runtime()
     limit, offset = _int("limit", 20), _int("offset", 0)
@@ -74,7 +74,7 @@ def retry_task(task_id: str) -> tuple[dict[str, Any], int]:
 
 @blueprint.get("/api/queues")
 def queues() -> dict[str, Any]:
-    from taskq import queues as queue_view
+    from taskq.broker import queues as queue_view
 
     found = queue_view.queues_now(runtime(), _multi("type") or None,
                                   _multi("priority") or None)
@@ -83,7 +83,7 @@ def queues() -> dict[str, Any]:
 
 @blueprint.get("/api/workers")
 def workers() -> dict[str, Any]:
-    from taskq import workers_view
+    from taskq.store import workers as workers_view
 
     found = workers_view.list_workers(runtime())
     return {"workers": [workers_view.worker_json(w) for w in found]}

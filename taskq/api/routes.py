@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint
 
-from taskq import render
 from taskq.api import intake
 from taskq.api.context import json_body, runtime
 from taskq.bulk import submit_all
 from taskq.records import TaskRecord
+from taskq.term import render
 
 blueprint = Blueprint("tasks", __name__)
 HIDDEN = ("traceback",)  # the task's traceback stays with `taskq status`, off the wire

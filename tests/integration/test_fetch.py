@@ -11,8 +11,9 @@ import redis
 from kombu import Consumer, Queue
 from relay import Relay
 
-from taskq import fetch, messages, recovery, topology
-from taskq.app import create_app
+from taskq import topology
+from taskq.broker import fetch, messages, recovery
+from taskq.broker.app import create_app
 
 pytestmark = pytest.mark.integration
 

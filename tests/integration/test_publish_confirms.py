@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 from relay import DOWNSTREAM, Relay
 
-from taskq import amqp_window, config
+from taskq import config
+from taskq.broker import amqp_window
+from taskq.broker.publish import send_all
 from taskq.errors import NotQueued
-from taskq.publish import send_all
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime
 from taskq.submit import prepare, submit

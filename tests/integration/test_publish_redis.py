@@ -21,9 +21,9 @@ import redis
 from relay import DOWNSTREAM, UPSTREAM, Relay
 
 from taskq import config
-from taskq.embedded import find_redis_server
+from taskq.broker.embedded import find_redis_server
+from taskq.broker.publish import send_all
 from taskq.errors import NotQueued
-from taskq.publish import send_all
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime

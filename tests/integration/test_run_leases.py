@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from taskq import records, running
+from taskq import records
 from taskq.request import SubmitRequest
-from taskq.store import claim, holding
+from taskq.store import claim, holding, running
 from taskq.submit import prepare
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import taskq
-from taskq import config, render
+from taskq import config
 from taskq.celery_calls import to_request
 from taskq.client import Client
 from taskq.errors import (
@@ -26,6 +26,7 @@ from taskq.errors import (
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 from taskq.task import Task
+from taskq.term import render
 
 NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 

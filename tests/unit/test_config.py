@@ -281,3 +281,11 @@ def test_a_key_window_is_a_day_by_default_and_bounded_to_a_month(tmp_path):
     for bad in (0, 30 * 86400 + 1, "a day"):
         problems = problems_of(tmp_path, {"task_types": {"email_sending": {"key_window": bad}}})
         assert any(p.startswith("task_types.email_sending.key_window") for p in problems), bad
+
+
+def test_outside_any_config_folder_the_checkout_s_config_is_found(tmp_path, monkeypatch):
+    # Given a working directory with no config/ folder and no TASKQ_CONFIG
+    monkeypatch.chdir(tmp_path)
+    # Then the config found is the one beside the taskq package (a wheel's taskq/defaults/
+    # copy is checked by .ci/run, which installs one)
+    assert config.find_config({}) == REPO_CONFIG

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from taskq import dependencies
 from taskq.errors import InvalidParameters, UsageError
 from taskq.request import SubmitRequest, from_api_body
+from taskq.store import dependencies
 
 
 def _problems(**fields: object) -> list[str]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from taskq import config, health
+from taskq import config
 from taskq.api import create_app
+from taskq.broker import health
 from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT, Runtime
 
 REPO = Path(__file__).resolve().parents[2]

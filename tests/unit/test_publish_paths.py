@@ -9,9 +9,10 @@ import uuid
 import pytest
 from celery.utils.saferepr import saferepr
 
-from taskq import bulk, publish
+from taskq import bulk
+from taskq.broker import publish
+from taskq.broker.messages import RedisEncoder, Template, kwargs_repr, redis_payload
 from taskq.errors import NotQueued
-from taskq.messages import RedisEncoder, Template, kwargs_repr, redis_payload
 from taskq.records import TaskRecord, hash_pairs, new_id, to_hash
 from taskq.runtime import redis_client_url
 

@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 from test_config import load_with, problems_of
 
-from taskq import rate_limits, tables
-from taskq.queues import QueueInfo
+from taskq.broker.queues import QueueInfo
+from taskq.store import rate_limits
+from taskq.term import tables
 
 PATH = "task_types.email_sending.rate_limit"
 

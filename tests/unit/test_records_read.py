@@ -8,9 +8,9 @@ import json
 import pytest
 from rich.console import Console
 
-from taskq import render, tables
 from taskq.records import READ_DEPTH, TaskRecord
 from taskq.store import record_from_fields
+from taskq.term import render, tables
 
 GOOD = {"id": "t1", "type": "data_processing", "priority": "high",
         "queue": "taskq.data_processing.high", "state": "SUCCESS", "attempts": "1",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskq.workers_view import GONE_AFTER, STALLED_AFTER, _info
+from taskq.store.workers import GONE_AFTER, STALLED_AFTER, _info
 
 NOW = 1_000_000.0
 

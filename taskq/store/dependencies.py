@@ -1,0 +1,310 @@
+"""Dependencies: a task submitted `--after` other tasks waits (WAITING) until every one of them
+has ended SUCCESS, then is queued; if one ends FAILURE or REVOKED it ends REVOKED, naming it
+(or, `--after-any`, is queued all the same).
+
+No wake-up is lost: registering a waiter and a dependency's final write are each one Redis
+script. The first checks each dependency's state and joins its set of waiters only while it
+is open; the second (store.py's state write, with RELEASE_WAITERS) empties that set in the
+same step as the final state. A waiter whose fate is decided is pushed on one list of
+released tasks, drained by whoever made the write (a worker, `cancel`, the poison guard) and
+by every worker's heartbeat once a minute (a process killed between the two). Dependencies
+must exist when the task is submitted, so no cycle can be made."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq import records
+from taskq.errors import InvalidParameters, NotQueued, UsageError
+from taskq.payload import is_text
+
+if TYPE_CHECKING:
+    from taskq.records import TaskRecord
+    from taskq.request import SubmitRequest
+    from taskq.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_AFTER = 100  # tasks one task may wait for
+MAX_ID_LENGTH = 200  # as a caller's task id may be (submit.MAX_ID_LENGTH)
+
+# Part of store.py's state write (its ARGV[3] is the key prefix, ARGV[4] the task id; `new`
+# and `old` the states after and before): a task's first final state decides, for each of
+# its waiters still WAITING, whether it is released now: REVOKED-to-be when this one did not
+# succeed (unless it runs after any end), ready when it was the last one it waited for.
+# Released ids go on the `released` list; `released` counts them (returned to the caller).
+RELEASE_WAITERS = """
+local released = 0
+if new ~= old and (new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED') then
+  local waiters = ARGV[3] .. ':waiters:' .. ARGV[4]
+  for _, w in ipairs(redis.call('SMEMBERS', waiters)) do
+    local wkey = ARGV[3] .. ':task:' .. w
+    local wrec = redis.call('HMGET', wkey, 'state', 'after_any', 'after_failed')
+    if wrec[1] == 'WAITING' and not wrec[3] then
+      local ready
+      if new ~= 'SUCCESS' and wrec[2] ~= 'true' then
+        redis.call('HSET', wkey, 'after_failed', ARGV[4] .. ' ended ' .. new)
+        ready = true
+      else
+        ready = redis.call('HINCRBY', wkey, 'after_left', -1) <= 0
+      end
+      if ready then
+        redis.call('RPUSH', ARGV[3] .. ':released', w)
+        released = released + 1
+      end
+    end
+  end
+  redis.call('DEL', waiters)
+end
+"""
+
+# Write a WAITING task's record and register it with each dependency still open, in one
+# step. KEYS: the record, the dependencies' records. ARGV: key prefix, task id, '1' to run
+# after any end, the record's [field, value, ...] as JSON, its index score, its index set,
+# the dependencies' ids. Returns {-1, id} when a dependency has no record (nothing written),
+# else {1 released now | 0 waiting, dependencies still open}.
+_REGISTER = """
+local p, id, n = ARGV[1], ARGV[2], #KEYS - 1
+local states, failed, left = {}, nil, 0
+for k = 1, n do
+  states[k] = redis.call('HGET', KEYS[k + 1], 'state')
+  if not states[k] or states[k] == '' then return {-1, ARGV[k + 6]} end
+  if (states[k] == 'FAILURE' or states[k] == 'REVOKED') and ARGV[3] ~= '1' and not failed then
+    failed = ARGV[k + 6] .. ' ended ' .. states[k]
+  end
+end
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[4])))
+redis.call('PERSIST', KEYS[1])
+redis.call('ZADD', p .. ':tasks', ARGV[5], id)
+redis.call('ZADD', p .. ':ids', 0, id)
+redis.call('ZADD', ARGV[6], ARGV[5], id)
+if failed then
+  redis.call('HSET', KEYS[1], 'after_failed', failed)
+else
+  for k = 1, n do
+    local s = states[k]
+    if s ~= 'SUCCESS' and s ~= 'FAILURE' and s ~= 'REVOKED' then
+      redis.call('SADD', p .. ':waiters:' .. ARGV[k + 6], id)
+      left = left + 1
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'after_left', left)
+if failed or left == 0 then
+  redis.call('RPUSH', p .. ':released', id)
+  return {1, 0}
+end
+return {0, left}
+"""
+
+
+def problems(request: SubmitRequest) -> list[str]:
+    """What is wrong with a request's dependencies (touches no server)."""
+    if not request.after:
+        return ["after_any: needs after (the tasks to wait for)"] if request.after_any else []
+    found = [f"after[{n}]: must be a task id (text of 1 to {MAX_ID_LENGTH} printable "
+             "characters)" for n, task_id in enumerate(request.after)
+             if not _is_id(task_id)][:5]
+    if len(request.after) > MAX_AFTER:
+        found.append(f"after: at most {MAX_AFTER} tasks to wait for")
+    if request.delay:
+        found.append("delay: cannot be combined with after (a task waits for one or the other)")
+    return found
+
+
+def _is_id(task_id: Any) -> bool:
+    return (isinstance(task_id, str) and 0 < len(task_id) <= MAX_ID_LENGTH
+            and task_id.isprintable() and is_text(task_id))
+
+
+def apply(record: TaskRecord, request: SubmitRequest) -> None:
+    """Make a prepared record wait for the request's dependencies (InvalidParameters if they
+    cannot be waited for)."""
+    if bad := problems(request):
+        raise InvalidParameters(bad)
+    if request.after:
+        record.after = list(dict.fromkeys(request.after))
+        record.after_any = True if request.after_any else None
+        record.state = records.WAITING
+
+
+def from_body(body: Mapping[str, Any], path: str, problems: list[str]
+              ) -> tuple[tuple[str, ...], bool]:
+    """(after, after_any) of an API body or a `--from` line; what is wrong joins `problems`."""
+    after = body.get("after")
+    after = () if after is None else after
+    if not isinstance(after, list | tuple):
+        problems.append(f"{path}.after: must be a list of task ids")
+        after = ()
+    after_any = body.get("after_any", False)
+    if not isinstance(after_any, bool):
+        problems.append(f"{path}.after_any: must be true or false")
+    return tuple(after), after_any is True
+
+
+def parse_cli(text: str | None) -> tuple[str, ...]:
+    """`--after ID[,ID...]` as a tuple of ids."""
+    if text is None:
+        return ()
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise UsageError("--after: name at least one task id (or a unique prefix of one)")
+    return ids
+
+
+def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any]
+            ) -> Callable[[list[TaskRecord]], None]:
+    """`send` for tasks that wait for nothing; the others are registered with their
+    dependencies, which are checked (and id prefixes resolved) before anything is sent."""
+    def send_all(batch: list[TaskRecord]) -> None:
+        waiting = [record for record in batch if record.after]
+        if not waiting:
+            send(batch)
+            return
+        for record in waiting:
+            record.after = resolve(runtime, record.after or [])
+        plain = [record for record in batch if not record.after]
+        try:
+            if plain:
+                send(plain)
+        except NotQueued as exc:  # the waiting tasks were not recorded either
+            raise NotQueued(exc.problem, exc.queued,
+                            exc.unqueued + [record.id for record in waiting]) from None
+        register(runtime, waiting)
+    return send_all
+
+
+def resolve(runtime: Runtime, after: Sequence[str]) -> list[str]:
+    """The whole ids of `after` (unique prefixes resolved), each with a record: UsageError
+    (exit 2, HTTP 400) for one that names no task."""
+    ids = list(dict.fromkeys(runtime.task_id(text) for text in after))
+    store = runtime.store
+    pipe = store.client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.exists(store.key(task_id))
+    with store.reachable():
+        found = pipe.execute()
+    for task_id, exists in zip(ids, found, strict=True):
+        if not exists:
+            raise _unknown(task_id)
+    return ids
+
+
+def _unknown(task_id: str) -> UsageError:
+    return UsageError(f"after: no task {task_id!r} (a task can only wait for one that "
+                      "exists)")
+
+
+def register(runtime: Runtime, waiting: Sequence[TaskRecord]) -> None:
+    """Write each WAITING record and register it with its open dependencies; those already
+    decided (every dependency done, or one failed) are released at once."""
+    from taskq.records import hash_pairs
+    from taskq.store import text
+
+    store = runtime.store
+    script = store.client.register_script(_REGISTER)
+    released: list[TaskRecord] = []
+    for record in waiting:
+        after = record.after or []
+        with store.reachable():
+            outcome, detail = script(
+                keys=[store.key(record.id), *(store.key(task_id) for task_id in after)],
+                args=[store.prefix, record.id, "1" if record.after_any else "",
+                      _json(hash_pairs(record)), record.submitted_at or time.time(),
+                      store.cell_key(records.WAITING, record.type, record.priority), *after])
+        if int(outcome) == -1:  # expired since it was checked
+            raise _unknown(text(detail))
+        if int(outcome) == 1:
+            released.append(record)
+    if released:
+        release(runtime)
+        # What the submit shows: REVOKED and why, or QUEUED (what the release made it; a
+        # worker may have started it since, which `status` tells)
+        for record, now in zip(released, store.get_many([r.id for r in released]), strict=True):
+            if now is not None and now.state == records.REVOKED:
+                record.state, record.error = now.state, now.error
+                record.finished_at = now.finished_at
+            else:
+                record.state = records.QUEUED
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def released_key(prefix: str) -> str:
+    """The list of WAITING tasks whose dependencies have decided, to be queued or revoked."""
+    return f"{prefix}:released"
+
+
+_draining = threading.local()
+
+
+def release(runtime: Runtime) -> None:
+    """Queue, or revoke, every released task. Revoking one releases its own waiters: they
+    join the list and are drained by the same loop (a call made meanwhile by the write
+    itself returns at once)."""
+    if getattr(_draining, "active", False):
+        return
+    _draining.active = True
+    try:
+        _drain(runtime)
+    finally:
+        _draining.active = False
+
+
+def release_quietly(runtime: Runtime) -> None:
+    """release() after a final write, whose caller (a worker's, a cancel's) must not fail
+    for it: what is left on the list is drained later (a worker's heartbeat)."""
+    try:
+        release(runtime)
+    except Exception as exc:  # noqa: BLE001 - the task stays on the list: nothing is lost
+        log.warning("released tasks left to queue later: %s", exc)
+
+
+def _drain(runtime: Runtime) -> None:
+    from taskq.store import text
+
+    store = runtime.store
+    key = released_key(store.prefix)
+    while True:
+        with store.reachable():
+            popped = store.client.lpop(key)
+        if popped is None:
+            return
+        task_id = text(popped)
+        try:
+            _settle(runtime, task_id)
+        except BaseException:
+            with store.reachable():
+                store.client.rpush(key, task_id)  # tried again by the next drain
+            raise
+
+
+def _settle(runtime: Runtime, task_id: str) -> None:
+    from taskq.broker.publish import celery_send
+    from taskq.store import text
+
+    store = runtime.store
+    with store.reachable():
+        failed = store.client.hget(store.key(task_id), "after_failed")
+    if failed is not None:
+        store.transition(task_id, records.REVOKED, final=True, only_from=(records.WAITING,),
+                         finished_at=time.time(), error=f"dependency {text(failed)}",
+                         next_attempt_at=None)
+        return
+    outcome, _ = store.transition(task_id, records.QUEUED, only_from=(records.WAITING,))
+    if outcome != 1:
+        return  # cancelled meanwhile, or queued by another drain
+    try:
+        celery_send(runtime, store.get(task_id))
+    except BaseException:
+        # Not sent: back to WAITING, so the next drain (the id goes back on the list) sends it.
+        store.transition(task_id, records.WAITING, only_from=(records.QUEUED,))
+        raise
