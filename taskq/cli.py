@@ -39,7 +39,7 @@ def _show_version(asked: bool) -> None:
     from importlib.metadata import version
 
     from taskq import __version__, config
-    from taskq.config import mask_url
+    from taskq.urls import mask_url
 
     try:
         broker = mask_url(config.load().broker_url) or "embedded"

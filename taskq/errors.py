@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import ClassVar
 
+from taskq.urls import mask_url
+
 
 class ExitCode(IntEnum):
     """The CLI's exit statuses, documented in the README."""
@@ -217,8 +219,6 @@ class NotFound(TaskqError):
 def reason(exc: BaseException) -> str:
     """What went wrong, for a one-line message: the exception's first line (its type when it
     has no message), with any password in a URL masked."""
-    from taskq.config import mask_url
-
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return mask_url(text) or text
 

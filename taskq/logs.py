@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 
-from taskq.config import Settings, mask_url
+from taskq.config import Settings
+from taskq.urls import mask_url
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(task_context)s%(name)s: %(message)s"
 

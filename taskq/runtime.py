@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from taskq.config import Settings, mask_url
+from taskq.config import Settings
 from taskq.errors import BrokerNotRunning, ConfigError
+from taskq.urls import CONNECT_TIMEOUT, REPLY_TIMEOUT, mask_url, redis_client, redis_client_url
 
 if TYPE_CHECKING:
     import redis
@@ -15,50 +16,6 @@ if TYPE_CHECKING:
     from taskq.broker.embedded import EmbeddedBroker
     from taskq.records import TaskRecord
     from taskq.store import TaskStore
-
-# Seconds to wait for a connection or a reply before calling a server unreachable.
-CONNECT_TIMEOUT = 3.0
-REPLY_TIMEOUT = 5.0
-_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
-
-
-def redis_client_url(url: str) -> str | None:
-    """The redis-py URL of a kombu Redis URL, database included (None if not Redis)."""
-    if not url.startswith(_REDIS_SCHEMES):
-        return None
-    if url.startswith("redis+socket://"):
-        path, _, query = url[len("redis+socket://"):].partition("?")
-        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
-        return f"unix://{path}?db={db}"
-    if url.startswith("unix://"):
-        return url if "db=" in url else url + ("&" if "?" in url else "?") + "db=0"
-    host = url.partition("://")[2].rpartition("@")[2]
-    return url if "/" in host else url + "/0"
-
-
-def redis_client(url: str, connect_timeout: float = CONNECT_TIMEOUT,
-                 reply_timeout: float = REPLY_TIMEOUT, **options: Any) -> redis.Redis:
-    """A redis-py client for a kombu or redis-py URL, with both timeouts (made lazily). A
-    server that refuses the URL's database (beyond its `databases`) counts as unreachable,
-    as a refused password does: the error then names the URL."""
-    import redis
-
-    return redis.Redis.from_url(redis_client_url(url) or url,
-                                socket_connect_timeout=connect_timeout,
-                                socket_timeout=reply_timeout,
-                                redis_connect_func=_on_connect, **options)
-
-
-def _on_connect(connection: Any) -> None:
-    """redis-py's own connection set-up (AUTH, SELECT), with a refused SELECT raised as a
-    ConnectionError instead of a ResponseError."""
-    import redis
-
-    try:
-        connection.on_connect()
-    except redis.ResponseError as exc:
-        raise redis.ConnectionError(f"database {connection.db} refused: {exc}") from None
-
 
 class Runtime:
     """One deployment as seen by a process; nothing connects until first asked for."""

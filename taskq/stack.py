@@ -115,7 +115,7 @@ def kill_group(w: WorkerProcess) -> None:
 
 
 def broker_name(rt: Runtime) -> str:
-    from taskq.config import mask_url
+    from taskq.urls import mask_url
 
     if rt.embedded:
         return f"embedded ({rt.embedded.socket_path})"

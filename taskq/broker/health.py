@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from taskq import errors
-from taskq.config import mask_url
 from taskq.errors import TaskqError
-from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT
+from taskq.urls import CONNECT_TIMEOUT, REPLY_TIMEOUT, mask_url
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq import errors, topology
 from taskq.broker import messages
-from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, NotQueued
-from taskq.runtime import redis_client_url
+from taskq.urls import mask_url, redis_client_url
 
 if TYPE_CHECKING:
     from taskq.broker.messages import Template

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskq.broker import amqp_frames, messages
 from taskq.broker.publish import Publisher, Session, celery_send
-from taskq.config import mask_url
+from taskq.urls import mask_url
 
 if TYPE_CHECKING:
     from taskq.broker.messages import Template

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskq import errors, records, topology
-from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable
-from taskq.runtime import redis_client
+from taskq.urls import mask_url, redis_client
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime

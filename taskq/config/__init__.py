@@ -36,17 +36,6 @@ ENV_OVERRIDES = {
 }
 # Flower's basic auth: user:password, neither part empty nor holding spaces.
 BASIC_AUTH = re.compile(r"^[^:\s]+:\S+$")
-# Credentials right after a scheme: everything up to the URL's last @ (a password may hold
-# an unencoded @, /, : or anything but a space, so a careless URL is still masked whole).
-# With a colon the user before it is kept (user:***@); without one, all of it (***@).
-_SECRET = re.compile(r"(?<=://)(?:([^:/@\s]*):\S*|[^:/\s]*)@")
-
-
-def mask_url(url: str | None) -> str | None:
-    """Return `url` (or a text holding URLs) with any password replaced by ***."""
-    if not url:
-        return url
-    return _SECRET.sub(lambda m: "***@" if m.group(1) is None else f"{m.group(1)}:***@", url)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from taskq.config import mask_url
+from taskq.urls import mask_url
 
 if TYPE_CHECKING:
     from taskq.config import Settings

@@ -11,14 +11,14 @@ from rich.console import Console, RenderableType
 
 from taskq import dlq, errors, records
 from taskq.broker.queues import depth_reader, mark_rate_limited, queue_stats, transport_errors
-from taskq.config import mask_url
 from taskq.errors import BrokerUnavailable, UsageError
-from taskq.runtime import Runtime, redis_client
+from taskq.runtime import Runtime
 from taskq.store import flow as flow_figures
 from taskq.store import listing
 from taskq.store.workers import WorkerInfo, consumers_by_queue, list_workers
 from taskq.term import tables
 from taskq.term.watch_view import PROMPT_LINES, SNAPSHOT_WIDTH, Screen, Snapshot, render
+from taskq.urls import mask_url, redis_client
 
 if TYPE_CHECKING:
     import redis

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 DATA = SubmitRequest(type="data", params={"data": [1]})
 
-# Longer than the broker client waits for a reply (runtime.REPLY_TIMEOUT, 5 s), shorter than
+# Longer than the broker client waits for a reply (urls.REPLY_TIMEOUT, 5 s), shorter than
 # a reply and the check after it.
 STALL = 7.0
 

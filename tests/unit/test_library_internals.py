@@ -37,7 +37,7 @@ from taskq import config
 from taskq.broker import messages
 from taskq.broker.app import create_app
 from taskq.broker.queues import RedisDepths
-from taskq.runtime import redis_client
+from taskq.urls import redis_client
 
 
 def relies_on(holds: bool, internal: str, used_by: str) -> None:
@@ -402,7 +402,7 @@ def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
               "taskq/broker/publish.py RedisPublisher, taskq/runtime.py")
     relies_on(connection.redis_connect_func is not None and callable(connection.on_connect),
               "redis-py redis_connect_func and Connection.on_connect",
-              "taskq/runtime.py redis_client")
+              "taskq/urls.py redis_client")
     client.close()
 
 

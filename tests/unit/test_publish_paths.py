@@ -14,7 +14,7 @@ from taskq.broker import publish
 from taskq.broker.messages import RedisEncoder, Template, kwargs_repr, redis_payload
 from taskq.errors import NotQueued
 from taskq.records import TaskRecord, hash_pairs, new_id, to_hash
-from taskq.runtime import redis_client_url
+from taskq.urls import redis_client_url
 
 TEMPLATE = Template(exchange="", routing_key="q", priority=0, headers={},
                     properties={}, embed={}, serializer="json", declare=(),
