@@ -109,7 +109,7 @@ def submit(
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
-    from taskq.store.dependencies import parse_cli as parse_after
+    from taskq.request import parse_after
 
     timeout = request.wait_timeout(timeout)
     rt = runtime()

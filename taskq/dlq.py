@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from taskq import records
 from taskq.broker.publish import send_all
+from taskq.config import resolve_type
 from taskq.errors import TaskqError, UsageError
 from taskq.request import SubmitRequest
 from taskq.store import listing, text
-from taskq.submit import prepare, resolve_type
+from taskq.submit import prepare
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord

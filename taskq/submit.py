@@ -7,29 +7,14 @@ from typing import TYPE_CHECKING
 
 from taskq import params as param_schema
 from taskq import records, topology
-from taskq.config import Settings, resolve_type
+from taskq.config import Settings, resolve_priority, resolve_type
 from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
-from taskq.request import SubmitRequest
+from taskq.request import MAX_DELAY, SubmitRequest
 from taskq.store import dependencies, keys
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
-
-# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/store/delayed.py),
-# not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
-MAX_DELAY = 366 * 24 * 3600.0
-
-
-def resolve_priority(settings: Settings, priority: str | None) -> str:
-    if priority is None:
-        return settings.default_priority
-    try:
-        return settings.resolve_priority(priority)
-    except KeyError:
-        raise UsageError(f"unknown priority {priority!r}; use one of "
-                         f"{', '.join(settings.priorities)}") from None
-
 
 def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     """Validate a request completely and build its record; touches no server."""

@@ -8,11 +8,11 @@ from taskq import records
 from taskq.api.intake import MAX_BATCH
 from taskq.api.ops_routes import MAX_PAGE
 from taskq.config import Settings
+from taskq.request import MAX_DELAY
 from taskq.store.dependencies import MAX_AFTER
 from taskq.store.dependencies import MAX_ID_LENGTH as MAX_AFTER_ID
 from taskq.store.keys import MAX_KEY_LENGTH
 from taskq.store.listing import MAX_LIMIT
-from taskq.submit import MAX_DELAY
 
 JSON = "application/json"
 NULLABLE_STRING = {"type": "string", "nullable": True}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskq import errors, records, topology
+from taskq.config import resolve_priority, resolve_type
 from taskq.errors import BrokerUnavailable
 from taskq.urls import mask_url, redis_client
 
@@ -182,7 +183,6 @@ def queues_now(runtime: Runtime, types: list[str] | None = None,
                priorities: list[str] | None = None) -> list[QueueInfo]:
     """queue_stats for user filters (aliases allowed), consumers counted from live workers."""
     from taskq.store.workers import consumers_by_queue, list_workers
-    from taskq.submit import resolve_priority, resolve_type
 
     settings = runtime.settings
     chosen_types = tuple(resolve_type(settings, t).name for t in types or [])

@@ -151,8 +151,8 @@ def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[b
     """Delete every dead letter (of one type with --type), after asking; reports the count."""
     from taskq import dlq
     from taskq.cli import runtime
+    from taskq.config import resolve_type
     from taskq.errors import UsageError
-    from taskq.submit import resolve_type
     from taskq.term import render
 
     rt = runtime()

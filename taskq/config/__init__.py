@@ -308,6 +308,16 @@ def resolve_type(settings: Settings, name: str) -> TaskType:
                          f"known: {', '.join(sorted(settings.task_types))}") from None
 
 
+def resolve_priority(settings: Settings, priority: str | None) -> str:
+    if priority is None:
+        return settings.default_priority
+    try:
+        return settings.resolve_priority(priority)
+    except KeyError:
+        raise UsageError(f"unknown priority {priority!r}; use one of "
+                         f"{', '.join(settings.priorities)}") from None
+
+
 def did_you_mean(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

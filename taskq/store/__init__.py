@@ -14,7 +14,6 @@ from taskq import errors, records
 from taskq.errors import AmbiguousId, BrokerUnavailable, UnknownTask, WaitTimeout
 from taskq.payload import is_text
 from taskq.records import TaskRecord, hash_pairs, to_hash
-from taskq.store.dependencies import RELEASE_WAITERS
 
 if TYPE_CHECKING:
     import redis
@@ -31,6 +30,37 @@ YIELD_WINDOW = 1.0
 RUN_LEASE = 10.0
 # Seconds a per-second count of finished tasks is kept (watch reads the last 10).
 FINISHED_KEPT = 60
+
+# Part of the state write (_UPDATE) (its ARGV[3] is the key prefix, ARGV[4] the task id; `new`
+# and `old` the states after and before): a task's first final state decides, for each of
+# its waiters still WAITING, whether it is released now: REVOKED-to-be when this one did not
+# succeed (unless it runs after any end), ready when it was the last one it waited for.
+# Released ids go on the `released` list; `released` counts them (returned to the caller).
+RELEASE_WAITERS = """
+local released = 0
+if new ~= old and (new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED') then
+  local waiters = ARGV[3] .. ':waiters:' .. ARGV[4]
+  for _, w in ipairs(redis.call('SMEMBERS', waiters)) do
+    local wkey = ARGV[3] .. ':task:' .. w
+    local wrec = redis.call('HMGET', wkey, 'state', 'after_any', 'after_failed')
+    if wrec[1] == 'WAITING' and not wrec[3] then
+      local ready
+      if new ~= 'SUCCESS' and wrec[2] ~= 'true' then
+        redis.call('HSET', wkey, 'after_failed', ARGV[4] .. ' ended ' .. new)
+        ready = true
+      else
+        ready = redis.call('HINCRBY', wkey, 'after_left', -1) <= 0
+      end
+      if ready then
+        redis.call('RPUSH', ARGV[3] .. ':released', w)
+        released = released + 1
+      end
+    end
+  end
+  redis.call('DEL', waiters)
+end
+"""
+
 
 # Update a record unless it is already final, so a late worker write never turns a
 # REVOKED or SUCCESS task back into STARTED; with a list of allowed previous states, only
@@ -68,7 +98,7 @@ FINISHED_KEPT = 60
 # it), event, key prefix, task id, allowed previous states (',A,B,' or ''), now, yield window
 # (seconds), attempt error to append ('' for none), attempt fence ('claim:n[:holder]',
 # 'hold:n' or ''), field/value...
-# A final state releases the task's waiters (dependencies.RELEASE_WAITERS).
+# A final state releases the task's waiters (RELEASE_WAITERS).
 # Returns {1 written | 0 no record | -1 final | -2 not allowed | -3 yielded | -4 stale attempt
 # | -5 running elsewhere, previous state, waiters released}.
 _UPDATE = ("""

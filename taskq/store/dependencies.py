@@ -4,7 +4,7 @@ has ended SUCCESS, then is queued; if one ends FAILURE or REVOKED it ends REVOKE
 
 No wake-up is lost: registering a waiter and a dependency's final write are each one Redis
 script. The first checks each dependency's state and joins its set of waiters only while it
-is open; the second (store.py's state write, with RELEASE_WAITERS) empties that set in the
+is open; the second (the store's state write, with store.RELEASE_WAITERS) empties that set in the
 same step as the final state. A waiter whose fate is decided is pushed on one list of
 released tasks, drained by whoever made the write (a worker, `cancel`, the poison guard) and
 by every worker's heartbeat once a minute (a process killed between the two). Dependencies
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
@@ -31,36 +31,6 @@ log = logging.getLogger(__name__)
 
 MAX_AFTER = 100  # tasks one task may wait for
 MAX_ID_LENGTH = 200  # as a caller's task id may be (submit.MAX_ID_LENGTH)
-
-# Part of store.py's state write (its ARGV[3] is the key prefix, ARGV[4] the task id; `new`
-# and `old` the states after and before): a task's first final state decides, for each of
-# its waiters still WAITING, whether it is released now: REVOKED-to-be when this one did not
-# succeed (unless it runs after any end), ready when it was the last one it waited for.
-# Released ids go on the `released` list; `released` counts them (returned to the caller).
-RELEASE_WAITERS = """
-local released = 0
-if new ~= old and (new == 'SUCCESS' or new == 'FAILURE' or new == 'REVOKED') then
-  local waiters = ARGV[3] .. ':waiters:' .. ARGV[4]
-  for _, w in ipairs(redis.call('SMEMBERS', waiters)) do
-    local wkey = ARGV[3] .. ':task:' .. w
-    local wrec = redis.call('HMGET', wkey, 'state', 'after_any', 'after_failed')
-    if wrec[1] == 'WAITING' and not wrec[3] then
-      local ready
-      if new ~= 'SUCCESS' and wrec[2] ~= 'true' then
-        redis.call('HSET', wkey, 'after_failed', ARGV[4] .. ' ended ' .. new)
-        ready = true
-      else
-        ready = redis.call('HINCRBY', wkey, 'after_left', -1) <= 0
-      end
-      if ready then
-        redis.call('RPUSH', ARGV[3] .. ':released', w)
-        released = released + 1
-      end
-    end
-  end
-  redis.call('DEL', waiters)
-end
-"""
 
 # Write a WAITING task's record and register it with each dependency still open, in one
 # step. KEYS: the record, the dependencies' records. ARGV: key prefix, task id, '1' to run
@@ -130,30 +100,6 @@ def apply(record: TaskRecord, request: SubmitRequest) -> None:
         record.after = list(dict.fromkeys(request.after))
         record.after_any = True if request.after_any else None
         record.state = records.WAITING
-
-
-def from_body(body: Mapping[str, Any], path: str, problems: list[str]
-              ) -> tuple[tuple[str, ...], bool]:
-    """(after, after_any) of an API body or a `--from` line; what is wrong joins `problems`."""
-    after = body.get("after")
-    after = () if after is None else after
-    if not isinstance(after, list | tuple):
-        problems.append(f"{path}.after: must be a list of task ids")
-        after = ()
-    after_any = body.get("after_any", False)
-    if not isinstance(after_any, bool):
-        problems.append(f"{path}.after_any: must be true or false")
-    return tuple(after), after_any is True
-
-
-def parse_cli(text: str | None) -> tuple[str, ...]:
-    """`--after ID[,ID...]` as a tuple of ids."""
-    if text is None:
-        return ()
-    ids = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not ids:
-        raise UsageError("--after: name at least one task id (or a unique prefix of one)")
-    return ids
 
 
 def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any]

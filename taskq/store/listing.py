@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from taskq import records
+from taskq.config import resolve_priority, resolve_type
 from taskq.errors import UsageError
 from taskq.store import text
-from taskq.submit import resolve_priority, resolve_type
 
 if TYPE_CHECKING:
     from taskq.config import Settings
