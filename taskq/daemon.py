@@ -174,7 +174,6 @@ def run_foreground(rt: Runtime) -> None:
 def down(rt: Runtime, now: bool = False) -> None:
     """`taskq down`: the running `taskq up` (with every worker and the broker it started),
     then an embedded broker still running."""
-    from taskq import stack
     from taskq.term import render
 
     pid = stop(rt.settings.home, now)
@@ -182,7 +181,20 @@ def down(rt: Runtime, now: bool = False) -> None:
         render.console(stderr=True).print(f"stopped taskq up (pid {pid}) and every worker "
                                           "it ran")
     if pid is None or (rt.embedded is not None and rt.embedded.pid() is not None):
-        stack.stop_broker(rt)
+        stop_broker(rt)
+
+
+def stop_broker(rt: Runtime) -> None:
+    """`taskq down`: stop the embedded broker; says so when there is none."""
+    from taskq.term import render
+
+    out = render.console(stderr=True)
+    if rt.embedded is None:
+        out.print("the broker is external (broker_url is set); nothing to stop")
+    elif rt.embedded.stop():
+        out.print(f"stopped the embedded broker ({rt.embedded.socket_path})")
+    else:
+        out.print("no embedded broker was running")
 
 
 def start_detached(rt: Runtime) -> None:

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
     from taskq.store.schedules import ScheduleStore, Stored
-    from taskq.term.columns import Grid
 
 
 def store(runtime: Runtime) -> ScheduleStore:
@@ -70,24 +69,3 @@ def run_now(runtime: Runtime, name: str) -> TaskRecord:
     schedule = stored.schedule
     return submit(runtime, SubmitRequest(type=schedule.type, priority=schedule.priority,
                                          params=dict(schedule.parameters)))
-
-
-SCHEDULE_COLUMNS_SPEC = (("name", 0), ("every", 1), ("type", 2), ("next run", 0),
-                         ("state", 3), ("runs", 4), ("last task", 5), ("catch up", 6))
-
-
-def grid(found: list[Stored], now: float) -> Grid:
-    """The schedules as rows: name, when, type, next run (in how long), state, runs."""
-    from taskq.term.columns import Column, Grid
-    from taskq.term.tables import ago
-
-    columns = [Column(name, rank, "right" if name == "runs" else "left")
-               for name, rank in SCHEDULE_COLUMNS_SPEC]
-    out = Grid(columns)
-    for s in found:
-        left = float(s.next_run) - now
-        when = "-" if s.paused else f"in {ago(left)}" if left > 0 else "due"
-        out.add(s.schedule.name, s.schedule.every, s.schedule.type, when,
-                "paused" if s.paused else "active", str(s.runs), s.last_task or "-",
-                s.schedule.catch_up)
-    return out

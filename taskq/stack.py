@@ -120,16 +120,3 @@ def broker_name(rt: Runtime) -> str:
     if rt.embedded:
         return f"embedded ({rt.embedded.socket_path})"
     return mask_url(rt.broker_url) or ""
-
-
-def stop_broker(rt: Runtime) -> None:
-    """`taskq down`: stop the embedded broker; says so when there is none."""
-    from taskq.term import render
-
-    out = render.console(stderr=True)
-    if rt.embedded is None:
-        out.print("the broker is external (broker_url is set); nothing to stop")
-    elif rt.embedded.stop():
-        out.print(f"stopped the embedded broker ({rt.embedded.socket_path})")
-    else:
-        out.print("no embedded broker was running")

@@ -36,7 +36,7 @@ def list_(json_: JsonOpt = False) -> None:
     if json_:
         render.print_json([s.to_dict() for s in listed])
     else:
-        tables.show(schedule_ops.grid(listed, found.now()), "no schedules")
+        tables.show(tables.schedules_grid(listed, found.now()), "no schedules")
 
 
 @schedule_app.command("add")

@@ -25,7 +25,12 @@ from taskq.config import (
     did_you_mean,
 )
 from taskq.errors import ConfigError
-from taskq.store.rate_limits import MAX_BURST, per_second
+
+# Global rate limits per task type (kept by taskq/store/rate_limits.py)
+MAX_PER_SECOND = 10_000.0  # beyond that a Redis round trip per task is the limit anyway
+MAX_BURST = 10_000
+_RATE = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)/([smh])")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 TOP_KEYS = ("home", "broker_url", "result_backend", "key_prefix", "record_ttl", "queues",
             "task_types", "workers", "smtp", "files", "logging", "api", "flower", "schedules")
@@ -93,6 +98,19 @@ class _Checker:
             self.fail(path, problem)
             return None
         return str(value)
+
+
+def per_second(text: str) -> float:
+    """Tasks a second of a rate such as 10/s, 100/m or 1000/h; ValueError names the problem."""
+    found = _RATE.fullmatch(text)
+    if found is None:
+        raise ValueError("must look like 10/s, 100/m or 1000/h (a positive number of tasks)")
+    rate = float(found.group(1)) / _UNIT[found.group(2)]
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError("must be more than 0 tasks")
+    if rate > MAX_PER_SECOND:
+        raise ValueError(f"must be at most {MAX_PER_SECOND:g}/s")
+    return rate
 
 
 def _kind_problem(value: Any, kind: type | tuple[type, ...]) -> str | None:

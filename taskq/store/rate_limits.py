@@ -11,8 +11,6 @@ skipped or asked as a whole, highest queue first.
 from __future__ import annotations
 
 import logging
-import math
-import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskq import topology
+from taskq.config.schema import per_second
 
 if TYPE_CHECKING:
     import redis
@@ -27,27 +26,10 @@ if TYPE_CHECKING:
     from taskq.config import Settings, TaskType
     from taskq.runtime import Runtime
 
-MAX_PER_SECOND = 10_000.0  # beyond that a Redis round trip per task is the limit anyway
-MAX_BURST = 10_000
 WINDOW = 10  # seconds over which the current rate is measured
 ON_ERROR_WAIT = 1.0  # seconds a type is skipped when its bucket cannot be read
-_RATE = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)/([smh])")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 log = logging.getLogger(__name__)
-
-
-def per_second(text: str) -> float:
-    """Tasks a second of a rate such as 10/s, 100/m or 1000/h; ValueError names the problem."""
-    found = _RATE.fullmatch(text)
-    if found is None:
-        raise ValueError("must look like 10/s, 100/m or 1000/h (a positive number of tasks)")
-    rate = float(found.group(1)) / _UNIT[found.group(2)]
-    if not math.isfinite(rate) or rate <= 0:
-        raise ValueError("must be more than 0 tasks")
-    if rate > MAX_PER_SECOND:
-        raise ValueError(f"must be at most {MAX_PER_SECOND:g}/s")
-    return rate
 
 
 # GCRA: the bucket is the theoretical arrival time (TAT) of the next task. A task may start

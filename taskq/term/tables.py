@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from taskq.broker.queues import QueueInfo
     from taskq.records import TaskRecord
+    from taskq.store.schedules import Stored
     from taskq.store.workers import WorkerInfo
 
 WORKER_STYLES = {"online": "green", "busy": "yellow", "stalled": "bold red", "gone": "bold red",
@@ -194,3 +195,22 @@ def types_text(types: list[dict[str, Any]]) -> str:
             lines.append("  (no parameters)")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+SCHEDULE_COLUMNS_SPEC = (("name", 0), ("every", 1), ("type", 2), ("next run", 0),
+                         ("state", 3), ("runs", 4), ("last task", 5), ("catch up", 6))
+
+
+
+def schedules_grid(found: list[Stored], now: float) -> Grid:
+    """The schedules as rows: name, when, type, next run (in how long), state, runs."""
+    columns = [Column(name, rank, "right" if name == "runs" else "left")
+               for name, rank in SCHEDULE_COLUMNS_SPEC]
+    out = Grid(columns)
+    for s in found:
+        left = float(s.next_run) - now
+        when = "-" if s.paused else f"in {ago(left)}" if left > 0 else "due"
+        out.add(s.schedule.name, s.schedule.every, s.schedule.type, when,
+                "paused" if s.paused else "active", str(s.runs), s.last_task or "-",
+                s.schedule.catch_up)
+    return out
