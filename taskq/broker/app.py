@@ -11,10 +11,10 @@ from taskq import topology
 from taskq.broker import recovery
 from taskq.broker.fetch import PriorityFetch
 from taskq.broker.poison_hooks import DecodeGuard, HandOverGuard
+from taskq.broker.running import RunLeases
 from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.config.schema import MAX_SECONDS
-from taskq.store.running import RunLeases
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
@@ -70,7 +70,8 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         # back the messages of a worker that died or was cut off within about 30 s (with
         # Celery's 120 s, the server's 60 s was used: over 110 s). A worker whose event loop
         # stalls that long is dropped too, and its running tasks are not run twice for it
-        # (their run leases, taskq/store/running.py). `?heartbeat=N` in the broker URL overrides it.
+        # (their run leases, taskq/broker/running.py). `?heartbeat=N` in the broker URL
+        # overrides it.
         "broker_heartbeat": HEARTBEAT,
         # Fail a publish within a few seconds when the broker is down, never hang.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0,
@@ -95,7 +96,7 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
-    app.steps["consumer"].add(RunLeases)  # one running attempt per task (taskq/store/running.py)
+    app.steps["consumer"].add(RunLeases)  # one running attempt per task (taskq/broker/running.py)
     # A message that cannot be decoded or handed to a process fails its task (poison.py).
     app.steps["worker"].add(HandOverGuard)
     app.steps["consumer"].add(DecodeGuard)

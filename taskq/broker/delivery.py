@@ -1,6 +1,6 @@
 """What a worker's main process does with a task's delivery besides running it: a yield is
 remembered (taskq/broker/yielding.py), a delivery whose attempt runs elsewhere waits in the worker
-(taskq/store/running.py), and a pool process lost mid-run lets go of its run lease at once.
+(taskq/broker/running.py), and a pool process lost mid-run lets go of its run lease at once.
 
 Checked against Celery 5.7: the request's dict is what the pool process gets as the task's
 request; `on_failure` is called in the main process with the exception of a task that
@@ -17,10 +17,9 @@ from celery.exceptions import WorkerLostError
 from celery.worker import state
 
 from taskq import topology
-from taskq.broker import yielding
+from taskq.broker import running, yielding
 from taskq.broker.tasks import RunsElsewhere, Yielded
 from taskq.broker.time_limits import TaskqRequest
-from taskq.store import running
 
 log = logging.getLogger(__name__)
 

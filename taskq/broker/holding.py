@@ -62,7 +62,7 @@ def handing_over(within: float) -> list[str]:
 
 def waiting(consumer: Any) -> int:
     """Messages the worker holds that are not reserved: delayed, in a rate-limit bucket, or
-    waiting for their attempt's run elsewhere to end (taskq/store/running.py)."""
+    waiting for their attempt's run elsewhere to end (taskq/broker/running.py)."""
     limited = sum(len(bucket.contents) for bucket in consumer.task_buckets.values()
                   if bucket is not None)
     waits = len(getattr(consumer.app, "taskq_waiting", None) or ())

@@ -18,7 +18,7 @@ The same rounds fail the tasks of poison messages the Redis fetch parked
 
 A message therefore goes to another worker while its task runs only if its worker dies
 mid-run or loses the broker for longer than LEASE; the run lease of the task's attempt
-(taskq/store/running.py) then keeps that delivery waiting while the first worker still reaches the
+(taskq/broker/running.py) then keeps that delivery waiting while the first worker still reaches the
 record store. Duplicates of the work are possible, losses are not.
 """
 

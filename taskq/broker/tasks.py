@@ -14,10 +14,10 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.log import get_task_logger
 
 from taskq import records, retry, topology, work
-from taskq.broker import starvation, yielding
+from taskq.broker import running, starvation, yielding
 from taskq.config import RetryPolicy, Settings, TaskType
 from taskq.errors import BrokerUnavailable, TransientError
-from taskq.store import attempt_error, claim, holding, running
+from taskq.store import attempt_error, claim, holding
 from taskq.work import WorkContext
 
 logger = get_task_logger(__name__)
@@ -38,7 +38,7 @@ class Yielded(Reject):
 class RunsElsewhere(Reject):
     """Raised when a task about to start finds its attempt running on another holder, whose
     worker keeps its run lease: the worker holds the message until that run ends
-    (taskq/store/running.py). (Requeued, as Reject, by a worker without taskq's request.)"""
+    (taskq/broker/running.py). (Requeued, as Reject, by a worker without taskq's request.)"""
 
 
 class Unrecorded(Reject):

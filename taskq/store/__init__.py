@@ -26,7 +26,7 @@ AMBIGUOUS_SHOWN = 10  # candidates an ambiguous id prefix lists
 # higher one was queued); the bound keeps a record whose message is gone (a purged queue) from
 # holding lower work back. (A yield repeats only when it helped: taskq/broker/yielding.py.)
 YIELD_WINDOW = 1.0
-# Seconds a running attempt's lease lasts unless its worker renews it (taskq/store/running.py).
+# Seconds a running attempt's lease lasts unless its worker renews it (taskq/broker/running.py).
 RUN_LEASE = 10.0
 # Seconds a per-second count of finished tasks is kept (watch reads the last 10).
 FINISHED_KEPT = 60
@@ -89,7 +89,7 @@ end
 # One running attempt per task: a claim that names its holder ('claim:n:host/pid') also takes
 # the attempt's run lease (`<prefix>:run:<id>`, 'n:host/pid', RUN_LEASE long, renewed by the
 # holder's worker); a claim of the same attempt by another holder while that lease lives is
-# refused (-5: the attempt runs elsewhere; the delivery waits, taskq/store/running.py). A RETRY or
+# refused (-5: the attempt runs elsewhere; the delivery waits, taskq/broker/running.py). A RETRY or
 # final write ends the attempt and its lease.
 # A RETRY write with a next_attempt_at enters the task in the due set (`<prefix>:due`) in the
 # same step: the mover publishes its next attempt when due (taskq/store/delayed.py), and until that
@@ -128,7 +128,7 @@ if ARGV[9] ~= '' then
     return {-4, old}
   end
   -- one running attempt per task: attempt n running elsewhere holds its run lease (renewed
-  -- while its worker lives, taskq/store/running.py); a second delivery of it waits
+  -- while its worker lives, taskq/broker/running.py); a second delivery of it waits
   local run = kind == 'claim' and holder ~= '' and redis.call('GET', run_key)
   if run and old == 'STARTED' and run ~= n .. ':' .. holder
      and string.match(run, '^(%d+):') == tostring(n) then
@@ -265,7 +265,7 @@ class TaskStore:
 
     def run_key(self, task_id: str) -> str:
         """The run lease of a task's running attempt (kept by _UPDATE, renewed by
-        taskq/store/running.py): 'n:holder' while attempt n runs there."""
+        taskq/broker/running.py): 'n:holder' while attempt n runs there."""
         return f"{self.prefix}:run:{task_id}"
 
     def dlq_key(self, type_name: str) -> str:

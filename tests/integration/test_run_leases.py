@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from taskq import records
+from taskq.broker import running
 from taskq.request import SubmitRequest
-from taskq.store import claim, holding, running
+from taskq.store import claim, holding
 from taskq.submit import prepare
 
 pytestmark = pytest.mark.integration

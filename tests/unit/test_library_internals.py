@@ -410,7 +410,7 @@ def test_celery_gives_a_request_s_dict_to_the_pool_and_its_failures_to_the_main_
     from celery.app import trace
     from celery.worker.request import Request
 
-    used_by = "taskq/broker/delivery.py and taskq/store/running.py"
+    used_by = "taskq/broker/delivery.py and taskq/broker/running.py"
     relies_on(parameters(Request.on_failure) == ["self", "exc_info", "send_failed_event",
                                                  "return_ok"] and
               "self._request_dict" in inspect.getsource(Request.execute_using_pool),
