@@ -134,7 +134,7 @@ from taskq.api import metrics
 from taskq.broker import queues
 from taskq.store import listing
 from taskq.term import watch
-from taskq.cli import runtime
+from taskq.commands.common import runtime
 rt = runtime(start_broker=False)
 task_id, state = sys.argv[1], sys.argv[2].upper()
 collector = watch.Collector(rt, watch.Filters())

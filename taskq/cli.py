@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from taskq.commands import completion
-from taskq.commands.ops import IdArg
+from taskq.commands.common import IdArg, JsonOpt, runtime
 from taskq.errors import BrokerUnavailable, ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check or show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until the task is final.")]
 TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer needs Optional
     "--timeout", help="Seconds to wait with --wait (default: no limit).")]
@@ -60,15 +59,6 @@ def _options(
         help="Show the versions of taskq, Celery and kombu and the broker used.")] = False,
 ) -> None:
     _state["traceback"] = traceback
-
-
-def runtime(start_broker: bool = True) -> Runtime:
-    """The deployment; read commands pass start_broker=False: they never start the embedded
-    broker (none running means no tasks: exit 7)."""
-    from taskq import config
-    from taskq.runtime import Runtime
-
-    return Runtime(config.load(), start_broker)
 
 
 @app.command()

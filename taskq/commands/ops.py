@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from taskq.commands import completion
+from taskq.commands.common import IdArg, JsonOpt, runtime
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 TypeOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
     "--type", "-t", autocompletion=completion.task_types,
     help="Only this task type (alias allowed); repeatable or comma-separated.")]
@@ -19,8 +19,6 @@ PriorityOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
 OneTypeOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
     "--type", "-t", autocompletion=completion.task_types,
     help="Only dead letters of this task type.")]
-IdArg = Annotated[str, typer.Argument(autocompletion=completion.recent_ids,
-                                      help="A task id, or a unique prefix of 6 or more.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many (1-1000).")]
 
 dlq_app = typer.Typer(help="Dead letters: tasks that failed for good.", no_args_is_help=True)
@@ -54,7 +52,6 @@ def list_(
     json_: JsonOpt = False,
 ) -> None:
     """List tasks, newest first, from the records kept since submit."""
-    from taskq.cli import runtime
     from taskq.store import listing
     from taskq.term import render, tables
 
@@ -77,7 +74,6 @@ def cancel(
 ) -> None:
     """Cancel a queued, delayed or retrying task (a running one with --terminate)."""
     from taskq import control
-    from taskq.cli import runtime
     from taskq.term import render
 
     rt = runtime()
@@ -91,7 +87,6 @@ def cancel(
 def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
     """Submit a failed task again as a new task linked to it; prints the new id."""
     from taskq import control
-    from taskq.cli import runtime
     from taskq.term import render
 
     rt = runtime()
@@ -108,7 +103,6 @@ def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
 def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = False) -> None:
     """List dead letters, most recently failed first."""
     from taskq import dlq
-    from taskq.cli import runtime
     from taskq.term import render, tables
 
     rt = runtime(start_broker=False)
@@ -128,7 +122,6 @@ def dlq_retry(
 ) -> None:
     """Submit every dead letter (of one type with --type) again; reports counts."""
     from taskq import dlq
-    from taskq.cli import runtime
     from taskq.errors import UsageError
     from taskq.term import progress, render
 
@@ -150,7 +143,6 @@ def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[b
 ) -> None:
     """Delete every dead letter (of one type with --type), after asking; reports the count."""
     from taskq import dlq
-    from taskq.cli import runtime
     from taskq.config import resolve_type
     from taskq.errors import UsageError
     from taskq.term import render
@@ -174,7 +166,6 @@ def dlq_purge(type_: OneTypeOpt = None, json_: JsonOpt = False, yes: Annotated[b
 def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt = False) -> None:
     """Each queue's depth, by priority, the age of its oldest waiting task, its consumers."""
     from taskq.broker import queues as queue_view
-    from taskq.cli import runtime
     from taskq.term import render, tables
 
     rt = runtime(start_broker=False)
@@ -187,7 +178,6 @@ def queues(type_: TypeOpt = None, priority: PriorityOpt = None, json_: JsonOpt =
 
 def workers(json_: JsonOpt = False) -> None:
     """Each worker: host, profile, queues, state (online, busy, gone, stopped), current task."""
-    from taskq.cli import runtime
     from taskq.store import workers as workers_view
     from taskq.term import render, tables
 
@@ -209,7 +199,6 @@ def watch(
     ] = False,
 ) -> None:
     """A live view of queues, workers, latest tasks, rates, retries and dead letters."""
-    from taskq.cli import runtime
     from taskq.term import watch as watching
 
     rt = runtime(start_broker=False)

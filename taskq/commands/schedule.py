@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from taskq.commands import completion
+from taskq.commands.common import JsonOpt, runtime
 
 if TYPE_CHECKING:
     from taskq.store.schedules import Stored
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 NameArg = Annotated[str, typer.Argument(help="The schedule's name.")]
 Text = Optional[str]  # noqa: UP045 - typer needs Optional
 
@@ -28,7 +28,6 @@ def register(app: typer.Typer) -> None:
 def list_(json_: JsonOpt = False) -> None:
     """Every schedule: how often, its next run, paused or not, its runs and last task."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
     from taskq.term import render, tables
 
     found = schedule_ops.store(runtime(start_broker=False))
@@ -67,7 +66,6 @@ def add(
 ) -> None:
     """Add a schedule (stored in Redis: every host's workers see it)."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
 
     raw = schedule_ops.from_cli(type_, priority, param or [], params, cron, timezone,
                                 interval, catch_up)
@@ -79,7 +77,6 @@ def add(
 def pause(name: NameArg, json_: JsonOpt = False) -> None:
     """Pause a schedule: no tick is submitted until it is resumed."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
 
     _show(schedule_ops.store(runtime()).pause(name), json_, "paused")
 
@@ -89,7 +86,6 @@ def resume(name: NameArg, json_: JsonOpt = False) -> None:
     """Resume a schedule from its next tick (with catch_up once: one task for the ticks
     paused over first)."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
 
     _show(schedule_ops.store(runtime()).resume(name), json_, "resumed")
 
@@ -98,7 +94,6 @@ def resume(name: NameArg, json_: JsonOpt = False) -> None:
 def remove(name: NameArg) -> None:
     """Remove a schedule added at run time (one from the config is removed there)."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
     from taskq.term import render
 
     schedule_ops.store(runtime()).remove(name)
@@ -109,7 +104,6 @@ def remove(name: NameArg) -> None:
 def run_now(name: NameArg, json_: JsonOpt = False) -> None:
     """Submit the schedule's task now (its ticks go on as before); prints the task id."""
     from taskq import schedule_ops
-    from taskq.cli import runtime
     from taskq.term import render
 
     record = schedule_ops.run_now(runtime(), name)

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from taskq.commands.common import runtime
+
 HostOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
     "--host", help="Address to listen on (default: api.host, 127.0.0.1).")]
 PortOpt = Annotated[Optional[int], typer.Option(  # noqa: UP045
@@ -21,7 +23,6 @@ def register(app: typer.Typer) -> None:
 def api(host: HostOpt = None, port: PortOpt = None) -> None:
     """Serve the REST API (waitress) until Ctrl-C; needs a token to listen beyond loopback."""
     from taskq.api import server
-    from taskq.cli import runtime
 
     server.serve(runtime(), host, port)
 
@@ -36,6 +37,5 @@ def flower(
 ) -> None:
     """Run Flower, the Celery monitoring UI, against the configured broker until Ctrl-C."""
     from taskq import flower as flowers
-    from taskq.cli import runtime
 
     flowers.run(runtime(), port, address, basic_auth)
