@@ -126,5 +126,7 @@ class Runtime:
     @cached_property
     def celery(self) -> Celery:
         from taskq.broker.app import create_app
+        from taskq.celery_calls import TaskqCelery
 
-        return create_app(self.settings, self.broker_url, runtime=self)
+        # Celery's own send_task (apply_async, delay, `celery call`) submits as taskq does.
+        return create_app(self.settings, self.broker_url, runtime=self, app_class=TaskqCelery)

@@ -12,7 +12,6 @@ from taskq.broker import recovery
 from taskq.broker.fetch import PriorityFetch
 from taskq.broker.poison_hooks import DecodeGuard, HandOverGuard
 from taskq.broker.running import RunLeases
-from taskq.celery_calls import TaskqCelery
 from taskq.config import Settings
 from taskq.config.schema import MAX_SECONDS
 
@@ -85,14 +84,15 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = None) -> Celery:
-    """Build a Celery app for `settings`; does no I/O, so it can be built twice in a test."""
+def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = None,
+               app_class: type[Celery] = Celery) -> Celery:
+    """Build a Celery app for `settings`; does no I/O, so it can be built twice in a test.
+    `app_class`: the runtime's is taskq.celery_calls.TaskqCelery, whose send_task submits."""
     from taskq.broker.tasks import register_tasks
 
     # The task consumer fetches by priority instead of subscribing (taskq/broker/fetch.py); on
     # Redis brokers, unacked messages are leased (taskq/broker/recovery.py).
-    # Celery's own send_task (apply_async, delay, `celery call`) submits as taskq does.
-    app = TaskqCelery("taskq", set_as_current=False, amqp="taskq.broker.fetch:PriorityAMQP")
+    app = app_class("taskq", set_as_current=False, amqp="taskq.broker.fetch:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))
     app.steps["consumer"].add(PriorityFetch)
     app.steps["consumer"].add(recovery.Leases)
