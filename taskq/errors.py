@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import IntEnum
 from typing import ClassVar
 
@@ -231,3 +232,9 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """Raised by work when retrying cannot help (5xx SMTP reply, missing file, bad input)."""
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    """" (did you mean 'x'?)" when one of `options` is close to `word`, else nothing."""
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

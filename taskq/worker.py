@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from taskq import topology
-from taskq.config import Settings, did_you_mean, resolve_type
-from taskq.errors import TaskqError, UsageError
+from taskq.config import Settings, resolve_type
+from taskq.errors import TaskqError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime

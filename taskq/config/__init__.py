@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from taskq.errors import ConfigError, UsageError
+from taskq.errors import ConfigError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from taskq.schedules import Schedule
@@ -317,8 +316,4 @@ def resolve_priority(settings: Settings, priority: str | None) -> str:
         raise UsageError(f"unknown priority {priority!r}; use one of "
                          f"{', '.join(settings.priorities)}") from None
 
-
-def did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 

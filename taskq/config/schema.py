@@ -22,9 +22,8 @@ from taskq.config import (
     TaskType,
     WorkerProfile,
     default_home,
-    did_you_mean,
 )
-from taskq.errors import ConfigError
+from taskq.errors import ConfigError, did_you_mean
 
 # Global rate limits per task type (kept by taskq/store/rate_limits.py)
 MAX_PER_SECOND = 10_000.0  # beyond that a Redis round trip per task is the limit anyway
