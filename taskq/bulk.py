@@ -86,12 +86,14 @@ def submit_all(runtime: Runtime, records: list[TaskRecord],
                progress: Callable[[int], None] | None = None) -> list[TaskRecord]:
     """Record and publish prepared tasks in pipelined batches; returns them (a repeat of an
     idempotency key made, in place, the record of the task its key names: keys.send_once)."""
+    from taskq.broker import released
     from taskq.broker.publish import send_all
     from taskq.store import dependencies, keys
 
     with paused_gc():
         keys.send_once(runtime, records, dependencies.sending(
-            runtime, lambda fresh: send_all(runtime, fresh, progress=progress)))
+            runtime, lambda fresh: send_all(runtime, fresh, progress=progress),
+            released.release))
     return records
 
 

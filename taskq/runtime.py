@@ -77,11 +77,11 @@ class Runtime:
 
     @cached_property
     def store(self) -> TaskStore:
-        from taskq.store import TaskStore, dependencies
+        from taskq.store import TaskStore
 
         store = TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                           mask_url(self.backend_url) or "")
-        store.on_released = partial(dependencies.release_quietly, self)
+        store.on_released = partial(_release_quietly, self)
         return store
 
     def task_id(self, text: str) -> str:
@@ -130,3 +130,10 @@ class Runtime:
 
         # Celery's own send_task (apply_async, delay, `celery call`) submits as taskq does.
         return create_app(self.settings, self.broker_url, runtime=self, app_class=TaskqCelery)
+
+
+def _release_quietly(runtime: Runtime) -> None:
+    """Queue (or revoke) the tasks a final write released (taskq/broker/released.py)."""
+    from taskq.broker import released  # when a release happens: `status` never loads it
+
+    released.release_quietly(runtime)

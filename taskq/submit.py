@@ -41,13 +41,15 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
            task_id: str | None = None) -> TaskRecord:
     """Record then publish; if publishing fails the record is removed, so none claims QUEUED.
     `task_id`: the caller's id (Celery's send_task(task_id=...)), refused if already used."""
+    from taskq.broker import released
     from taskq.broker.publish import publisher
 
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of
     if task_id is not None:
         record.id = _unused_id(runtime, task_id)
-    keys.send_once(runtime, [record], dependencies.sending(runtime, publisher(runtime).send))
+    keys.send_once(runtime, [record], dependencies.sending(runtime, publisher(runtime).send,
+                                                         released.release))
     return record
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from taskq import errors, topology
 from taskq.broker import messages
 from taskq.errors import BrokerUnavailable, NotQueued
+from taskq.store import delayed
 from taskq.urls import mask_url, redis_client_url
 
 if TYPE_CHECKING:
@@ -307,14 +308,12 @@ def _send_runs(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
                progress: Callable[[int], None] | None) -> None:
     """Send runs of delayed and of other tasks in turn, in submission order (their
     submitted_at stamps follow it); NotQueued counts and names the tasks of every run."""
-    from taskq.store import delayed
-
     runs = [list(run) for _, run in groupby(tasks, key=lambda task: task.eta is not None)]
     sent = 0
     for n, run in enumerate(runs):
         try:
             if run[0].eta is not None:
-                delayed.enter_all(runtime, run, batch_size, progress)
+                enter_delayed(runtime, run, batch_size, progress)
             else:
                 send_all(runtime, run, batch_size, progress)
         except NotQueued as exc:
@@ -365,3 +364,38 @@ def _run_each(steps: Sequence[tuple[Sequence[TaskRecord], Callable[[], None]]]) 
         except Unsent as exc:
             later = [record for batch, _ in steps[n + 1:] for record in batch]
             raise Unsent(exc.problem, exc.records + later) from None
+
+
+def enter_delayed(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
+              progress: Callable[[int], None] | None) -> None:
+    """Write delayed tasks' records and due entries, a batch per round trip; no message is
+    published until a task is due. NotQueued names the tasks not written when one fails."""
+    _reach_broker(runtime)
+    sender, store = publisher(runtime), runtime.store
+    for start in range(0, len(tasks), batch_size):
+        batch = tasks[start:start + batch_size]
+        try:
+            sender.write_records(batch, also=partial(delayed.add, store, batch))
+        except Unsent as exc:
+            raise NotQueued(exc.problem, start, [r.id for r in tasks[start:]]) from None
+        if progress is not None:
+            progress(len(batch))
+
+
+_reached: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+def _reach_broker(runtime: Runtime) -> None:
+    """Connect to the broker once per runtime: a submit to a broker it cannot reach (a wrong
+    URL or password) fails now, as one without a delay does, not when its tasks fall due."""
+    if runtime in _reached:
+        return
+    try:
+        with runtime.celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        problem = broker_unavailable(runtime, exc)
+        if problem is None:
+            raise
+        raise problem from None
+    _reached.add(runtime)

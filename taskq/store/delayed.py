@@ -12,17 +12,13 @@ mover takes the task over and publishes it.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import records
-from taskq.errors import NotQueued
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
-    from taskq.runtime import Runtime
     from taskq.store import TaskStore
 
 # Seconds a mover's claim on the tasks it took lasts: far longer than publishing one take
@@ -108,45 +104,6 @@ def add(store: TaskStore, batch: Sequence[TaskRecord], pipe: Any) -> None:
     entries = {record.id: record.eta for record in batch if record.eta is not None}
     if entries:
         pipe.zadd(due_key(store.prefix), entries)
-
-
-def enter_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
-              progress: Callable[[int], None] | None) -> None:
-    """Write delayed tasks' records and due entries, a batch per round trip; no message is
-    published until a task is due. NotQueued names the tasks not written when one fails."""
-    from taskq.broker.publish import Unsent, publisher
-
-    _reach_broker(runtime)
-    sender, store = publisher(runtime), runtime.store
-    for start in range(0, len(tasks), batch_size):
-        batch = tasks[start:start + batch_size]
-        try:
-            sender.write_records(batch, also=partial(add, store, batch))
-        except Unsent as exc:
-            raise NotQueued(exc.problem, start, [r.id for r in tasks[start:]]) from None
-        if progress is not None:
-            progress(len(batch))
-
-
-_reached: weakref.WeakSet[Runtime] = weakref.WeakSet()
-
-
-def _reach_broker(runtime: Runtime) -> None:
-    """Connect to the broker once per runtime: a submit to a broker it cannot reach (a wrong
-    URL or password) fails now, as one without a delay does, not when its tasks fall due."""
-    from taskq.broker.publish import broker_unavailable
-
-    if runtime in _reached:
-        return
-    try:
-        with runtime.celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1)
-    except Exception as exc:
-        problem = broker_unavailable(runtime, exc)
-        if problem is None:
-            raise
-        raise problem from None
-    _reached.add(runtime)
 
 
 def retries_of(store: TaskStore, task_ids: Sequence[str]) -> list[int]:

@@ -13,7 +13,6 @@ must exist when the task is submitted, so no cycle can be made."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -102,10 +101,12 @@ def apply(record: TaskRecord, request: SubmitRequest) -> None:
         record.state = records.WAITING
 
 
-def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any]
-            ) -> Callable[[list[TaskRecord]], None]:
+def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any],
+            release: Callable[[Runtime], None]) -> Callable[[list[TaskRecord]], None]:
     """`send` for tasks that wait for nothing; the others are registered with their
-    dependencies, which are checked (and id prefixes resolved) before anything is sent."""
+    dependencies, which are checked (and id prefixes resolved) before anything is sent, and
+    those whose dependencies have already decided are released (`release`, which publishes:
+    taskq/broker/released.py)."""
     def send_all(batch: list[TaskRecord]) -> None:
         waiting = [record for record in batch if record.after]
         if not waiting:
@@ -120,7 +121,7 @@ def sending(runtime: Runtime, send: Callable[[list[TaskRecord]], Any]
         except NotQueued as exc:  # the waiting tasks were not recorded either
             raise NotQueued(exc.problem, exc.queued,
                             exc.unqueued + [record.id for record in waiting]) from None
-        register(runtime, waiting)
+        register(runtime, waiting, release)
     return send_all
 
 
@@ -145,9 +146,10 @@ def _unknown(task_id: str) -> UsageError:
                       "exists)")
 
 
-def register(runtime: Runtime, waiting: Sequence[TaskRecord]) -> None:
+def register(runtime: Runtime, waiting: Sequence[TaskRecord],
+             release: Callable[[Runtime], None]) -> None:
     """Write each WAITING record and register it with its open dependencies; those already
-    decided (every dependency done, or one failed) are released at once."""
+    decided (every dependency done, or one failed) are released at once (`release`)."""
     from taskq.records import hash_pairs
     from taskq.store import text
 
@@ -187,70 +189,3 @@ def _json(value: Any) -> str:
 def released_key(prefix: str) -> str:
     """The list of WAITING tasks whose dependencies have decided, to be queued or revoked."""
     return f"{prefix}:released"
-
-
-_draining = threading.local()
-
-
-def release(runtime: Runtime) -> None:
-    """Queue, or revoke, every released task. Revoking one releases its own waiters: they
-    join the list and are drained by the same loop (a call made meanwhile by the write
-    itself returns at once)."""
-    if getattr(_draining, "active", False):
-        return
-    _draining.active = True
-    try:
-        _drain(runtime)
-    finally:
-        _draining.active = False
-
-
-def release_quietly(runtime: Runtime) -> None:
-    """release() after a final write, whose caller (a worker's, a cancel's) must not fail
-    for it: what is left on the list is drained later (a worker's heartbeat)."""
-    try:
-        release(runtime)
-    except Exception as exc:  # noqa: BLE001 - the task stays on the list: nothing is lost
-        log.warning("released tasks left to queue later: %s", exc)
-
-
-def _drain(runtime: Runtime) -> None:
-    from taskq.store import text
-
-    store = runtime.store
-    key = released_key(store.prefix)
-    while True:
-        with store.reachable():
-            popped = store.client.lpop(key)
-        if popped is None:
-            return
-        task_id = text(popped)
-        try:
-            _settle(runtime, task_id)
-        except BaseException:
-            with store.reachable():
-                store.client.rpush(key, task_id)  # tried again by the next drain
-            raise
-
-
-def _settle(runtime: Runtime, task_id: str) -> None:
-    from taskq.broker.publish import celery_send
-    from taskq.store import text
-
-    store = runtime.store
-    with store.reachable():
-        failed = store.client.hget(store.key(task_id), "after_failed")
-    if failed is not None:
-        store.transition(task_id, records.REVOKED, final=True, only_from=(records.WAITING,),
-                         finished_at=time.time(), error=f"dependency {text(failed)}",
-                         next_attempt_at=None)
-        return
-    outcome, _ = store.transition(task_id, records.QUEUED, only_from=(records.WAITING,))
-    if outcome != 1:
-        return  # cancelled meanwhile, or queued by another drain
-    try:
-        celery_send(runtime, store.get(task_id))
-    except BaseException:
-        # Not sent: back to WAITING, so the next drain (the id goes back on the list) sends it.
-        store.transition(task_id, records.WAITING, only_from=(records.QUEUED,))
-        raise
