@@ -141,7 +141,7 @@ def _claim(runtime: Runtime, entries: list[tuple[str, str]]) -> list[bool]:
 def _published(runtime: Runtime, news: list[TaskRecord], sent: int) -> list[bool]:
     """Which new tasks were published: those of the batches reported sent, and after them
     (a batch that failed part way) those whose record is still there: a batch's records are
-    removed for the messages it could not publish (publish.Publisher)."""
+    removed for the messages it could not publish (publish/base.py, Publisher)."""
     rest = news[sent:]
     if not rest:
         return [True] * sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from taskq import params as param_schema
@@ -42,13 +43,13 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
     """Record then publish; if publishing fails the record is removed, so none claims QUEUED.
     `task_id`: the caller's id (Celery's send_task(task_id=...)), refused if already used."""
     from taskq.broker import released
-    from taskq.broker.publish import publisher
+    from taskq.broker.publish import send_one
 
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of
     if task_id is not None:
         record.id = _unused_id(runtime, task_id)
-    keys.send_once(runtime, [record], dependencies.sending(runtime, publisher(runtime).send,
+    keys.send_once(runtime, [record], dependencies.sending(runtime, partial(send_one, runtime),
                                                          released.release))
     return record
 

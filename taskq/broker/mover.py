@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from taskq import records
-from taskq.broker.publish import celery_send
+from taskq.broker.publish.base import celery_send
 from taskq.broker.thread_step import ThreadStep
 from taskq.store import delayed
 

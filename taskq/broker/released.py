@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from taskq import records
-from taskq.broker.publish import celery_send
+from taskq.broker.publish.base import celery_send
 from taskq.store import text
 from taskq.store.dependencies import released_key
 

@@ -210,7 +210,7 @@ def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_th
 
 
 # py-amqp and kombu's pyamqp channel (taskq/broker/fetch.py, taskq/broker/amqp_frames.py,
-# taskq/broker/publish.py)
+# taskq/broker/publish/__init__.py)
 
 def test_py_amqp_fills_a_get_ok_reply_as_the_batched_fetch_expects():
     relies_on("returns_tuple" in parameters(AbstractChannel.wait),
@@ -242,7 +242,7 @@ def test_kombus_pyamqp_channel_prepares_and_converts_messages_as_taskq_calls_it(
     relies_on(parameters(PyamqpChannel.prepare_message)[:7] == [
         "self", "body", "priority", "content_type", "content_encoding", "headers",
         "properties"], "kombu pyamqp Channel.prepare_message argument order",
-        "taskq/broker/publish.py AmqpPublisher")
+        "taskq/broker/publish/__init__.py AmqpPublisher")
     relies_on(callable(PyamqpChannel.message_to_python), "kombu pyamqp "
               "Channel.message_to_python", "taskq/broker/fetch.py")
 
@@ -399,7 +399,7 @@ def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
     connection = client.connection_pool.make_connection()
     relies_on(client.connection_pool.connection_kwargs.get("db") == 7 and connection.db == 7,
               "redis-py connection_kwargs['db'] / Connection.db",
-              "taskq/broker/publish.py RedisPublisher, taskq/runtime.py")
+              "taskq/broker/publish/__init__.py RedisPublisher, taskq/runtime.py")
     relies_on(connection.redis_connect_func is not None and callable(connection.on_connect),
               "redis-py redis_connect_func and Connection.on_connect",
               "taskq/urls.py redis_client")

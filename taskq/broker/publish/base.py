@@ -1,21 +1,18 @@
-"""Writes records and publishes their messages in batches; a task counts as queued once the
-broker has confirmed its message, and a task the broker did not take keeps no record."""
+"""What every publisher shares: a batch's records written and its messages sent, the
+tasks the broker did not take told apart (Unsent) and their records removed; Celery's own
+send_task for brokers without a fast path (taskq/broker/publish/redis.py, amqp.py)."""
 
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from itertools import groupby
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq import errors, topology
 from taskq.broker import messages
-from taskq.errors import BrokerUnavailable, NotQueued
-from taskq.store import delayed
-from taskq.urls import mask_url, redis_client_url
+from taskq.errors import BrokerUnavailable
+from taskq.urls import mask_url
 
 if TYPE_CHECKING:
     from taskq.broker.messages import Template
@@ -92,10 +89,6 @@ class Publisher:
         self._templates: dict[str, Template] = {}
         self._stamped = 0.0  # the last submitted_at given
         self._forget_script: Any = None
-
-    def send(self, batch: Sequence[TaskRecord]) -> None:
-        """Record and publish `batch`; NotQueued if the broker did not take all of it."""
-        send_all(self.runtime, batch, batch_size=max(1, len(batch)))
 
     def session(self) -> Session:
         return Session(self)
@@ -212,45 +205,6 @@ class CeleryPublisher(Publisher):
     """Any other transport: Celery's send_task for every message."""
 
 
-_publishers: weakref.WeakKeyDictionary[Runtime, Publisher] = weakref.WeakKeyDictionary()
-
-
-def publisher(runtime: Runtime) -> Publisher:
-    """The runtime's publisher, made once (it keeps the message templates it captured)."""
-    found = _publishers.get(runtime)
-    if found is None:
-        found = _publishers[runtime] = _make(runtime)
-    return found
-
-
-def close(runtime: Runtime) -> None:
-    """Close the connections `runtime` opened to publish and to read (the Python API's
-    Client.close); what was never opened is left alone."""
-    found = _publishers.pop(runtime, None)
-    own = getattr(found, "client", None)
-    made = vars(runtime)  # cached_property values
-    if own is not None and own is not made.get("redis"):
-        own.close()
-    if "celery" in made:
-        made["celery"].close()
-    if "redis" in made:
-        made["redis"].close()
-
-
-def _make(runtime: Runtime) -> Publisher:
-    from taskq.broker.publish_amqp import AmqpPublisher
-    from taskq.broker.publish_redis import RedisPublisher
-
-    url = runtime.broker_url
-    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
-        return AmqpPublisher(runtime)
-    redis_url = redis_client_url(url)
-    if redis_url is None:
-        return CeleryPublisher(runtime)
-    return RedisPublisher(runtime, redis_url,
-                          shared=redis_url == redis_client_url(runtime.backend_url))
-
-
 def celery_send(runtime: Runtime, record: TaskRecord, producer: Any = None,
                 retries: int = 0) -> None:
     """Celery's own send_task: the path for brokers without a fast one, and for delayed tasks
@@ -282,79 +236,6 @@ def is_connection_error(exc: Exception) -> bool:
                       | redis.TimeoutError | AmqpConnectionError | AccessRefused)
 
 
-def send_all(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int = 500,
-             progress: Callable[[int], None] | None = None) -> None:
-    """Record and publish `tasks` in batches, in order; `progress(n)` once a batch of n is
-    queued. While a batch is written (by one writer thread, waiting on the servers most of
-    the time) the next is built; a failed write stops the rest, and NotQueued says how many
-    tasks were queued and names the others (the broker's confirmed tasks stay queued)."""
-    if any(task.eta is not None for task in tasks):
-        # delayed tasks wait in the due set, not as messages (taskq/store/delayed.py)
-        _send_runs(runtime, tasks, batch_size, progress)
-        return
-    if not tasks:
-        return
-    session = publisher(runtime).session()
-    try:
-        _send_batches(session, tasks, batch_size, progress)
-    except Unsent as exc:
-        unqueued = [record.id for record in [*exc.records, *tasks[exc.after:]]]
-        raise NotQueued(exc.problem, len(tasks) - len(unqueued), unqueued) from None
-    finally:
-        session.close()
-
-
-def _send_runs(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
-               progress: Callable[[int], None] | None) -> None:
-    """Send runs of delayed and of other tasks in turn, in submission order (their
-    submitted_at stamps follow it); NotQueued counts and names the tasks of every run."""
-    runs = [list(run) for _, run in groupby(tasks, key=lambda task: task.eta is not None)]
-    sent = 0
-    for n, run in enumerate(runs):
-        try:
-            if run[0].eta is not None:
-                enter_delayed(runtime, run, batch_size, progress)
-            else:
-                send_all(runtime, run, batch_size, progress)
-        except NotQueued as exc:
-            after = [task.id for later in runs[n + 1:] for task in later]
-            raise NotQueued(exc.problem, sent + exc.queued, exc.unqueued + after) from None
-        sent += len(run)
-
-
-def _send_batches(session: Session, tasks: Sequence[TaskRecord], batch_size: int,
-                  progress: Callable[[int], None] | None) -> None:
-    def finished(sizes: list[int]) -> None:
-        for size in sizes:
-            if progress is not None:
-                progress(size)
-
-    if len(tasks) <= batch_size:  # nothing to overlap: no thread (the sidecar's single submit)
-        finished(_step(session.build(tasks), len(tasks)))
-        finished(_step(session.finish, len(tasks)))
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-publish") as writer:
-        writing: Future[list[int]] | None = None
-        for start in range(0, len(tasks), batch_size):
-            end = min(start + batch_size, len(tasks))
-            write = session.build(tasks[start:end])
-            if writing is not None:
-                finished(writing.result())
-            writing = writer.submit(_step, write, end)
-        if writing is not None:
-            finished(writing.result())
-        finished(writer.submit(_step, session.finish, len(tasks)).result())
-
-
-def _step(write: Callable[[], list[int]], end: int) -> list[int]:
-    """Run a write step; Unsent from it learns that the tasks from `end` on were not sent."""
-    try:
-        return write()
-    except Unsent as exc:
-        exc.after = end
-        raise
-
-
 def _run_each(steps: Sequence[tuple[Sequence[TaskRecord], Callable[[], None]]]) -> None:
     """Run a batch's steps in order; when one fails, the tasks of those after it are unsent
     too (their records were never written)."""
@@ -364,38 +245,3 @@ def _run_each(steps: Sequence[tuple[Sequence[TaskRecord], Callable[[], None]]]) 
         except Unsent as exc:
             later = [record for batch, _ in steps[n + 1:] for record in batch]
             raise Unsent(exc.problem, exc.records + later) from None
-
-
-def enter_delayed(runtime: Runtime, tasks: Sequence[TaskRecord], batch_size: int,
-              progress: Callable[[int], None] | None) -> None:
-    """Write delayed tasks' records and due entries, a batch per round trip; no message is
-    published until a task is due. NotQueued names the tasks not written when one fails."""
-    _reach_broker(runtime)
-    sender, store = publisher(runtime), runtime.store
-    for start in range(0, len(tasks), batch_size):
-        batch = tasks[start:start + batch_size]
-        try:
-            sender.write_records(batch, also=partial(delayed.add, store, batch))
-        except Unsent as exc:
-            raise NotQueued(exc.problem, start, [r.id for r in tasks[start:]]) from None
-        if progress is not None:
-            progress(len(batch))
-
-
-_reached: weakref.WeakSet[Runtime] = weakref.WeakSet()
-
-
-def _reach_broker(runtime: Runtime) -> None:
-    """Connect to the broker once per runtime: a submit to a broker it cannot reach (a wrong
-    URL or password) fails now, as one without a delay does, not when its tasks fall due."""
-    if runtime in _reached:
-        return
-    try:
-        with runtime.celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1)
-    except Exception as exc:
-        problem = broker_unavailable(runtime, exc)
-        if problem is None:
-            raise
-        raise problem from None
-    _reached.add(runtime)

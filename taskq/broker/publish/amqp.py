@@ -7,7 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskq.broker import amqp_frames, messages
-from taskq.broker.publish import Publisher, Session, celery_send
+from taskq.broker.publish.base import Publisher, Session, celery_send
 from taskq.urls import mask_url
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ WRITE_SIZE = 64 * 1024
 class AmqpPublisher(Publisher):
     """Publishes on one channel of Celery's producer pool, in confirm mode: a batch's messages
     go out without a wait between them, and a task counts as queued once the broker confirmed
-    its message (see taskq/broker/amqp_window.py)."""
+    its message (see taskq/broker/publish/confirms.py)."""
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
@@ -35,7 +35,7 @@ class AmqpPublisher(Publisher):
         self._encoders: dict[str, amqp_frames.PropertyEncoder | None] = {}
 
     def session(self) -> Session:
-        from taskq.broker.amqp_window import Window
+        from taskq.broker.publish.confirms import Window
 
         return Window(self)
 

@@ -14,7 +14,7 @@ from taskq.broker.publish import Session, Unsent
 from taskq.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
-    from taskq.broker.publish_amqp import AmqpPublisher, Parts
+    from taskq.broker.publish.amqp import AmqpPublisher, Parts
     from taskq.records import TaskRecord
 
 # Seconds a wait for the broker's confirms may take (RabbitMQ confirms a persistent message

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import topology
 from taskq.broker import messages
-from taskq.broker.publish import Publisher, Unsent, is_connection_error
+from taskq.broker.publish.base import Publisher, Unsent, is_connection_error
 from taskq.urls import redis_client
 
 if TYPE_CHECKING:
