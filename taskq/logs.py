@@ -27,12 +27,11 @@ class TaskContextFilter(logging.Filter):
         return True
 
     def current_task_fields(self) -> dict[str, object]:
-        from celery._state import get_current_task
+        from celery import current_task as task  # Celery's public proxy of the running task
 
         from taskq import topology
 
-        task = get_current_task()
-        if task is None or task.request.id is None:
+        if not task or task.request.id is None:
             return {}
         queue = (task.request.delivery_info or {}).get("routing_key") or ""
         parsed = topology.parse_queue(self.settings, queue)

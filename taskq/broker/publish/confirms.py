@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskq import records
 from taskq.broker import amqp_frames
-from taskq.broker.publish import Session, Unsent
+from taskq.broker.publish.base import Session, Unsent
 from taskq.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
