@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from taskq.config import (
+from taskq.config.settings import (
     BASIC_AUTH,
     BUILTIN_TYPES,
     PARAM_KINDS,
