@@ -29,7 +29,7 @@ def consumed_queues(settings: Settings, types: Iterable[str],
                     priorities: Iterable[str]) -> list[str]:
     """Queues a worker reads, priority-major: every high queue before any normal one.
 
-    Workers take from them in this order (taskq/broker/fetch.py), which makes priority strict.
+    Workers take from them in this order (taskq/broker/fetch/), which makes priority strict.
     """
     types = list(types)
     wanted = set(priorities)

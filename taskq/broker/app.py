@@ -39,7 +39,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "accept_content": ["json"],
         # Strict priority: a worker holds no message it is not running (prefetch 1 per
         # process, ack after the run), and it fetches its queues in priority order
-        # (taskq/broker/fetch.py).
+        # (taskq/broker/fetch/).
         # Nothing lost: acked after the run, requeued if the process running it dies.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -90,7 +90,7 @@ def create_app(settings: Settings, broker_url: str, runtime: Runtime | None = No
     `app_class`: the runtime's is taskq.celery_calls.TaskqCelery, whose send_task submits."""
     from taskq.broker.tasks import register_tasks
 
-    # The task consumer fetches by priority instead of subscribing (taskq/broker/fetch.py); on
+    # The task consumer fetches by priority instead of subscribing (taskq/broker/fetch/); on
     # Redis brokers, unacked messages are leased (taskq/broker/recovery.py).
     app = app_class("taskq", set_as_current=False, amqp="taskq.broker.fetch:PriorityAMQP")
     app.conf.update(celery_config(settings, broker_url))

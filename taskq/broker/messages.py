@@ -212,7 +212,7 @@ def amqp_parts(template: Template, task_id: str, kwargs: dict[str, Any]
 
 def wake_exchange(settings: Settings) -> Exchange:
     """The doorbell: publishers send an empty message to this fanout exchange after queuing
-    work, and every idle worker fetches at once (taskq/broker/fetch.py)."""
+    work, and every idle worker fetches at once (taskq/broker/fetch/)."""
     from kombu import Exchange
 
     from taskq.topology import wake_exchange as name
@@ -222,7 +222,7 @@ def wake_exchange(settings: Settings) -> Exchange:
 
 def wake_body(queues: Iterable[str]) -> bytes:
     """A ring's body on RabbitMQ: the queues that got work, so a worker asks only as far down
-    its queues as the highest of them (taskq/broker/fetch.py)."""
+    its queues as the highest of them (taskq/broker/fetch/)."""
     return ",".join(sorted(queues)).encode()
 
 

@@ -1,8 +1,9 @@
 """Poison messages: a task message a worker cannot decode, or cannot hand to a pool process,
 fails its task with the reason (a dead letter) instead of jamming the worker or vanishing.
 
-The worker's hooks (taskq/broker/poison_hooks.py, and the Redis fetch in taskq/broker/fetch.py)
-build a `Poison`, call `quarantine`, then acknowledge the message; nothing here knows Celery.
+The worker's hooks (taskq/broker/poison_hooks.py, and the Redis fetch in
+taskq/broker/fetch/redis.py) build a `Poison`, call `quarantine`, then acknowledge the message;
+nothing here knows Celery.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ UNREADABLE = "the fetch script cannot read it as a message"
 
 
 def redis_key(prefix: str) -> str:
-    """The hash where the Redis fetch (taskq/broker/fetch.py) parks the messages of this
+    """The hash where the Redis fetch (taskq/broker/fetch/redis.py) parks the messages of this
     deployment's queues that it cannot read, until their tasks are failed."""
     return f"{prefix}:poison"
 

@@ -13,7 +13,7 @@ the timeout would be handed out twice. So:
   restores the messages of this deployment that nobody renewed for LEASE seconds (`Leases`).
 
 The same rounds fail the tasks of poison messages the Redis fetch parked
-(taskq/broker/fetch.py) when the worker that parked one was killed before it could
+(taskq/broker/fetch/redis.py) when the worker that parked one was killed before it could
 (`settle_parked`).
 
 A message therefore goes to another worker while its task runs only if its worker dies
@@ -104,9 +104,9 @@ def _routing_key(raw: bytes) -> str:
 
 
 def settle_parked(channel: Any, key: str, on_poison: Any, seen: set[bytes]) -> set[bytes]:
-    """Fail the tasks of the poison messages parked under `key` (taskq/broker/fetch.py) that were
-    already there at the last round (`seen`): the worker that parked one was killed before it
-    could. Returns the tags parked now and not settled, for the next round."""
+    """Fail the tasks of the poison messages parked under `key` (taskq/broker/fetch/redis.py) that
+    were already there at the last round (`seen`): the worker that parked one was killed
+    before it could. Returns the tags parked now and not settled, for the next round."""
     with channel.conn_or_acquire() as client:
         parked = client.hgetall(key)
         for tag in seen & set(parked):

@@ -1,11 +1,11 @@
 """Global rate limits per task type: one GCRA bucket per type in the records' Redis, shared by
 every worker on every host, with time from the Redis server (never from a host's clock).
 
-A worker takes a message as usual (taskq/broker/fetch.py), then asks the type's bucket for a token
-in one script call. Without one, the message goes back to the head of its queue before it
+A worker takes a message as usual (taskq/broker/fetch/), then asks the type's bucket for a
+token in one script call. Without one, the message goes back to the head of its queue before it
 reaches a process, and the worker skips that type's queues until the bucket says a token is
-due; its other types go on as before. Priority within a type stays strict: the type is
-skipped or asked as a whole, highest queue first.
+due; its other types go on as before. Priority within a type stays strict: the type is skipped
+or asked as a whole, highest queue first.
 """
 
 from __future__ import annotations

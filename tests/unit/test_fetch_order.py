@@ -1,4 +1,4 @@
-"""The order a RabbitMQ worker asks its queues in (taskq/broker/fetch.py), with a channel of
+"""The order a RabbitMQ worker asks its queues in (taskq/broker/fetch/amqp.py), with a channel of
 lists."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from amqp import spec
 from kombu import Queue
 
 from taskq.broker.amqp_frames import method_frames
-from taskq.broker.fetch import AmqpPollingConsumer, Standby
+from taskq.broker.fetch.amqp import AmqpPollingConsumer, Standby
 
 
 class ListChannel:

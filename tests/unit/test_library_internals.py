@@ -58,7 +58,8 @@ def test_the_versions_checked_are_those_installed():
                   f"{version})", "pyproject.toml's caps")
 
 
-# kombu: the Redis transport's unacked bookkeeping (taskq/broker/fetch.py, taskq/broker/recovery.py)
+# kombu: the Redis transport's unacked bookkeeping (taskq/broker/fetch/redis.py,
+# taskq/broker/recovery.py)
 
 class FakePipe:
     """Records the commands a kombu QoS sends; answers hget from `stored`."""
@@ -104,7 +105,8 @@ class FakeRedisChannel:
 
 
 def test_kombu_records_a_held_message_as_the_fetch_script_does():
-    # taskq/broker/fetch.py's _POP writes what kombu's Redis QoS.append writes, in one atomic step
+    # taskq/broker/fetch/redis.py's _POP writes what kombu's Redis QoS.append writes, in one
+    # atomic step
     pipe = FakePipe()
     qos = kombu_redis.QoS(FakeRedisChannel(pipe), prefetch_count=1)
     message = SimpleNamespace(_raw={"body": "b"}, delivery_info={
@@ -115,24 +117,24 @@ def test_kombu_records_a_held_message_as_the_fetch_script_does():
     relies_on(written.get("hset") == ("unacked", "tag-1", json.dumps(
         [{"body": "b"}, "ex", "tq.data.high"])), "kombu Redis QoS.append's unacked hash "
         "entry [payload, exchange, routing key]",
-        "taskq/broker/fetch.py (_POP), taskq/broker/recovery.py")
+        "taskq/broker/fetch/redis.py (_POP), taskq/broker/recovery.py")
     index = written.get("zadd", ())
     relies_on(index[:1] == ("unacked_index",) and before <= index[1]["tag-1"] <= time.time(),
               "kombu Redis QoS.append's unacked_index score (the time taken)",
-              "taskq/broker/fetch.py (_POP), taskq/broker/recovery.py (leases)")
+              "taskq/broker/fetch/redis.py (_POP), taskq/broker/recovery.py (leases)")
     relies_on(qos._delivered.get("tag-1") is message, "kombu QoS._delivered",
               "taskq/broker/recovery.py renew()")
 
 
 def test_kombu_keeps_its_in_memory_part_of_a_held_message_where_taskq_updates_it():
-    # fetch.py calls the virtual QoS's own append and ack, the Redis writes being its own
+    # fetch/redis.py calls the virtual QoS's own append and ack, the Redis writes being its own
     qos = virtual.QoS(SimpleNamespace(do_restore=False), prefetch_count=1)
     virtual.QoS.append(qos, "message", "tag-1")
     relies_on(list(qos._delivered) == ["tag-1"], "kombu virtual QoS.append/_delivered",
-              "taskq/broker/fetch.py RedisPollingConsumer._take")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer._take")
     virtual.QoS.ack(qos, "tag-1")
     relies_on(qos.can_consume(), "kombu virtual QoS.ack freeing the prefetch slot",
-              "taskq/broker/fetch.py RedisPollingConsumer._ack_in_memory")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer._ack_in_memory")
 
 
 def test_kombu_restores_a_message_by_tag_and_drops_its_unacked_entries():
@@ -142,14 +144,15 @@ def test_kombu_restores_a_message_by_tag_and_drops_its_unacked_entries():
     qos = kombu_redis.QoS(channel, prefetch_count=1)
     relies_on(parameters(qos.restore_by_tag)[:3] == ["tag", "client", "leftmost"],
               "kombu Redis QoS.restore_by_tag(tag, client, leftmost)",
-              "taskq/broker/fetch.py (reject), taskq/broker/recovery.py (_restore)")
+              "taskq/broker/fetch/redis.py (reject), taskq/broker/recovery.py (_restore)")
     qos.restore_by_tag("tag-1", leftmost=False)
     names = [call[:3] for call in pipe.calls]
     relies_on(("zrem", "unacked_index", "tag-1") in names and ("hdel", "unacked", "tag-1")
               in names, "kombu restore_by_tag removing the unacked entries",
-              "taskq/broker/fetch.py RedisPollingConsumer.reject")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer.reject")
     relies_on(channel.restored == [({"body": "b"}, "ex", "tq.data.high", False)],
-              "kombu restore_by_tag putting the message back", "taskq/broker/fetch.py, recovery.py")
+              "kombu restore_by_tag putting the message back",
+              "taskq/broker/fetch/redis.py, recovery.py")
 
 
 def test_kombu_names_a_queues_priority_lists_as_taskq_reads_them():
@@ -161,11 +164,11 @@ def test_kombu_names_a_queues_priority_lists_as_taskq_reads_them():
               depths._keys("q") == [channel._q_for_pri("q", step)
                                     for step in channel.priority_steps],
               "kombu Redis Channel._q_for_pri/priority_steps/sep/PRIORITY_STEPS",
-              "taskq/broker/fetch.py pop_keys, taskq/broker/queues.py RedisDepths")
+              "taskq/broker/fetch/redis.py pop_keys, taskq/broker/queues.py RedisDepths")
     relies_on(hasattr(kombu_redis.Channel, "client")
               and callable(kombu_redis.Channel.conn_or_acquire),
               "kombu Redis Channel.client and conn_or_acquire",
-              "taskq/broker/fetch.py, taskq/broker/recovery.py")
+              "taskq/broker/fetch/redis.py, taskq/broker/recovery.py")
 
 
 def test_kombu_reads_the_redis_message_taskq_publishes():
@@ -183,7 +186,7 @@ def test_kombu_reads_the_redis_message_taskq_publishes():
                   message.delivery_info["routing_key"] == queue and
                   message.delivery_tag == payload["properties"]["delivery_tag"],
                   "kombu's Redis message format (virtual Message)",
-                  "taskq/broker/messages.py redis_payload, taskq/broker/fetch.py")
+                  "taskq/broker/messages.py redis_payload, taskq/broker/fetch/redis.py")
     relies_on(message.headers["id"] == "id-1" and message.headers["task"] ==
               "taskq.data_processing", "celery's send_task headers, captured",
               "taskq/broker/messages.py capture")
@@ -193,10 +196,10 @@ def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_th
     message = KombuMessage(body=b"{}", channel=None)
     message._state = "ACK"
     relies_on(message.acknowledged, "kombu Message._state 'ACK'",
-              "taskq/broker/fetch.py acknowledge")
+              "taskq/broker/fetch/consumer.py acknowledge")
     message._state = "REJECTED"
     relies_on(message.acknowledged, "kombu Message._state 'REJECTED'",
-              "taskq/broker/fetch.py reject")
+              "taskq/broker/fetch/redis.py reject")
     try:
         raise ValueError("bad body")
     except ValueError:
@@ -206,24 +209,25 @@ def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_th
     seen: list[Any] = []
     message._reraise_error(lambda m, exc: seen.append((m, exc)))
     relies_on(len(seen) == 1 and seen[0][0] is message and isinstance(seen[0][1], ValueError),
-              "kombu Message.errors/_reraise_error(callback)", "taskq/broker/fetch.py deliver")
+              "kombu Message.errors/_reraise_error(callback)",
+              "taskq/broker/fetch/consumer.py deliver")
 
 
-# py-amqp and kombu's pyamqp channel (taskq/broker/fetch.py, taskq/broker/amqp_frames.py,
+# py-amqp and kombu's pyamqp channel (taskq/broker/fetch/amqp.py, taskq/broker/amqp_frames.py,
 # taskq/broker/publish/__init__.py)
 
 def test_py_amqp_fills_a_get_ok_reply_as_the_batched_fetch_expects():
     relies_on("returns_tuple" in parameters(AbstractChannel.wait),
-              "py-amqp Channel.wait(returns_tuple=)", "taskq/broker/fetch.py _get_each")
+              "py-amqp Channel.wait(returns_tuple=)", "taskq/broker/fetch/amqp.py _get_each")
     msg = SimpleNamespace()
     found = amqp.Channel._on_get_ok(SimpleNamespace(), 7, False, "ex", "q", 3, msg)
     relies_on(found is msg and msg.delivery_info == {
         "delivery_tag": 7, "redelivered": False, "exchange": "ex", "routing_key": "q",
         "message_count": 3}, "py-amqp Channel._on_get_ok(delivery_tag, redelivered, "
-        "exchange, routing_key, message_count, msg)", "taskq/broker/fetch.py _get_each")
+        "exchange, routing_key, message_count, msg)", "taskq/broker/fetch/amqp.py _get_each")
     relies_on("self.callbacks = {}" in inspect.getsource(amqp.Channel.__init__),
               "py-amqp Channel.callbacks (consumer tag -> callback)",
-              "taskq/broker/fetch.py Standby")
+              "taskq/broker/fetch/amqp.py Standby")
 
 
 def test_py_amqp_counts_a_write_in_bytes_sent_as_taskqs_own_writes_do():
@@ -244,10 +248,11 @@ def test_kombus_pyamqp_channel_prepares_and_converts_messages_as_taskq_calls_it(
         "properties"], "kombu pyamqp Channel.prepare_message argument order",
         "taskq/broker/publish/__init__.py AmqpPublisher")
     relies_on(callable(PyamqpChannel.message_to_python), "kombu pyamqp "
-              "Channel.message_to_python", "taskq/broker/fetch.py")
+              "Channel.message_to_python", "taskq/broker/fetch/amqp.py")
 
 
-# celery: the worker's state and pool (taskq/broker/fetch.py), its AMQP helper and current task
+# celery: the worker's state and pool (taskq/broker/fetch/__init__.py), its AMQP helper and
+# current task
 
 def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
     class Request:  # what the worker reserves: weakly referenced, by id
@@ -257,7 +262,8 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
     state.task_reserved(request)
     try:
         relies_on(request in state.reserved_requests, "celery.worker.state."
-                  "reserved_requests (the requests taken)", "taskq/broker/fetch.py _free_processes")
+                  "reserved_requests (the requests taken)",
+                  "taskq/broker/fetch/__init__.py _free_processes")
     finally:
         state.task_ready(request)
     relies_on(hasattr(state, "active_requests") and
@@ -267,11 +273,12 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "celery.worker.state.active_requests (the requests a pool process accepted) and "
               "Request.message", "taskq/broker/holding.py handing_over")
     relies_on(isinstance(inspect.getattr_static(prefork.TaskPool, "num_processes"), property),
-              "celery prefork TaskPool.num_processes", "taskq/broker/fetch.py _free_processes")
+              "celery prefork TaskPool.num_processes",
+              "taskq/broker/fetch/__init__.py _free_processes")
     relies_on("self._pool = " in inspect.getsource(prefork.TaskPool.on_start) and
               "self.outbound_buffer = " in inspect.getsource(asynpool.AsynPool.__init__),
               "celery TaskPool._pool and AsynPool.outbound_buffer",
-              "taskq/broker/fetch.py _handing_over")
+              "taskq/broker/fetch/__init__.py _handing_over")
 
 
 def test_celery_s_pool_flush_drops_the_handed_over_jobs_that_taskq_s_pool_keeps():
@@ -366,10 +373,11 @@ def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them(
 def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
     relies_on(parameters(AMQP.TaskConsumer)[:4] == ["self", "channel", "queues", "accept"],
               "celery AMQP.TaskConsumer(channel, queues, accept)",
-              "taskq/broker/fetch.py PriorityAMQP")
+              "taskq/broker/fetch/__init__.py PriorityAMQP")
     from celery.worker.consumer.tasks import Tasks  # the step PriorityFetch requires
 
-    relies_on(callable(Tasks), "celery.worker.consumer.tasks:Tasks", "taskq/broker/fetch.py")
+    relies_on(callable(Tasks), "celery.worker.consumer.tasks:Tasks",
+              "taskq/broker/fetch/__init__.py")
     from celery._state import get_current_task
 
     relies_on(callable(get_current_task), "celery._state.get_current_task", "taskq/logs.py")
@@ -385,13 +393,13 @@ def test_celery_send_task_is_captured_without_io():
               "taskq/broker/messages.py capture")
 
 
-# redis-py (taskq/broker/fetch.py's script, taskq/runtime.py's connection set-up)
+# redis-py (taskq/broker/fetch/redis.py's script, taskq/runtime.py's connection set-up)
 
 def test_redis_py_runs_a_script_made_without_a_client_on_the_one_given():
     script = Script(None, b"return 1")  # type: ignore[arg-type]
     relies_on(len(script.sha) == 40 and parameters(script.__call__)[:3] == [
         "keys", "args", "client"], "redis-py Script(None, body) and __call__(keys, args, "
-        "client)", "taskq/broker/fetch.py _POP_SCRIPT")
+        "client)", "taskq/broker/fetch/redis.py _POP_SCRIPT")
 
 
 def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
@@ -431,4 +439,4 @@ def test_celery_s_event_loop_waits_for_a_first_frame_through_the_function_taskq_
     relies_on("hub.call_soon(_quick_drain, connection)" in inspect.getsource(loops.asynloop)
               and "timeout" in inspect.signature(loops._quick_drain).parameters,
               "celery.worker.loops._quick_drain(connection, timeout), called by asynloop on "
-              "RabbitMQ", "taskq/broker/fetch.py _no_first_wait")
+              "RabbitMQ", "taskq/broker/fetch/__init__.py _no_first_wait")
