@@ -92,6 +92,7 @@ def submit(
     """Submit a task (or a file of them with --from); prints its id."""
     from taskq import request
     from taskq import submit as submitting
+    from taskq.task import record_json
     from taskq.term import render
 
     if from_ is not None:
@@ -108,7 +109,7 @@ def submit(
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.console(stderr=True).print(render.submitted_line(record))
         print(record.id)
@@ -156,6 +157,7 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
     """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
     6 characters)."""
     from taskq import request
+    from taskq.task import record_json
     from taskq.term import render
 
     timeout = request.wait_timeout(timeout)
@@ -166,18 +168,19 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
         return
     record = rt.record(task_id)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
     from taskq.errors import TaskFailed
+    from taskq.task import record_json
     from taskq.term import render
 
     record = rt.store.wait(task_id, timeout)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.show_record(record)
     if record.state != "SUCCESS":

@@ -53,6 +53,7 @@ def list_(
 ) -> None:
     """List tasks, newest first, from the records kept since submit."""
     from taskq.store import listing
+    from taskq.task import record_json
     from taskq.term import render, tables
 
     rt = runtime(start_broker=False)
@@ -60,7 +61,7 @@ def list_(
                                 since, limit)
     found = listing.list_tasks(rt, query)
     if json_:
-        render.print_json([render.record_json(r) for r in found])
+        render.print_json([record_json(r) for r in found])
     else:
         tables.show(tables.tasks_grid(found), "no tasks match")
 
@@ -74,12 +75,13 @@ def cancel(
 ) -> None:
     """Cancel a queued, delayed or retrying task (a running one with --terminate)."""
     from taskq import control
+    from taskq.task import record_json
     from taskq.term import render
 
     rt = runtime()
     record = control.cancel(rt, rt.task_id(task_id), terminate)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.console(stderr=True).print(f"cancelled {record.id}: REVOKED")
 
@@ -87,13 +89,14 @@ def cancel(
 def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
     """Submit a failed task again as a new task linked to it; prints the new id."""
     from taskq import control
+    from taskq.task import record_json
     from taskq.term import render
 
     rt = runtime()
     task_id = rt.task_id(task_id)
     record = control.retry(rt, task_id)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.console(stderr=True).print(f"retried {task_id} as {record.id}")
         print(record.id)
@@ -103,12 +106,13 @@ def retry(task_id: IdArg, json_: JsonOpt = False) -> None:
 def dlq_list(type_: OneTypeOpt = None, limit: LimitOpt = 20, json_: JsonOpt = False) -> None:
     """List dead letters, most recently failed first."""
     from taskq import dlq
+    from taskq.task import record_json
     from taskq.term import render, tables
 
     rt = runtime(start_broker=False)
     found = dlq.dead_letters(rt, type_, limit)
     if json_:
-        render.print_json([render.record_json(r) for r in found])
+        render.print_json([record_json(r) for r in found])
     else:
         total = dlq.count(rt, type_)
         tables.show(tables.tasks_grid(found), "no dead letters", f"dead letters: {total}")

@@ -104,11 +104,12 @@ def remove(name: NameArg) -> None:
 def run_now(name: NameArg, json_: JsonOpt = False) -> None:
     """Submit the schedule's task now (its ticks go on as before); prints the task id."""
     from taskq import schedule_ops
+    from taskq.task import record_json
     from taskq.term import render
 
     record = schedule_ops.run_now(runtime(), name)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.console(stderr=True).print(render.submitted_line(record))
         print(record.id)

@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from taskq.records import iso_time
-from taskq.task import Task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,11 +29,6 @@ def print_json(data: Any) -> None:
     """Plain JSON on stdout: no colour, nothing else on the line."""
     sys.stdout.write(json.dumps(data, default=str) + "\n")
     sys.stdout.flush()
-
-
-def record_json(record: TaskRecord) -> dict[str, Any]:
-    """A record as `status --json` prints it: the Python API's Task.to_json()."""
-    return Task.from_record(record).to_json()
 
 
 def state_text(state: str) -> str:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from taskq.records import READ_DEPTH, TaskRecord
 from taskq.store import record_from_fields
+from taskq.task import record_json
 from taskq.term import render, tables
 
 GOOD = {"id": "t1", "type": "data_processing", "priority": "high",
@@ -27,7 +28,7 @@ def shown(record: TaskRecord) -> str:
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(render.record_panel(record))
     console.print(tables.tasks_table([record]))
-    json.dumps(render.record_json(record))
+    json.dumps(record_json(record))
     return console.export_text()
 
 
