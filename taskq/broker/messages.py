@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,9 +17,7 @@ from taskq.random_hex import hex32
 
 if TYPE_CHECKING:
     from celery import Celery
-    from kombu import Exchange
 
-    from taskq.config import Settings
 
 # Stands for the task id in a captured template; replaced in every message built from it.
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
@@ -208,35 +206,3 @@ def amqp_parts(template: Template, task_id: str, kwargs: dict[str, Any]
     """(body, headers, properties) for an AMQP channel's prepare_message."""
     properties = {**template.properties, "correlation_id": task_id}
     return body_for(template, kwargs), headers_for(template, task_id, kwargs), properties
-
-
-def wake_exchange(settings: Settings) -> Exchange:
-    """The doorbell: publishers send an empty message to this fanout exchange after queuing
-    work, and every idle worker fetches at once (taskq/broker/fetch/)."""
-    from kombu import Exchange
-
-    from taskq.topology import wake_exchange as name
-
-    return Exchange(name(settings), type="fanout", durable=False, delivery_mode="transient")
-
-
-def wake_body(queues: Iterable[str]) -> bytes:
-    """A ring's body on RabbitMQ: the queues that got work, so a worker asks only as far down
-    its queues as the highest of them (taskq/broker/fetch/)."""
-    return ",".join(sorted(queues)).encode()
-
-
-def rung_queues(body: Any) -> set[str]:
-    """The queue names of a ring's body (none for an empty one)."""
-    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
-    return {name for name in text.split(",") if name}
-
-
-def redis_wake(exchange: str) -> str:
-    """The JSON kombu's Redis transport PUBLISHes for an empty message to fanout `exchange`."""
-    return json.dumps({
-        "body": "", "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {}, "properties": {
-            "delivery_info": {"exchange": exchange, "routing_key": ""},
-            "delivery_mode": 1, "delivery_tag": "wake", "body_encoding": "base64"},
-    })

@@ -12,7 +12,7 @@ from kombu import Consumer, Queue
 from relay import Relay
 
 from taskq import topology
-from taskq.broker import messages, recovery
+from taskq.broker import doorbell, recovery
 from taskq.broker.app import create_app
 from taskq.broker.fetch import redis as fetch_redis
 
@@ -88,7 +88,7 @@ def test_submitting_rings_the_doorbell_that_wakes_idle_workers(deployment):
     # Given a queue bound to the doorbell, as each worker binds one
     app = deployment.runtime.celery
     rings = []
-    exchange = messages.wake_exchange(deployment.runtime.settings)
+    exchange = doorbell.exchange(deployment.runtime.settings)
     queue = Queue(f"{exchange.name}.test", exchange, durable=False, exclusive=True,
                   auto_delete=True)
     with app.connection_for_read() as connection:

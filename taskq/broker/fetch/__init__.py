@@ -13,7 +13,7 @@ Redis with one script that pops it and records it unacknowledged in the same ato
 for a free process, and acknowledged after the run (acks_late), so nothing waits in a worker
 while a higher priority waits in the broker. The fetcher is woken by every ack or reject (a
 process just freed) and by the doorbell publishers ring after queuing work
-(messages.wake_exchange); when its queues are empty it polls again after 1 ms, doubling up
+(taskq/broker/doorbell.py); when its queues are empty it polls again after 1 ms, doubling up
 to IDLE_POLL_MAX, for work queued without a ring (Celery's own retries). On RabbitMQ an idle
 worker also stands by, subscribed one message at a time, so new work is pushed to it (Standby).
 Two optional checks sit in the take: a type over its global rate limit is put back before it
@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from typing import Any
 
 from celery import bootsteps
 from celery.app.amqp import AMQP
 from celery.worker import loops, state
-from kombu import Connection, Consumer, Queue
+from kombu import Connection, Consumer
 
-from taskq.broker import holding, messages, poison_hooks, starvation
+from taskq.broker import doorbell, holding, poison_hooks, starvation
 from taskq.broker.fetch.amqp import AmqpPollingConsumer, Standby
 from taskq.broker.fetch.consumer import PollingConsumer
 from taskq.broker.fetch.redis import RedisPollingConsumer
@@ -110,7 +109,8 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
         consumer.on_poison = lambda found: poison_hooks.quarantine(c.app, found, c.hostname)
         consumer.gate = self._gate(c)
         consumer.guard = starvation.guard_for(c.app)
-        self._doorbell = self._listen(c)
+        self._doorbell = doorbell.listen(c.connection.channel(), c.app.taskq_settings,
+                                         lambda body: self._rang(c, body))
         if self._standby is not None:  # a reconnect: the old channel went with its connection
             self._standby.close()
             self._standby = None
@@ -154,17 +154,6 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
             self._rate_gate = rate_limits.gate_for(c.app)
         return self._rate_gate
 
-    def _listen(self, c: Any) -> Consumer:
-        """Subscribe a queue of this worker's own to the doorbell: a ring wakes the fetcher, so
-        an idle worker takes new work at once instead of at its next idle poll."""
-        exchange = messages.wake_exchange(c.app.taskq_settings)
-        queue = Queue(f"{exchange.name}.{uuid.uuid4().hex}", exchange, durable=False,
-                      exclusive=True, auto_delete=True)
-        doorbell = Consumer(c.connection.channel(), queues=[queue], no_ack=True,
-                            on_message=lambda message: self._rang(c, message.body))
-        doorbell.consume()
-        return doorbell
-
     def _flush(self, c: Any) -> None:
         consumer = c.task_consumer
         if isinstance(consumer, PollingConsumer):
@@ -175,7 +164,7 @@ class PriorityFetch(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def _rang(self, c: Any, body: Any) -> None:
         if isinstance(c.task_consumer, PollingConsumer):
-            c.task_consumer.announced(messages.rung_queues(body))
+            c.task_consumer.announced(doorbell.rung_queues(body))
         self._maybe_work = True
         self._idle = FIRST_IDLE_POLL
         # On RabbitMQ the ring usually follows a message pushed to the standby: then the look

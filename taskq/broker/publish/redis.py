@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from taskq import topology
-from taskq.broker import messages
+from taskq.broker import doorbell, messages
 from taskq.broker.publish.base import Publisher, Unsent, is_connection_error
 from taskq.urls import redis_client
 
@@ -62,10 +61,8 @@ class RedisPublisher(Publisher):
         self._push = self.client.register_script(_PUSH)
         options = runtime.celery.conf.broker_transport_options or {}
         self.key_prefix = str(options.get("global_keyprefix") or "")
-        # kombu publishes to a fanout exchange on topic '/<db>.<exchange>' (fanout_prefix).
-        exchange = topology.wake_exchange(runtime.settings)
         db = self.client.connection_pool.connection_kwargs.get("db", 0)
-        self.wake = (f"/{db}.{exchange}", messages.redis_wake(exchange))
+        self.wake = doorbell.redis_ring(runtime.settings, db)
         self._encoders: dict[str, messages.RedisEncoder | None] = {}
 
     def _can(self, template: Template) -> bool:
