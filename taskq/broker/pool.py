@@ -11,6 +11,9 @@ which waits for the main process to read every result it sent before exiting, st
 pool's join for 30 s (billiard's limit), long enough for a supervisor to SIGKILL the worker
 with the acks it still held. This pool keeps such a job in its books: it is treated as the
 running task it is, its result read and its message acknowledged.
+
+Checked against Celery 5.7 (AsynPool.flush) and billiard 4.3 (the job cache, ApplyResult's
+_accepted, _write_to and _job); tests/unit/test_library_internals.py fails when one changes shape.
 """
 
 from __future__ import annotations

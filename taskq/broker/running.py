@@ -1,18 +1,19 @@
 """One running attempt per task while its worker can reach the record store.
 
 A broker can deliver the same attempt twice while its first run is still going: RabbitMQ
-requeues what a connection held when the connection is lost (the worker reconnects and goes
-on running the task), and a Redis broker's lease runs out when a worker is cut off from the
-broker longer than recovery.LEASE. Fences (taskq/store/__init__.py) make the second run's
-writes lose, but its work would still be done twice at once. So the STARTED write of a
-worker's run names its holder (worker and pool process) and takes the attempt's run lease in
-the record store;
-the worker renews the leases of its running tasks every RENEW_EVERY seconds, from its main
-process. A delivery of an attempt whose lease another holder keeps is not run: its worker
-holds it unacknowledged (`Waiting`) and looks again every RECHECK seconds. It is dropped once
-the first run has ended (the record moved on: final, or retrying), and runs once the lease has
-run out (RUN_LEASE without renewal: the first holder's worker is gone or cannot reach the
-store).
+requeues what a connection held when the connection is lost (the worker reconnects and goes on
+running the task), and a Redis broker's lease runs out when a worker is cut off from the broker
+longer than recovery.LEASE. Fences (taskq/store/__init__.py) make the second run's writes lose,
+but its work would still be done twice at once. So the STARTED write of a worker's run names
+its holder (worker and pool process) and takes the attempt's run lease in the record store; the
+worker renews the leases of its running tasks every RENEW_EVERY seconds, from its main process.
+A delivery of an attempt whose lease another holder keeps is not run: its worker holds it
+unacknowledged (`Waiting`) and looks again every RECHECK seconds. It is dropped once the first
+run has ended (the record moved on: final, or retrying), and runs once the lease has run out
+(RUN_LEASE without renewal: the first holder's worker is gone or cannot reach the store).
+
+Checked against Celery 5.7 (celery.worker.state) and redis-py 8.1 (Script);
+tests/unit/test_library_internals.py fails when one changes shape.
 """
 
 from __future__ import annotations
