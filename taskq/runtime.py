@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.store import TaskStore
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 class Runtime:
     """One deployment as seen by a process; nothing connects until first asked for."""
 

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
 
     from taskq.runtime import Runtime
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 
 def create_app(runtime: Runtime) -> Flask:
     """Build the sidecar for `runtime`; does no I/O, so it can be built twice in a test."""

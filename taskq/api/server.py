@@ -13,6 +13,9 @@ from taskq.urls import exposure_problem
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 THREADS = 8  # requests served at once; each holds at most one broker or Redis call
 CHANNEL_TIMEOUT = 30  # seconds an idle or slow client connection is kept
 # waitress buffers a body before Flask sees it: it cuts off far larger bodies (plain-text

@@ -8,6 +8,9 @@ import typer
 
 from taskq.commands.common import runtime
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 HostOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
     "--host", help="Address to listen on (default: api.host, 127.0.0.1).")]
 PortOpt = Annotated[Optional[int], typer.Option(  # noqa: UP045

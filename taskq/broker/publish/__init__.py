@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 _publishers: weakref.WeakKeyDictionary[Runtime, Publisher] = weakref.WeakKeyDictionary()
 
 
