@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
 
-from taskq.store.workers import INTERVAL, LOOP_TICK
+from taskq.store.heartbeats import INTERVAL, LOOP_TICK
 
 if TYPE_CHECKING:
     from taskq.config import Settings
@@ -30,7 +30,7 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     The beat comes from a thread, so it goes on while the worker's main loop waits on the
     broker (a blocking read on a connection that went silent: a partition); each beat also
     writes when that loop last turned (`loop_at`), so readers tell a worker that is alive
-    but takes no work from one that works (workers_view.STALLED). A reconnect after a clean
+    but takes no work from one that works (store/workers.py, STALLED). A reconnect after a clean
     close restarts the consumer's steps, this one too: no beats until it is back (gone).
     """
 

@@ -123,7 +123,7 @@ def queue_stats(runtime: Runtime, reader: DepthReader | None = None,
                 ) -> list[QueueInfo]:
     """Every queue (or those of the given types/priorities), highest priority first.
 
-    `consumers` (queue -> live workers reading it, from workers_view) is the consumer count
+    `consumers` (queue -> live workers reading it, from store/workers.py) is the consumer count
     where the broker cannot tell (Redis) or does not see them (basic.get on RabbitMQ).
     `oldest=False` skips reading oldest_waiting_at (one Redis round trip), left None.
     """

@@ -10,19 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import records
 from taskq.store import decoded, text
+from taskq.store.heartbeats import GONE_AFTER, STALLED_AFTER
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
     from taskq.store import TaskStore
 
-# Read here and written by taskq/broker/heartbeat.py, which a worker imports (with Celery's
-# bootsteps); this module stays light for the CLI.
-INTERVAL = 2.0  # seconds between heartbeats
-GONE_AFTER = 2 * INTERVAL  # seconds without a heartbeat before an online worker is gone
-LOOP_TICK = 1.0  # seconds between the ticks of a worker's main loop that its beats report
-# Seconds a worker's main loop may go without a tick before the worker, still beating, is
-# stalled: it waits on its broker (unreachable, or reconnecting) and takes no work.
-STALLED_AFTER = 3 * INTERVAL
 ONLINE, BUSY, GONE, STOPPED, STALLED = "online", "busy", "gone", "stopped", "stalled"
 
 
