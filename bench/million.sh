@@ -130,8 +130,11 @@ echo "  in-process (the same reads without the CLI's start-up; median of 5, ms):
 $PY - "$id" "$MODE" <<'PYEOF'
 import statistics, sys, time
 from prometheus_client import generate_latest
-from taskq import listing, metrics, queues, watch
-from taskq.cli import runtime
+from taskq.api import metrics
+from taskq.broker import queues
+from taskq.store import listing
+from taskq.term import watch
+from taskq.commands.common import runtime
 rt = runtime(start_broker=False)
 task_id, state = sys.argv[1], sys.argv[2].upper()
 collector = watch.Collector(rt, watch.Filters())

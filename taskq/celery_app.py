@@ -1,7 +1,7 @@
 """The one module-level Celery app, for Celery's own tools: `celery -A taskq.celery_app ...`.
 
 Importing this module loads the configuration and, with the embedded broker, starts it;
-taskq's own commands never import it (they build the app with taskq.app.create_app).
+taskq's own commands never import it (they build the app with taskq.broker.app.create_app).
 """
 
 from __future__ import annotations

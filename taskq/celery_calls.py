@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from taskq.config import Settings
     from taskq.runtime import Runtime
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 # Options of send_task that change nothing taskq keeps: how Celery hands the call over.
 HARMLESS = frozenset({"producer", "connection", "router", "result_cls", "add_to_parent",
                       "task_type", "ignore_result", "retry", "retry_policy", "publisher",
@@ -36,7 +39,8 @@ class TaskqCelery(Celery):  # type: ignore[misc]
     """taskq's Celery app: send_task (and so apply_async, delay and `celery call`) submits a
     task of a taskq type as `taskq submit` does; `taskq_raw=True` publishes as Celery would."""
 
-    taskq_settings: Settings | None = None  # set by taskq.app.create_app
+    # Set by taskq.broker.app.create_app, called by the runtime with this class
+    taskq_settings: Settings | None = None
     taskq_runtime: Runtime | None = None
 
     def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any
@@ -44,21 +48,15 @@ class TaskqCelery(Celery):  # type: ignore[misc]
         raw = options.pop("taskq_raw", False)
         settings = self.taskq_settings
         type_name = _type_of(settings, name)
-        if raw or settings is None or type_name is None:
+        runtime = self.taskq_runtime
+        if raw or settings is None or runtime is None or type_name is None:
             return super().send_task(name, args, kwargs, **options)
-        from taskq.submit import submit
+        from taskq.submit import submit  # when used: a worker's app never loads the submit path
 
         request, task_id = to_request(settings, type_name, args, kwargs, options)
-        record = submit(self._taskq_runtime(settings), request, task_id=task_id)
+        record = submit(runtime, request, task_id=task_id)
         result_cls = options.get("result_cls") or self.AsyncResult
         return result_cls(record.id, app=self)
-
-    def _taskq_runtime(self, settings: Settings) -> Runtime:
-        if self.taskq_runtime is None:  # an app built without one (create_app's default)
-            from taskq.runtime import Runtime
-
-            self.taskq_runtime = Runtime(settings)
-        return self.taskq_runtime
 
 
 def _type_of(settings: Settings | None, task_name: str) -> str | None:

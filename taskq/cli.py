@@ -7,13 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from taskq import completion
-from taskq.cli_ops import IdArg
+from taskq.commands import completion
+from taskq.commands.common import IdArg, JsonOpt, runtime
 from taskq.errors import BrokerUnavailable, ExitCode, NotQueued, TaskqError, UsageError
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 # Plain help and usage errors (rich_markup_mode=None): typer's rich help imports rich's
 # markdown, traceback and syntax modules, which doubles `taskq --help` (0.29 -> 0.15 s).
@@ -25,7 +28,6 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check or show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout.")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait until the task is final.")]
 TimeoutOpt = Annotated[Optional[float], typer.Option(  # noqa: UP045 - typer needs Optional
     "--timeout", help="Seconds to wait with --wait (default: no limit).")]
@@ -39,7 +41,7 @@ def _show_version(asked: bool) -> None:
     from importlib.metadata import version
 
     from taskq import __version__, config
-    from taskq.config import mask_url
+    from taskq.urls import mask_url
 
     try:
         broker = mask_url(config.load().broker_url) or "embedded"
@@ -60,15 +62,6 @@ def _options(
         help="Show the versions of taskq, Celery and kombu and the broker used.")] = False,
 ) -> None:
     _state["traceback"] = traceback
-
-
-def runtime(start_broker: bool = True) -> Runtime:
-    """The deployment; read commands pass start_broker=False: they never start the embedded
-    broker (none running means no tasks: exit 7)."""
-    from taskq import config
-    from taskq.runtime import Runtime
-
-    return Runtime(config.load(), start_broker)
 
 
 @app.command()
@@ -100,15 +93,17 @@ def submit(
         '{"task_type", "priority", "parameters", "delay", "key"} object a line.')] = None,
 ) -> None:
     """Submit a task (or a file of them with --from); prints its id."""
-    from taskq import render, request
+    from taskq import request
     from taskq import submit as submitting
+    from taskq.task import record_json
+    from taskq.term import render
 
     if from_ is not None:
         _refuse_with_from(type_, priority, param, params, delay, wait, key, after, after_any)
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
-    from taskq.dependencies import parse_cli as parse_after
+    from taskq.request import parse_after
 
     timeout = request.wait_timeout(timeout)
     rt = runtime()
@@ -117,7 +112,7 @@ def submit(
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.console(stderr=True).print(render.submitted_line(record))
         print(record.id)
@@ -131,7 +126,8 @@ def _refuse_with_from(*single_task_options: object) -> None:
 
 
 def _submit_from(source: str, json_: bool) -> None:
-    from taskq import bulk, progress, render
+    from taskq import bulk
+    from taskq.term import progress, render
 
     rt = runtime()
     numbered = bulk.prepare_all(rt.settings, bulk.read_lines(source))
@@ -148,7 +144,8 @@ def _submit_from(source: str, json_: bool) -> None:
 
 
 def _print_submitted(numbered: list[tuple[int, TaskRecord]], json_: bool) -> None:
-    from taskq import bulk, render
+    from taskq import bulk
+    from taskq.term import render
 
     if json_:
         for number, record in numbered:
@@ -162,7 +159,9 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
            json_: JsonOpt = False) -> None:
     """Show a task's state, result and error (ID: the whole id or a unique prefix of at least
     6 characters)."""
-    from taskq import render, request
+    from taskq import request
+    from taskq.task import record_json
+    from taskq.term import render
 
     timeout = request.wait_timeout(timeout)
     rt = runtime(start_broker=False)
@@ -172,18 +171,19 @@ def status(task_id: IdArg, wait: WaitOpt = False, timeout: TimeoutOpt = None,
         return
     record = rt.record(task_id)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.show_record(record)
 
 
 def _finish_wait(rt: Runtime, task_id: str, timeout: float | None, json_: bool) -> None:
-    from taskq import render
     from taskq.errors import TaskFailed
+    from taskq.task import record_json
+    from taskq.term import render
 
     record = rt.store.wait(task_id, timeout)
     if json_:
-        render.print_json(render.record_json(record))
+        render.print_json(record_json(record))
     else:
         render.show_record(record)
     if record.state != "SUCCESS":
@@ -267,7 +267,8 @@ def demo() -> None:
 def config_check() -> None:
     """Validate the configuration and import every task type's function; lists every
     problem and exits 3 if there is one."""
-    from taskq import config, render
+    from taskq import config
+    from taskq.term import render
 
     settings = config.load()
     config.check_functions(settings)
@@ -277,7 +278,8 @@ def config_check() -> None:
 @config_app.command("show")
 def config_show(json_: JsonOpt = False) -> None:
     """Print the effective configuration (passwords masked)."""
-    from taskq import config, render
+    from taskq import config
+    from taskq.term import render
 
     data = config.load().public_dict()
     if json_:
@@ -291,7 +293,9 @@ def config_show(json_: JsonOpt = False) -> None:
 @app.command()
 def types(json_: JsonOpt = False) -> None:
     """Every task type: its alias, parameters (kind, required, default), retries and limits."""
-    from taskq import config, rate_limits, render, tables, types_view
+    from taskq import config
+    from taskq.store import rate_limits
+    from taskq.term import render, tables, types_view
 
     settings = config.load()
     usage = None
@@ -309,7 +313,10 @@ def types(json_: JsonOpt = False) -> None:
 
 def _register_command_groups() -> None:
     # Each group lives in its own module (cli_<group>.py) and adds its commands here.
-    from taskq import cli_bench, cli_ops, cli_schedule, cli_serve
+    from taskq.commands import bench as cli_bench
+    from taskq.commands import ops as cli_ops
+    from taskq.commands import schedule as cli_schedule
+    from taskq.commands import serve as cli_serve
 
     for group in (cli_ops, cli_serve, cli_bench, cli_schedule):
         group.register(app)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from taskq.runtime import Runtime
     from taskq.supervisor import Supervisor
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 STOP_WAIT = 90.0  # seconds `taskq down` waits: the warm-stop bound (60 s) and some
 START_WAIT = 60.0  # seconds `taskq up -d` waits for every worker: their ready bound (30 s) and some
 LOG_BYTES = 10 * 1024 * 1024  # the daemon's log is rotated at this size...
@@ -162,7 +165,7 @@ def stop(home: Path, now: bool = False, wait: float = STOP_WAIT) -> int | None:
 def run_foreground(rt: Runtime) -> None:
     """`taskq up`: supervise the stack until a signal; Ctrl-C ends as an interruption (130),
     SIGTERM, SIGHUP and `taskq down` as a requested stop (0)."""
-    from taskq import render
+    from taskq.term import render
 
     out = render.console(stderr=True)
     stopped_by = supervise(rt, "foreground",
@@ -174,21 +177,34 @@ def run_foreground(rt: Runtime) -> None:
 def down(rt: Runtime, now: bool = False) -> None:
     """`taskq down`: the running `taskq up` (with every worker and the broker it started),
     then an embedded broker still running."""
-    from taskq import render, stack
+    from taskq.term import render
 
     pid = stop(rt.settings.home, now)
     if pid is not None:
         render.console(stderr=True).print(f"stopped taskq up (pid {pid}) and every worker "
                                           "it ran")
     if pid is None or (rt.embedded is not None and rt.embedded.pid() is not None):
-        stack.stop_broker(rt)
+        stop_broker(rt)
+
+
+def stop_broker(rt: Runtime) -> None:
+    """`taskq down`: stop the embedded broker; says so when there is none."""
+    from taskq.term import render
+
+    out = render.console(stderr=True)
+    if rt.embedded is None:
+        out.print("the broker is external (broker_url is set); nothing to stop")
+    elif rt.embedded.stop():
+        out.print(f"stopped the embedded broker ({rt.embedded.socket_path})")
+    else:
+        out.print("no embedded broker was running")
 
 
 def start_detached(rt: Runtime) -> None:
     """`taskq up -d`: run the supervisor as a daemon (a session of its own, its output in
     <home>/logs/taskq-up.log) and return once every worker is ready; if one fails, the
     daemon stops everything and this raises StartFailed with its reason."""
-    from taskq import render
+    from taskq.term import render
 
     out = render.console(stderr=True)
     paths = Paths(rt.settings.home)
@@ -268,7 +284,7 @@ def run_detached(rt: Runtime) -> None:
 
 def show_status(home: Path, json_: bool) -> None:
     """`taskq up --status`: whether a `taskq up` runs here, and what it runs."""
-    from taskq import render
+    from taskq.term import render
 
     state = status(home)
     if json_:

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from taskq import listing, records
+from taskq import records
+from taskq.broker.publish import send_all
+from taskq.config import resolve_type
 from taskq.errors import TaskqError, UsageError
-from taskq.publish import send_all
 from taskq.request import SubmitRequest
-from taskq.store import text
-from taskq.submit import prepare, resolve_type
+from taskq.store import listing, text
+from taskq.submit import prepare
 
 if TYPE_CHECKING:
     from taskq.records import TaskRecord
@@ -140,7 +141,7 @@ def _claim(runtime: Runtime, entries: list[tuple[str, str]]) -> list[bool]:
 def _published(runtime: Runtime, news: list[TaskRecord], sent: int) -> list[bool]:
     """Which new tasks were published: those of the batches reported sent, and after them
     (a batch that failed part way) those whose record is still there: a batch's records are
-    removed for the messages it could not publish (publish.Publisher)."""
+    removed for the messages it could not publish (publish/base.py, Publisher)."""
     rest = news[sent:]
     if not rest:
         return [True] * sent

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from enum import IntEnum
 from typing import ClassVar
+
+from taskq.urls import mask_url
 
 
 class ExitCode(IntEnum):
@@ -217,8 +220,6 @@ class NotFound(TaskqError):
 def reason(exc: BaseException) -> str:
     """What went wrong, for a one-line message: the exception's first line (its type when it
     has no message), with any password in a URL masked."""
-    from taskq.config import mask_url
-
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return mask_url(text) or text
 
@@ -231,3 +232,9 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """Raised by work when retrying cannot help (5xx SMTP reply, missing file, bad input)."""
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    """" (did you mean 'x'?)" when one of `options` is close to `word`, else nothing."""
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING
 
 from taskq.config import BASIC_AUTH
 from taskq.errors import UsageError
+from taskq.urls import exposure_problem
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 
 def argv(port: int, address: str, basic_auth: str | None) -> list[str]:
@@ -24,13 +28,13 @@ def argv(port: int, address: str, basic_auth: str | None) -> list[str]:
 def run(runtime: Runtime, port: int | None = None, address: str = "127.0.0.1",
         basic_auth: str | None = None) -> None:
     """Serve Flower in this process until interrupted (SIGTERM stops it cleanly)."""
-    from taskq.api.server import check_exposure
-
     settings = runtime.settings.flower
     auth = basic_auth or settings.basic_auth
     if auth is not None and not BASIC_AUTH.match(auth):
         raise UsageError("--basic-auth must look like user:password (no spaces)")
-    check_exposure(address, auth, "Flower", "set flower.basic_auth or --basic-auth")
+    problem = exposure_problem(address, auth, "Flower", "set flower.basic_auth or --basic-auth")
+    if problem:
+        raise UsageError(problem)
     try:
         import flower  # noqa: F401 - only to say what is missing
     except ImportError:

@@ -7,7 +7,11 @@ import logging
 import sys
 import time
 
-from taskq.config import Settings, mask_url
+from taskq.config import Settings
+from taskq.urls import mask_url
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(task_context)s%(name)s: %(message)s"
 
@@ -26,12 +30,11 @@ class TaskContextFilter(logging.Filter):
         return True
 
     def current_task_fields(self) -> dict[str, object]:
-        from celery._state import get_current_task
+        from celery import current_task as task  # Celery's public proxy of the running task
 
         from taskq import topology
 
-        task = get_current_task()
-        if task is None or task.request.id is None:
+        if not task or task.request.id is None:
             return {}
         queue = (task.request.delivery_info or {}).get("routing_key") or ""
         parsed = topology.parse_queue(self.settings, queue)
@@ -44,7 +47,7 @@ class QuietYields(logging.Filter):
     (tasks.Yielded): routine scheduling, not a fault. The task runs later, and is not lost."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from taskq.tasks import Yielded
+        from taskq.broker.tasks import Yielded
 
         return not (record.exc_info and isinstance(record.exc_info[1], Yielded))
 

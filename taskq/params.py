@@ -8,13 +8,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskq import payload
-from taskq.config import ParamSpec, TaskType, did_you_mean
-from taskq.errors import InvalidParameters
+from taskq.errors import InvalidParameters, did_you_mean
 from taskq.work import data as data_work
 from taskq.work import files as files_work
+
+if TYPE_CHECKING:
+    from taskq.config import ParamSpec, TaskType
 
 MAX_ITEMS = 1_000_000
 MAX_TEXT_CHARS = 10_000_000

@@ -1,7 +1,7 @@
 """The scheduler: a thread in every worker's main process that submits each schedule's due
 ticks. Any number run at once; a tick is claimed in Redis before it is submitted (only one
 scheduler's claim succeeds), its task id is the tick's own, and a claim whose scheduler
-died before the task was queued is taken over by another (taskq/schedule_store.py)."""
+died before the task was queued is taken over by another (taskq/store/schedules.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import threading
 from typing import TYPE_CHECKING
 
 from taskq import schedules
+from taskq.broker.thread_step import ThreadStep
 from taskq.errors import BrokerUnavailable, Conflict, TaskqError
-from taskq.schedule_store import PENDING_STALE
-from taskq.thread_step import ThreadStep
+from taskq.store.schedules import PENDING_STALE
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
-    from taskq.schedule_store import ScheduleStore, Stored
+    from taskq.store.schedules import ScheduleStore, Stored
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 POLL = 0.2  # seconds between looks at the due set
 # A tick more than this late was missed (no scheduler ran at its time): its schedule's
@@ -29,7 +32,7 @@ class Scheduler:
     """Submits due ticks, once each across every scheduler of the deployment."""
 
     def __init__(self, runtime: Runtime) -> None:
-        from taskq.schedule_store import ScheduleStore
+        from taskq.store.schedules import ScheduleStore
 
         self.runtime = runtime
         self.store: ScheduleStore = ScheduleStore(runtime.store, runtime.settings)

@@ -8,11 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskq import dependencies
 from taskq.errors import InvalidParameters, UsageError
 from taskq.payload import MAX_DEPTH
 
 API_KEYS = ("task_type", "priority", "parameters", "delay", "key", "after", "after_any")
+
+
+# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/store/delayed.py),
+# not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
+MAX_DELAY = 366 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -21,9 +25,9 @@ class SubmitRequest:
     priority: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
-    key: str | None = None  # an idempotency key (taskq/keys.py)
+    key: str | None = None  # an idempotency key (taskq/store/keys.py)
     after: tuple[str, ...] = ()  # ids (or unique prefixes) of tasks to wait for
-    after_any: bool = False  # run when they end, however they end (taskq/dependencies.py)
+    after_any: bool = False  # run when they end, however they end (taskq/store/dependencies.py)
 
 
 def from_cli(type_name: str, priority: str | None, pairs: list[str], params_json: str | None,
@@ -106,7 +110,7 @@ def from_api_body(body: Any, path: str = "body") -> SubmitRequest:
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         problems.append(f"{path}.key: must be a string")
-    after, after_any = dependencies.from_body(body, path, problems)
+    after, after_any = after_from_body(body, path, problems)
     if problems:
         raise InvalidParameters(problems)
     return SubmitRequest(type=str(type_name), priority=priority, params=dict(params),
@@ -141,3 +145,27 @@ def _seconds(value: Any) -> float | None:
         return float(value)
     except OverflowError:
         return math.inf
+
+
+def after_from_body(body: Mapping[str, Any], path: str, problems: list[str]
+              ) -> tuple[tuple[str, ...], bool]:
+    """(after, after_any) of an API body or a `--from` line; what is wrong joins `problems`."""
+    after = body.get("after")
+    after = () if after is None else after
+    if not isinstance(after, list | tuple):
+        problems.append(f"{path}.after: must be a list of task ids")
+        after = ()
+    after_any = body.get("after_any", False)
+    if not isinstance(after_any, bool):
+        problems.append(f"{path}.after_any: must be true or false")
+    return tuple(after), after_any is True
+
+
+def parse_after(text: str | None) -> tuple[str, ...]:
+    """`--after ID[,ID...]` as a tuple of ids."""
+    if text is None:
+        return ()
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise UsageError("--after: name at least one task id (or a unique prefix of one)")
+    return ids

@@ -3,62 +3,22 @@
 from __future__ import annotations
 
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from taskq.config import Settings, mask_url
+from taskq.config import Settings
 from taskq.errors import BrokerNotRunning, ConfigError
+from taskq.urls import CONNECT_TIMEOUT, REPLY_TIMEOUT, mask_url, redis_client, redis_client_url
 
 if TYPE_CHECKING:
     import redis
     from celery import Celery
 
-    from taskq.embedded import EmbeddedBroker
+    from taskq.broker.embedded import EmbeddedBroker
     from taskq.records import TaskRecord
     from taskq.store import TaskStore
 
-# Seconds to wait for a connection or a reply before calling a server unreachable.
-CONNECT_TIMEOUT = 3.0
-REPLY_TIMEOUT = 5.0
-_REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
-
-
-def redis_client_url(url: str) -> str | None:
-    """The redis-py URL of a kombu Redis URL, database included (None if not Redis)."""
-    if not url.startswith(_REDIS_SCHEMES):
-        return None
-    if url.startswith("redis+socket://"):
-        path, _, query = url[len("redis+socket://"):].partition("?")
-        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
-        return f"unix://{path}?db={db}"
-    if url.startswith("unix://"):
-        return url if "db=" in url else url + ("&" if "?" in url else "?") + "db=0"
-    host = url.partition("://")[2].rpartition("@")[2]
-    return url if "/" in host else url + "/0"
-
-
-def redis_client(url: str, connect_timeout: float = CONNECT_TIMEOUT,
-                 reply_timeout: float = REPLY_TIMEOUT, **options: Any) -> redis.Redis:
-    """A redis-py client for a kombu or redis-py URL, with both timeouts (made lazily). A
-    server that refuses the URL's database (beyond its `databases`) counts as unreachable,
-    as a refused password does: the error then names the URL."""
-    import redis
-
-    return redis.Redis.from_url(redis_client_url(url) or url,
-                                socket_connect_timeout=connect_timeout,
-                                socket_timeout=reply_timeout,
-                                redis_connect_func=_on_connect, **options)
-
-
-def _on_connect(connection: Any) -> None:
-    """redis-py's own connection set-up (AUTH, SELECT), with a refused SELECT raised as a
-    ConnectionError instead of a ResponseError."""
-    import redis
-
-    try:
-        connection.on_connect()
-    except redis.ResponseError as exc:
-        raise redis.ConnectionError(f"database {connection.db} refused: {exc}") from None
-
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 class Runtime:
     """One deployment as seen by a process; nothing connects until first asked for."""
@@ -73,7 +33,7 @@ class Runtime:
     def embedded(self) -> EmbeddedBroker | None:
         if not self.settings.embedded:
             return None
-        from taskq.embedded import EmbeddedBroker
+        from taskq.broker.embedded import EmbeddedBroker
 
         return EmbeddedBroker(self.settings.home)
 
@@ -120,12 +80,11 @@ class Runtime:
 
     @cached_property
     def store(self) -> TaskStore:
-        from taskq import dependencies
         from taskq.store import TaskStore
 
         store = TaskStore(self.redis, self.settings.key_prefix, self.settings.record_ttl,
                           mask_url(self.backend_url) or "")
-        store.on_released = partial(dependencies.release_quietly, self)
+        store.on_released = partial(_release_quietly, self)
         return store
 
     def task_id(self, text: str) -> str:
@@ -137,7 +96,7 @@ class Runtime:
 
     def record(self, task_id: str) -> TaskRecord:
         """One task's record, as `status` reads it: over a bare connection when the backend is
-        a Redis URL taskq.resp handles and it answers (no redis-py import: half of the
+        a Redis URL taskq.store.resp handles and it answers (no redis-py import: half of the
         command's start-up), else through the store (which starts a stopped embedded broker,
         or names the backend that cannot be reached)."""
         from taskq import store
@@ -148,10 +107,10 @@ class Runtime:
         return store.record_from_fields(task_id, fields)
 
     def _bare_hgetall(self, key: str) -> dict[bytes, bytes] | None:
-        """HGETALL over taskq.resp; None when it cannot be done that way (the store then
+        """HGETALL over taskq.store.resp; None when it cannot be done that way (the store then
         names what is wrong). The backend URL without backend_url, which starts a stopped
         embedded broker (and imports redis-py to ping it)."""
-        from taskq import resp
+        from taskq.store import resp
 
         url = self.settings.result_backend or (self.embedded.redis_url if self.embedded
                                                else None)
@@ -169,6 +128,15 @@ class Runtime:
 
     @cached_property
     def celery(self) -> Celery:
-        from taskq.app import create_app
+        from taskq.broker.app import create_app
+        from taskq.celery_calls import TaskqCelery
 
-        return create_app(self.settings, self.broker_url, runtime=self)
+        # Celery's own send_task (apply_async, delay, `celery call`) submits as taskq does.
+        return create_app(self.settings, self.broker_url, runtime=self, app_class=TaskqCelery)
+
+
+def _release_quietly(runtime: Runtime) -> None:
+    """Queue (or revoke) the tasks a final write released (taskq/broker/released.py)."""
+    from taskq.broker import released  # when a release happens: `status` never loads it
+
+    released.release_quietly(runtime)

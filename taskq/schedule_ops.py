@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any
 from taskq.errors import InvalidSchedule, UsageError
 
 if TYPE_CHECKING:
-    from taskq.columns import Grid
     from taskq.records import TaskRecord
     from taskq.runtime import Runtime
-    from taskq.schedule_store import ScheduleStore, Stored
+    from taskq.store.schedules import ScheduleStore, Stored
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 
 def store(runtime: Runtime) -> ScheduleStore:
     """The deployment's schedules (those of the config as its workers brought them in)."""
-    from taskq.schedule_store import ScheduleStore
+    from taskq.store.schedules import ScheduleStore
 
     return ScheduleStore(runtime.store, runtime.settings)
 
@@ -70,24 +72,3 @@ def run_now(runtime: Runtime, name: str) -> TaskRecord:
     schedule = stored.schedule
     return submit(runtime, SubmitRequest(type=schedule.type, priority=schedule.priority,
                                          params=dict(schedule.parameters)))
-
-
-SCHEDULE_COLUMNS_SPEC = (("name", 0), ("every", 1), ("type", 2), ("next run", 0),
-                         ("state", 3), ("runs", 4), ("last task", 5), ("catch up", 6))
-
-
-def grid(found: list[Stored], now: float) -> Grid:
-    """The schedules as rows: name, when, type, next run (in how long), state, runs."""
-    from taskq.columns import Column, Grid
-    from taskq.tables import ago
-
-    columns = [Column(name, rank, "right" if name == "runs" else "left")
-               for name, rank in SCHEDULE_COLUMNS_SPEC]
-    out = Grid(columns)
-    for s in found:
-        left = float(s.next_run) - now
-        when = "-" if s.paused else f"in {ago(left)}" if left > 0 else "due"
-        out.add(s.schedule.name, s.schedule.every, s.schedule.type, when,
-                "paused" if s.paused else "active", str(s.runs), s.last_task or "-",
-                s.schedule.catch_up)
-    return out

@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 if TYPE_CHECKING:
     from taskq.config import Settings, TaskType
 
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
+
 KEYS = ("type", "parameters", "priority", "cron", "timezone", "interval", "catch_up")
 CATCH_UP = ("skip", "once")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -56,7 +59,7 @@ def parse(settings: Settings, name: Any, raw: Any, path: str) -> tuple[Schedule 
                         "(starting with a letter or digit)")
     if not isinstance(raw, dict):
         return None, [*problems, f"{path}: must be a mapping"]
-    from taskq.config import did_you_mean
+    from taskq.errors import did_you_mean
 
     for key in raw:
         if key not in KEYS:
@@ -105,7 +108,7 @@ def _task_type(settings: Settings, name: Any, path: str, problems: list[str]
     try:
         return settings.resolve_type(name)
     except KeyError:
-        from taskq.config import did_you_mean
+        from taskq.errors import did_you_mean
 
         names = sorted(settings.task_types) + sorted(settings.aliases)
         problems.append(f"{path}: unknown task type {name!r}{did_you_mean(name, names)}")

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
-from taskq import dependencies, keys, records, topology
 from taskq import params as param_schema
-from taskq.config import Settings, resolve_type
+from taskq import records, topology
+from taskq.config import Settings, resolve_priority, resolve_type
 from taskq.errors import Conflict, InvalidParameters, UsageError
 from taskq.records import TaskRecord
-from taskq.request import SubmitRequest
+from taskq.request import MAX_DELAY, SubmitRequest
+from taskq.store import dependencies, keys
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
 
-# Longest allowed --delay: a year. Delayed tasks wait in the record store (taskq/delayed.py),
-# not in a worker, so the bound only catches a mistake (a timestamp given as a delay).
-MAX_DELAY = 366 * 24 * 3600.0
-
-
-def resolve_priority(settings: Settings, priority: str | None) -> str:
-    if priority is None:
-        return settings.default_priority
-    try:
-        return settings.resolve_priority(priority)
-    except KeyError:
-        raise UsageError(f"unknown priority {priority!r}; use one of "
-                         f"{', '.join(settings.priorities)}") from None
-
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     """Validate a request completely and build its record; touches no server."""
@@ -55,13 +45,15 @@ def submit(runtime: Runtime, request: SubmitRequest, retry_of: str | None = None
            task_id: str | None = None) -> TaskRecord:
     """Record then publish; if publishing fails the record is removed, so none claims QUEUED.
     `task_id`: the caller's id (Celery's send_task(task_id=...)), refused if already used."""
-    from taskq.publish import publisher
+    from taskq.broker import released
+    from taskq.broker.publish import send_one
 
     record = prepare(runtime.settings, request)
     record.retry_of = retry_of
     if task_id is not None:
         record.id = _unused_id(runtime, task_id)
-    keys.send_once(runtime, [record], dependencies.sending(runtime, publisher(runtime).send))
+    keys.send_once(runtime, [record], dependencies.sending(runtime, partial(send_one, runtime),
+                                                         released.release))
     return record
 
 

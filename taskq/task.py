@@ -79,3 +79,8 @@ def _when(ts: float | None) -> dt.datetime | None:
 
 def _iso(when: dt.datetime | None) -> str | None:
     return None if when is None else iso_datetime(when)
+
+
+def record_json(record: TaskRecord) -> dict[str, Any]:
+    """A record as `status --json` prints it and the API returns it: Task.to_json()."""
+    return Task.from_record(record).to_json()

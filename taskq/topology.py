@@ -11,11 +11,6 @@ def queue_name(settings: Settings, type_name: str, priority: str) -> str:
     return f"{settings.key_prefix}.{type_name}.{priority}"
 
 
-def wake_exchange(settings: Settings) -> str:
-    """The fanout exchange publishers ring after queuing work, so idle workers fetch at once."""
-    return f"{settings.key_prefix}.wake"
-
-
 def task_name(type_name: str) -> str:
     """The Celery task name of a task type (what Flower and `celery inspect` show)."""
     return f"taskq.{type_name}"
@@ -29,7 +24,7 @@ def consumed_queues(settings: Settings, types: Iterable[str],
                     priorities: Iterable[str]) -> list[str]:
     """Queues a worker reads, priority-major: every high queue before any normal one.
 
-    Workers take from them in this order (taskq/fetch.py), which makes priority strict.
+    Workers take from them in this order (taskq/broker/fetch/), which makes priority strict.
     """
     types = list(types)
     wanted = set(priorities)

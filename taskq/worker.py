@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from taskq import topology
-from taskq.config import Settings, did_you_mean, resolve_type
-from taskq.errors import TaskqError, UsageError
+from taskq.config import Settings, resolve_type
+from taskq.errors import TaskqError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,8 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     from celery import signals
 
     from taskq import logs
-    from taskq.heartbeat import Heartbeat
-    from taskq.mover import DueMover
+    from taskq.broker.heartbeat import Heartbeat
+    from taskq.broker.mover import DueMover
     from taskq.periodic import PeriodicStep
 
     settings = runtime.settings
@@ -87,7 +90,7 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
     worker = app.Worker(
         hostname=f"{worker_plan.name}.{os.getpid()}@{socket.gethostname()}",
         queues=worker_plan.queues, concurrency=worker_plan.concurrency,
-        pool="taskq.pool:TaskPool",  # prefork, keeping a task handed over at a stop
+        pool="taskq.broker.pool:TaskPool",  # prefork, keeping a task handed over at a stop
         optimization="fair", without_mingle=True, without_gossip=True,
         loglevel=loglevel or settings.log_level, quiet=True, task_events=events or None,
     )
@@ -103,8 +106,9 @@ def run(runtime: Runtime, worker_plan: WorkerPlan, loglevel: str | None = None,
 
 
 # What a worker imports before it forks its pool (the app, the worker's steps, the pool).
-START_UP_MODULES = ("celery.signals", "taskq.app", "taskq.logs", "taskq.heartbeat",
-                    "taskq.mover", "taskq.periodic", "taskq.pool", "celery.apps.worker",
+START_UP_MODULES = ("celery.signals", "taskq.broker.app", "taskq.logs",
+                    "taskq.broker.heartbeat", "taskq.broker.mover", "taskq.periodic",
+                    "taskq.broker.pool", "celery.apps.worker",
                     "celery.worker.components", "celery.worker.consumer")
 
 

@@ -20,7 +20,7 @@ from types import TracebackType
 import redis
 from smtp_server import free_port
 
-from taskq.embedded import find_redis_server
+from taskq.broker.embedded import find_redis_server
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0

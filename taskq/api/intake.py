@@ -7,11 +7,11 @@ from functools import partial
 from typing import Any
 
 from taskq.bulk import prepare_labelled
-from taskq.config import Settings
+from taskq.config import Settings, resolve_priority, resolve_type
 from taskq.errors import InvalidParameters, UsageError
 from taskq.records import TaskRecord
 from taskq.request import from_api_body
-from taskq.submit import prepare, resolve_priority, resolve_type
+from taskq.submit import prepare
 
 MAX_BATCH = 1000  # tasks in one POST /api/tasks/batch
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint
 
-from taskq import render
 from taskq.api import intake
 from taskq.api.context import json_body, runtime
 from taskq.bulk import submit_all
 from taskq.records import TaskRecord
+from taskq.task import record_json
 
 blueprint = Blueprint("tasks", __name__)
 HIDDEN = ("traceback",)  # the task's traceback stays with `taskq status`, off the wire
@@ -18,7 +18,7 @@ HIDDEN = ("traceback",)  # the task's traceback stays with `taskq status`, off t
 
 def task_json(record: TaskRecord) -> dict[str, Any]:
     """A record as the API shows it: the CLI's JSON plus the seed's task_id and status."""
-    data = {k: v for k, v in render.record_json(record).items() if k not in HIDDEN}
+    data = {k: v for k, v in record_json(record).items() if k not in HIDDEN}
     return {"task_id": record.id, "status": record.state, **data}
 
 

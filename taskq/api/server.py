@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import sys
 from typing import TYPE_CHECKING
 
 from taskq.errors import UsageError
+from taskq.urls import exposure_problem
 
 if TYPE_CHECKING:
     from taskq.runtime import Runtime
+
+# taskq modules imported inside functions are loaded when first used, for start-up time
+# (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
 THREADS = 8  # requests served at once; each holds at most one broker or Redis call
 CHANNEL_TIMEOUT = 30  # seconds an idle or slow client connection is kept
@@ -20,21 +23,12 @@ CHANNEL_TIMEOUT = 30  # seconds an idle or slow client connection is kept
 WAITRESS_BODY_FACTOR = 4
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(host: str, token: str | None, what: str = "the API",
                    fix: str = "set api.token in the config or TASKQ_API_TOKEN") -> None:
     """Refuse to listen beyond this machine without credentials."""
-    if not token and not is_loopback(host):
-        raise UsageError(f"refusing to serve {what} on {host} without authentication: {fix}, "
-                         "or listen on 127.0.0.1")
+    problem = exposure_problem(host, token, what, fix)
+    if problem:
+        raise UsageError(problem)
 
 
 def require_extra() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from taskq import health, metrics
-from taskq.api import openapi
+from taskq.api import metrics, openapi
 from taskq.api.context import runtime
+from taskq.broker import health
 
 blueprint = Blueprint("system", __name__)
 

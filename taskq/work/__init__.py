@@ -6,9 +6,10 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from taskq.config import SmtpSettings
+if TYPE_CHECKING:
+    from taskq.config import SmtpSettings
 
 
 def _no_progress(done: int, total: int) -> None:

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from taskq.config import SmtpSettings
 from taskq.errors import PermanentError, TransientError
 from taskq.work import WorkContext
 from taskq.work.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from taskq.config import SmtpSettings
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 

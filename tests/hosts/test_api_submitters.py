@@ -17,7 +17,7 @@ from fleet import HEARTBEAT, Host, start_worker, wait_for
 from smtp_server import free_port
 
 from taskq import topology
-from taskq.queues import depth_reader
+from taskq.broker.queues import depth_reader
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from fleet import start_worker, wait_for
 
-from taskq.workers_view import INTERVAL, STALLED_AFTER
+from taskq.store.heartbeats import INTERVAL, STALLED_AFTER
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("hosts")]
 

@@ -10,7 +10,7 @@ import pytest
 from fleet import HEARTBEAT, start_worker, wait_for
 from relay import DOWNSTREAM
 
-from taskq import recovery
+from taskq.broker import recovery
 
 # One runner takes every host test: each picks a free 10.213.<x> range, and two picking
 # at the same moment could take the same one.

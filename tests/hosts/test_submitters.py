@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fleet import HEARTBEAT, wait_for
 
-from taskq.queues import queue_stats
+from taskq.broker.queues import queue_stats
 
 # One runner takes every host test: each picks a free 10.213.<x> range, and two picking
 # at the same moment could take the same one.

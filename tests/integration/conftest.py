@@ -197,7 +197,7 @@ class Deployment:
 
     def nothing_queued(self) -> bool:
         """No task record and no message in any of this deployment's queues (any broker)."""
-        from taskq.queues import queue_stats
+        from taskq.broker.queues import queue_stats
 
         store = self.runtime.store
         return (store.client.zcard(f"{store.prefix}:tasks") == 0
@@ -312,7 +312,7 @@ def deployment(request: pytest.FixtureRequest, smtp_server: Any) -> Iterator[Dep
 
 
 def _clean(dep: Deployment, env: dict[str, str]) -> None:
-    from taskq.embedded import EmbeddedBroker
+    from taskq.broker.embedded import EmbeddedBroker
 
     if dep._runtime is not None:
         _close_runtime(dep._runtime)

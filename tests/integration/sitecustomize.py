@@ -13,7 +13,7 @@ if _MARKER:
     import threading
     from pathlib import Path
 
-    from taskq import mover
+    from taskq.broker import mover
 
     def _stall(runtime: object, task_ids: list[str]) -> None:
         partial = Path(f"{_MARKER}.partial")

@@ -15,7 +15,8 @@ from redis_server import RedisServer
 from relay import Relay
 from smtp_server import free_port
 
-from taskq import metrics, publish
+from taskq.api import metrics
+from taskq.broker import publish
 from taskq.errors import BrokerUnavailable, NotQueued
 from taskq.request import SubmitRequest
 from taskq.submit import prepare

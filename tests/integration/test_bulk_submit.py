@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from taskq import messages, publish, topology
+from taskq import topology
+from taskq.broker import messages, publish
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from stack_processes import keep_profiles, left_running, stack_processes, wait_for
 
-from taskq.embedded import EmbeddedBroker
+from taskq.broker.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

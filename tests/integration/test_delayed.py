@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from taskq import bulk, delayed, mover, submit
+from taskq import bulk, submit
+from taskq.broker import mover
 from taskq.request import SubmitRequest
+from taskq.store import delayed
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +69,9 @@ def test_delayed_tasks_wait_in_redis_not_in_a_worker_and_each_runs_once_when_due
 
 MOVER_KILLED = """
 import os, signal, sys
-from taskq import config, delayed
+from taskq import config
 from taskq.runtime import Runtime
+from taskq.store import delayed
 taken = delayed.take(Runtime(config.load()).store, lease=float(sys.argv[1]))
 print(len(taken), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # between taking and publishing

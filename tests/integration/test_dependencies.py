@@ -13,7 +13,7 @@ import pytest
 from api_server import running_api
 
 from taskq import Client
-from taskq.queues import queue_stats
+from taskq.broker.queues import queue_stats
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ def test_the_api_takes_after_and_refuses_an_unknown_one_with_400(deployment):
 
 
 def test_a_time_limit_and_the_poison_guard_release_waiters_too(deployment):
-    from taskq import poison
+    from taskq.broker import poison
 
     # Given L that outruns its soft time limit, P whose message will be found poisonous,
     # and a task after each (no worker yet)

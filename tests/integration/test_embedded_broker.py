@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from taskq.embedded import MAX_SOCKET_PATH, EmbeddedBroker
+from taskq.broker.embedded import MAX_SOCKET_PATH, EmbeddedBroker
 from taskq.errors import BrokerUnavailable, ConfigError
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 STARTER = """
 import sys
 from pathlib import Path
-from taskq.embedded import EmbeddedBroker
+from taskq.broker.embedded import EmbeddedBroker
 broker = EmbeddedBroker(Path(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()

@@ -11,8 +11,10 @@ import redis
 from kombu import Consumer, Queue
 from relay import Relay
 
-from taskq import fetch, messages, recovery, topology
-from taskq.app import create_app
+from taskq import topology
+from taskq.broker import doorbell, recovery
+from taskq.broker.app import create_app
+from taskq.broker.fetch import redis as fetch_redis
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +34,7 @@ def test_a_message_popped_by_a_worker_that_dies_at_once_goes_back_to_its_queue(d
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         # When the worker pops it and dies before doing anything else with it
-        assert fetch.pop_unacked(channel, fetch.pop_keys(channel, [queue])) is not None
+        assert fetch_redis.pop_unacked(channel, fetch_redis.pop_keys(channel, [queue])) is not None
         client = channel.client
         # Then the message is out of its queue but recorded as held, in the same step
         assert client.llen(queue) == 0
@@ -57,18 +59,18 @@ def test_the_acks_held_back_are_removed_in_the_same_step_as_the_next_pop(deploym
     prefix = deployment.runtime.settings.key_prefix
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        keys = fetch.pop_keys(channel, [queue])
-        assert fetch.pop_unacked(channel, keys) is not None
+        keys = fetch_redis.pop_keys(channel, [queue])
+        assert fetch_redis.pop_unacked(channel, keys) is not None
         [acked] = held_by(channel, prefix)
         # When its task is done and the next pop carries its ack
-        assert fetch.pop_unacked(channel, keys, [acked.decode()]) is not None
+        assert fetch_redis.pop_unacked(channel, keys, [acked.decode()]) is not None
         # Then only the second is held: the first's entries are gone from hash and index
         held = held_by(channel, prefix)
         assert len(held) == 1 and held != [acked]
         assert channel.client.zscore(channel.unacked_index_key, acked) is None
         assert channel.client.llen(queue) == 0
         # (nothing of this test's is left held for the fixture's cleanup to restore)
-        fetch.pop_unacked(channel, keys, [held[0].decode()])
+        fetch_redis.pop_unacked(channel, keys, [held[0].decode()])
 
 
 @pytest.mark.brokers("embedded", "redis")
@@ -77,7 +79,7 @@ def test_an_empty_set_of_queues_yields_nothing_and_holds_nothing(deployment):
     queue = topology.queue_name(deployment.runtime.settings, "data_processing", "high")
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        assert fetch.pop_unacked(channel, fetch.pop_keys(channel, [queue])) is None
+        assert fetch_redis.pop_unacked(channel, fetch_redis.pop_keys(channel, [queue])) is None
         assert held_by(channel, deployment.runtime.settings.key_prefix) == []
 
 
@@ -86,7 +88,7 @@ def test_submitting_rings_the_doorbell_that_wakes_idle_workers(deployment):
     # Given a queue bound to the doorbell, as each worker binds one
     app = deployment.runtime.celery
     rings = []
-    exchange = messages.wake_exchange(deployment.runtime.settings)
+    exchange = doorbell.exchange(deployment.runtime.settings)
     queue = Queue(f"{exchange.name}.test", exchange, durable=False, exclusive=True,
                   auto_delete=True)
     with app.connection_for_read() as connection:
@@ -116,7 +118,7 @@ def test_an_ack_held_for_a_pop_that_fails_goes_with_the_next_pop(deployment):
         app = create_app(settings, url.replace(f"{host}:{port}", f"127.0.0.1:{relay.port}"))
         with app.connection_for_read() as connection:
             channel = connection.default_channel
-            consumer = fetch.RedisPollingConsumer(channel, queues=[Queue(queue)],
+            consumer = fetch_redis.RedisPollingConsumer(channel, queues=[Queue(queue)],
                                                   accept=["json"], on_message=taken.append)
             assert consumer.fetch()
             [acked] = held_by(channel, prefix)
@@ -145,10 +147,10 @@ def test_leases_go_by_the_redis_servers_clock_not_by_each_hosts(deployment, monk
     real = time.time
     with app.connection_for_read() as connection:
         channel = connection.default_channel
-        keys = fetch.pop_keys(channel, [queue])
+        keys = fetch_redis.pop_keys(channel, [queue])
         # When a worker whose clock is 30 s behind takes it and renews its lease
         monkeypatch.setattr(time, "time", lambda: real() - 30)
-        assert fetch.pop_unacked(channel, keys) is not None
+        assert fetch_redis.pop_unacked(channel, keys) is not None
         [tag] = held_by(channel, prefix)
         recovery.renew(channel)
         # Then a scan by a host whose clock is 30 s ahead does not find its lease run out
@@ -159,4 +161,4 @@ def test_leases_go_by_the_redis_servers_clock_not_by_each_hosts(deployment, monk
         # And the lease is stamped by the server's clock
         score = channel.client.zscore(channel.unacked_index_key, tag)
         assert abs(score - recovery.server_time(channel.client)) < 5
-        fetch.pop_unacked(channel, keys, [tag.decode()])  # nothing left held
+        fetch_redis.pop_unacked(channel, keys, [tag.decode()])  # nothing left held

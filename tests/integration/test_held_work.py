@@ -1,5 +1,5 @@
 """Held work is bounded: a worker holds no delayed task (they wait in the due set until due,
-taskq/delayed.py), and delayed tasks falling due do not run ahead of a higher task."""
+taskq/store/delayed.py), and delayed tasks falling due do not run ahead of a higher task."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from taskq import bulk, submit, topology
-from taskq.queues import queue_stats
+from taskq.broker.queues import queue_stats
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration

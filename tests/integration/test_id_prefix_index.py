@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from taskq import retention
 from taskq.errors import AmbiguousId
 from taskq.request import SubmitRequest
+from taskq.store import retention
 from taskq.submit import prepare
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from listening import listening
 from relay import Relay
 
-from taskq import recovery
+from taskq.broker import recovery
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from relay import Relay
 from test_priority import worker_events
 
-from taskq import recovery
+from taskq.broker import recovery
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
 
@@ -142,7 +142,7 @@ def test_a_low_task_yields_once_to_a_stream_of_high_tasks_other_workers_take(dep
 
 def _nothing_held(deployment) -> bool:
     """No message in the deployment's queues, nor held unacknowledged on a Redis broker."""
-    from taskq.queues import queue_stats
+    from taskq.broker.queues import queue_stats
 
     if any(q.depth for q in queue_stats(deployment.runtime)):
         return False

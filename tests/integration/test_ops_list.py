@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from taskq import listing, retention
 from taskq.request import SubmitRequest
+from taskq.store import listing, retention
 from taskq.submit import prepare
 
 pytestmark = pytest.mark.integration

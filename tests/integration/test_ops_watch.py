@@ -20,9 +20,9 @@ import pytest
 from relay import Relay
 from rich.console import Console
 
-from taskq import watch
-from taskq.queues import QueueInfo
+from taskq.broker.queues import QueueInfo
 from taskq.records import TaskRecord
+from taskq.term import watch
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from taskq.heartbeat import INTERVAL
+from taskq.broker.heartbeat import INTERVAL
 
 pytestmark = pytest.mark.integration
 

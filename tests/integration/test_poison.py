@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from taskq import messages, poison, records, recovery, topology
+from taskq import records, topology
+from taskq.broker import messages, poison, recovery
 from taskq.request import SubmitRequest
 from taskq.submit import prepare
 
@@ -71,7 +72,7 @@ def broker_is_empty(deployment, timeout: float = 5.0) -> bool:
 
 
 def _broker_is_empty(deployment) -> bool:
-    from taskq.queues import queue_stats
+    from taskq.broker.queues import queue_stats
 
     if any(q.depth for q in queue_stats(deployment.runtime)):
         return False

@@ -12,7 +12,7 @@ import pytest
 from listening import listening
 
 from taskq.request import SubmitRequest
-from taskq.runtime import redis_client
+from taskq.urls import redis_client
 
 pytestmark = pytest.mark.integration
 

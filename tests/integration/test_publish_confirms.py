@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 from relay import DOWNSTREAM, Relay
 
-from taskq import amqp_window, config
+from taskq import config
+from taskq.broker.publish import confirms, send_all
 from taskq.errors import NotQueued
-from taskq.publish import send_all
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime
 from taskq.submit import prepare, submit
@@ -47,7 +47,7 @@ def test_a_single_submit_is_queued_once_the_broker_confirms_it(deployment, relay
     # Given a task submitted through the relay, and then the broker's replies held back
     relay, runtime, _ = relayed
     first = submit(runtime, DATA)
-    monkeypatch.setattr(amqp_window, "CONFIRM_TIMEOUT", 1.0)
+    monkeypatch.setattr(confirms, "CONFIRM_TIMEOUT", 1.0)
     relay.black_hole(DOWNSTREAM, new_too=False)
     # When another task is submitted
     with pytest.raises(NotQueued) as raised:

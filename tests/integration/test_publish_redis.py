@@ -21,9 +21,9 @@ import redis
 from relay import DOWNSTREAM, UPSTREAM, Relay
 
 from taskq import config
-from taskq.embedded import find_redis_server
+from taskq.broker.embedded import find_redis_server
+from taskq.broker.publish import send_all
 from taskq.errors import NotQueued
-from taskq.publish import send_all
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
 from taskq.runtime import Runtime
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 DATA = SubmitRequest(type="data", params={"data": [1]})
 
-# Longer than the broker client waits for a reply (runtime.REPLY_TIMEOUT, 5 s), shorter than
+# Longer than the broker client waits for a reply (urls.REPLY_TIMEOUT, 5 s), shorter than
 # a reply and the check after it.
 STALL = 7.0
 

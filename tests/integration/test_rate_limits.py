@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from taskq import bulk, metrics, submit
+from taskq import bulk, submit
+from taskq.api import metrics
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration

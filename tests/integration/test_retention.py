@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from taskq import listing, records, retention, topology
+from taskq import records, topology
+from taskq.store import listing, retention
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Retries wait out their backoff in the due set, not in a worker (taskq/delayed.py): a worker
+"""Retries wait out their backoff in the due set, not in a worker (taskq/store/delayed.py): a worker
 whose tasks all wait to retry still takes new work at once."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from taskq import delayed, records, topology
-from taskq.queues import queue_stats
-from taskq.store import claim
+from taskq import records, topology
+from taskq.broker.queues import queue_stats
+from taskq.store import claim, delayed
 
 pytestmark = pytest.mark.integration
 

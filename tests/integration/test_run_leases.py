@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from taskq import records, running
+from taskq import records
+from taskq.broker import running
 from taskq.request import SubmitRequest
 from taskq.store import claim, holding
 from taskq.submit import prepare

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from taskq.periodic import GRACE, Scheduler
-from taskq.schedule_store import ScheduleStore, Stored
+from taskq.store.schedules import ScheduleStore, Stored
 
 if TYPE_CHECKING:  # the fixture's class (conftest is not imported by name: several exist)
     from conftest import Deployment
@@ -69,7 +69,7 @@ def start_scheduler(dep: Deployment, where: str) -> tuple[subprocess.Popen[bytes
 
 
 def queued_messages(dep: Deployment) -> int:
-    from taskq.queues import queue_stats
+    from taskq.broker.queues import queue_stats
 
     return sum(q.depth for q in queue_stats(dep.runtime))
 

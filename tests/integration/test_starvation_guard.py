@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from taskq import bulk, starvation, submit, topology
+from taskq import bulk, submit, topology
+from taskq.broker import starvation
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration

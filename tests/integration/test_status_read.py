@@ -1,4 +1,5 @@
-"""`status` reads a record over a bare RESP connection (taskq/resp.py), not through redis-py."""
+"""`status` reads a record over a bare RESP connection (taskq/store/resp.py), not through
+redis-py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 from redis_server import RedisServer
 
-from taskq import resp
-from taskq.embedded import find_redis_server
+from taskq.broker.embedded import find_redis_server
 from taskq.errors import BrokerUnavailable, UnknownTask
+from taskq.store import resp
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""The events a record's state changes publish (taskq/store.py), read from the task's channel."""
+"""The events a record's state changes publish (taskq/store/__init__.py), read from the
+task's channel."""
 
 from __future__ import annotations
 

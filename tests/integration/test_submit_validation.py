@@ -119,7 +119,7 @@ def test_a_dead_letter_whose_stored_parameters_cannot_travel_is_not_retried(depl
 
 
 def _queues(deployment):
-    from taskq.queues import queue_stats
+    from taskq.broker.queues import queue_stats
 
     return queue_stats(deployment.runtime)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from taskq import bulk, records, submit, topology
-from taskq.queues import queue_stats
+from taskq.broker.queues import queue_stats
 from taskq.request import SubmitRequest
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from taskq import recovery
+from taskq.broker import recovery
 from taskq.worker import ROOT_ADVICE
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,7 @@ def test_a_warm_shutdown_keeps_the_running_task_so_a_waiting_worker_does_not_run
 
 def _nothing_left(deployment) -> bool:
     """No message of this deployment waiting in a queue, nor (Redis brokers) held unacked."""
-    from taskq.queues import queue_stats
+    from taskq.broker.queues import queue_stats
 
     if any(q.depth for q in queue_stats(deployment.runtime)):
         return False

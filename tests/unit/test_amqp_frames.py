@@ -1,4 +1,4 @@
-"""The AMQP frames taskq builds to send many at once (taskq/amqp_frames.py) are byte for byte
+"""The AMQP frames taskq builds to send many at once (taskq/broker/amqp_frames.py) are byte for byte
 those py-amqp's own frame writer sends one at a time."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from amqp import Channel, Message, method_framing, spec
 from amqp.serialization import dumps
 
-from taskq.amqp_frames import (
+from taskq.broker.amqp_frames import (
     Confirms,
     PropertyEncoder,
     confirms,
@@ -93,7 +93,7 @@ def test_the_property_encoder_writes_what_py_amqp_writes_for_other_ids_and_kwarg
 class _Wire:
     """A py-amqp connection's place for a real py-amqp Channel, without a network: it keeps
     what the channel writes and hands it what the broker would send, through py-amqp's own
-    dispatch (the internals taskq.amqp_frames.Confirms relies on)."""
+    dispatch (the internals taskq.broker.amqp_frames.Confirms relies on)."""
 
     # What the broker answers to a method that waits for an answer.
     ANSWERS = {spec.Confirm.Select: spec.Confirm.SelectOk, spec.Channel.Open: spec.Channel.OpenOk}

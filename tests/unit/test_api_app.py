@@ -10,10 +10,11 @@ import pytest
 
 from taskq import bulk, config
 from taskq.api import create_app, intake
-from taskq.api.server import check_exposure, is_loopback
+from taskq.api.server import check_exposure
 from taskq.config import ApiSettings
 from taskq.errors import InvalidParameters, UsageError
 from taskq.runtime import Runtime
+from taskq.urls import is_loopback
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "celery.yaml"
 

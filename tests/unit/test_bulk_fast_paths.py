@@ -11,9 +11,9 @@ import random
 import pytest
 
 from taskq import json_fast, params, random_hex
+from taskq.broker.messages import RedisEncoder, Template, body_for
 from taskq.config import load
 from taskq.errors import InvalidParameters
-from taskq.messages import RedisEncoder, Template, body_for
 from taskq.request import from_api_body
 
 # Characters that matter to an address or a path parser, and some that do not.

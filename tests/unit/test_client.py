@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import taskq
-from taskq import config, render
+from taskq import config
 from taskq.celery_calls import to_request
 from taskq.client import Client
 from taskq.errors import (
@@ -25,7 +25,7 @@ from taskq.errors import (
 )
 from taskq.records import TaskRecord
 from taskq.request import SubmitRequest
-from taskq.task import Task
+from taskq.task import Task, record_json
 
 NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
@@ -60,7 +60,7 @@ def test_a_task_prints_as_json_with_iso_times_to_the_millisecond():
 
 def test_status_json_is_the_tasks_json():
     record = finished_record()
-    assert render.record_json(record) == Task.from_record(record).to_json()
+    assert record_json(record) == Task.from_record(record).to_json()
 
 
 def test_a_task_holds_aware_utc_datetimes_and_cannot_be_changed():

@@ -9,6 +9,7 @@ import yaml
 
 from taskq import config
 from taskq.errors import ConfigError
+from taskq.urls import mask_url
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "celery.yaml"
 
@@ -108,9 +109,9 @@ def test_invalid_yaml_is_a_config_error_naming_the_file(tmp_path):
 
 
 def test_passwords_are_masked_in_urls():
-    assert config.mask_url("amqp://guest:s3cret@h:5672//") == "amqp://guest:***@h:5672//"
-    assert config.mask_url("smtp://u:p/w@h:25") == "smtp://u:***@h:25"
-    assert config.mask_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert mask_url("amqp://guest:s3cret@h:5672//") == "amqp://guest:***@h:5672//"
+    assert mask_url("smtp://u:p/w@h:25") == "smtp://u:***@h:25"
+    assert mask_url("redis://h:6379/0") == "redis://h:6379/0"
 
 
 def test_config_show_masks_every_password(tmp_path):
@@ -238,7 +239,7 @@ def test_an_api_token_is_kept_without_surrounding_spaces(tmp_path):
     ("error at redis://:a@b@h:1/0 (refused)", "error at redis://:***@h:1/0 (refused)"),
 ])
 def test_everything_between_the_scheme_and_the_last_at_sign_is_masked(url, masked):
-    assert config.mask_url(url) == masked
+    assert mask_url(url) == masked
 
 
 def test_config_check_imports_each_task_types_function(tmp_path):
@@ -281,3 +282,11 @@ def test_a_key_window_is_a_day_by_default_and_bounded_to_a_month(tmp_path):
     for bad in (0, 30 * 86400 + 1, "a day"):
         problems = problems_of(tmp_path, {"task_types": {"email_sending": {"key_window": bad}}})
         assert any(p.startswith("task_types.email_sending.key_window") for p in problems), bad
+
+
+def test_outside_any_config_folder_the_checkout_s_config_is_found(tmp_path, monkeypatch):
+    # Given a working directory with no config/ folder and no TASKQ_CONFIG
+    monkeypatch.chdir(tmp_path)
+    # Then the config found is the one beside the taskq package (a wheel's taskq/defaults/
+    # copy is checked by .ci/run, which installs one)
+    assert config.find_config({}) == REPO_CONFIG

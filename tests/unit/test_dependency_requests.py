@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from taskq import dependencies
 from taskq.errors import InvalidParameters, UsageError
-from taskq.request import SubmitRequest, from_api_body
+from taskq.request import SubmitRequest, from_api_body, parse_after
+from taskq.store import dependencies
 
 
 def _problems(**fields: object) -> list[str]:
@@ -30,10 +30,10 @@ def test_after_any_needs_after_and_after_takes_no_delay():
 
 
 def test_the_command_line_splits_ids_on_commas_and_refuses_none():
-    assert dependencies.parse_cli(" a1b2c3 , d4e5f6,") == ("a1b2c3", "d4e5f6")
-    assert dependencies.parse_cli(None) == ()
+    assert parse_after(" a1b2c3 , d4e5f6,") == ("a1b2c3", "d4e5f6")
+    assert parse_after(None) == ()
     with pytest.raises(UsageError, match="--after: name at least one task id"):
-        dependencies.parse_cli(" , ,")
+        parse_after(" , ,")
 
 
 @pytest.mark.parametrize(("body", "problem"), [

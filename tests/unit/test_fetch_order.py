@@ -1,4 +1,5 @@
-"""The order a RabbitMQ worker asks its queues in (taskq/fetch.py), with a channel of lists."""
+"""The order a RabbitMQ worker asks its queues in (taskq/broker/fetch/amqp.py), with a channel of
+lists."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from amqp import spec
 from kombu import Queue
 
-from taskq.amqp_frames import method_frames
-from taskq.fetch import AmqpPollingConsumer, Standby
+from taskq.broker.amqp_frames import method_frames
+from taskq.broker.fetch.amqp import AmqpPollingConsumer, Standby
 
 
 class ListChannel:

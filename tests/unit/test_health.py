@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from taskq import config, health
+from taskq import config
 from taskq.api import create_app
-from taskq.runtime import CONNECT_TIMEOUT, REPLY_TIMEOUT, Runtime
+from taskq.broker import health
+from taskq.runtime import Runtime
+from taskq.urls import CONNECT_TIMEOUT, REPLY_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 # Room for a loaded machine beyond a bound; less than the 2 s between the two bounds.

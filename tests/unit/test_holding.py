@@ -1,4 +1,4 @@
-"""What a worker may hold (taskq/holding.py): plain functions, no server."""
+"""What a worker may hold (taskq/broker/holding.py): plain functions, no server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from celery.worker import state
 
-from taskq.holding import HOLD_AHEAD, handing_over, held_before_due, room
+from taskq.broker.holding import HOLD_AHEAD, handing_over, held_before_due, room
 
 
 def test_a_worker_takes_a_message_only_for_a_free_process():

@@ -33,10 +33,11 @@ from kombu.transport import virtual
 from kombu.transport.pyamqp import Channel as PyamqpChannel
 from redis.commands.core import Script
 
-from taskq import config, messages
-from taskq.app import create_app
-from taskq.queues import RedisDepths
-from taskq.runtime import redis_client
+from taskq import config
+from taskq.broker import messages
+from taskq.broker.app import create_app
+from taskq.broker.queues import RedisDepths
+from taskq.urls import redis_client
 
 
 def relies_on(holds: bool, internal: str, used_by: str) -> None:
@@ -57,7 +58,8 @@ def test_the_versions_checked_are_those_installed():
                   f"{version})", "pyproject.toml's caps")
 
 
-# kombu: the Redis transport's unacked bookkeeping (taskq/fetch.py, taskq/recovery.py)
+# kombu: the Redis transport's unacked bookkeeping (taskq/broker/fetch/redis.py,
+# taskq/broker/recovery.py)
 
 class FakePipe:
     """Records the commands a kombu QoS sends; answers hget from `stored`."""
@@ -103,7 +105,8 @@ class FakeRedisChannel:
 
 
 def test_kombu_records_a_held_message_as_the_fetch_script_does():
-    # taskq/fetch.py's _POP writes what kombu's Redis QoS.append writes, in one atomic step
+    # taskq/broker/fetch/redis.py's _POP writes what kombu's Redis QoS.append writes, in one
+    # atomic step
     pipe = FakePipe()
     qos = kombu_redis.QoS(FakeRedisChannel(pipe), prefetch_count=1)
     message = SimpleNamespace(_raw={"body": "b"}, delivery_info={
@@ -113,24 +116,25 @@ def test_kombu_records_a_held_message_as_the_fetch_script_does():
     written = {call[0]: call[1:] for call in pipe.calls}
     relies_on(written.get("hset") == ("unacked", "tag-1", json.dumps(
         [{"body": "b"}, "ex", "tq.data.high"])), "kombu Redis QoS.append's unacked hash "
-        "entry [payload, exchange, routing key]", "taskq/fetch.py (_POP), taskq/recovery.py")
+        "entry [payload, exchange, routing key]",
+        "taskq/broker/fetch/redis.py (_POP), taskq/broker/recovery.py")
     index = written.get("zadd", ())
     relies_on(index[:1] == ("unacked_index",) and before <= index[1]["tag-1"] <= time.time(),
               "kombu Redis QoS.append's unacked_index score (the time taken)",
-              "taskq/fetch.py (_POP), taskq/recovery.py (leases)")
+              "taskq/broker/fetch/redis.py (_POP), taskq/broker/recovery.py (leases)")
     relies_on(qos._delivered.get("tag-1") is message, "kombu QoS._delivered",
-              "taskq/recovery.py renew()")
+              "taskq/broker/recovery.py renew()")
 
 
 def test_kombu_keeps_its_in_memory_part_of_a_held_message_where_taskq_updates_it():
-    # fetch.py calls the virtual QoS's own append and ack, the Redis writes being its own
+    # fetch/redis.py calls the virtual QoS's own append and ack, the Redis writes being its own
     qos = virtual.QoS(SimpleNamespace(do_restore=False), prefetch_count=1)
     virtual.QoS.append(qos, "message", "tag-1")
     relies_on(list(qos._delivered) == ["tag-1"], "kombu virtual QoS.append/_delivered",
-              "taskq/fetch.py RedisPollingConsumer._take")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer._take")
     virtual.QoS.ack(qos, "tag-1")
     relies_on(qos.can_consume(), "kombu virtual QoS.ack freeing the prefetch slot",
-              "taskq/fetch.py RedisPollingConsumer._ack_in_memory")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer._ack_in_memory")
 
 
 def test_kombu_restores_a_message_by_tag_and_drops_its_unacked_entries():
@@ -140,14 +144,15 @@ def test_kombu_restores_a_message_by_tag_and_drops_its_unacked_entries():
     qos = kombu_redis.QoS(channel, prefetch_count=1)
     relies_on(parameters(qos.restore_by_tag)[:3] == ["tag", "client", "leftmost"],
               "kombu Redis QoS.restore_by_tag(tag, client, leftmost)",
-              "taskq/fetch.py (reject), taskq/recovery.py (_restore)")
+              "taskq/broker/fetch/redis.py (reject), taskq/broker/recovery.py (_restore)")
     qos.restore_by_tag("tag-1", leftmost=False)
     names = [call[:3] for call in pipe.calls]
     relies_on(("zrem", "unacked_index", "tag-1") in names and ("hdel", "unacked", "tag-1")
               in names, "kombu restore_by_tag removing the unacked entries",
-              "taskq/fetch.py RedisPollingConsumer.reject")
+              "taskq/broker/fetch/redis.py RedisPollingConsumer.reject")
     relies_on(channel.restored == [({"body": "b"}, "ex", "tq.data.high", False)],
-              "kombu restore_by_tag putting the message back", "taskq/fetch.py, recovery.py")
+              "kombu restore_by_tag putting the message back",
+              "taskq/broker/fetch/redis.py, recovery.py")
 
 
 def test_kombu_names_a_queues_priority_lists_as_taskq_reads_them():
@@ -159,11 +164,11 @@ def test_kombu_names_a_queues_priority_lists_as_taskq_reads_them():
               depths._keys("q") == [channel._q_for_pri("q", step)
                                     for step in channel.priority_steps],
               "kombu Redis Channel._q_for_pri/priority_steps/sep/PRIORITY_STEPS",
-              "taskq/fetch.py pop_keys, taskq/queues.py RedisDepths")
+              "taskq/broker/fetch/redis.py pop_keys, taskq/broker/queues.py RedisDepths")
     relies_on(hasattr(kombu_redis.Channel, "client")
               and callable(kombu_redis.Channel.conn_or_acquire),
               "kombu Redis Channel.client and conn_or_acquire",
-              "taskq/fetch.py, taskq/recovery.py")
+              "taskq/broker/fetch/redis.py, taskq/broker/recovery.py")
 
 
 def test_kombu_reads_the_redis_message_taskq_publishes():
@@ -181,18 +186,20 @@ def test_kombu_reads_the_redis_message_taskq_publishes():
                   message.delivery_info["routing_key"] == queue and
                   message.delivery_tag == payload["properties"]["delivery_tag"],
                   "kombu's Redis message format (virtual Message)",
-                  "taskq/messages.py redis_payload, taskq/fetch.py")
+                  "taskq/broker/messages.py redis_payload, taskq/broker/fetch/redis.py")
     relies_on(message.headers["id"] == "id-1" and message.headers["task"] ==
               "taskq.data_processing", "celery's send_task headers, captured",
-              "taskq/messages.py capture")
+              "taskq/broker/messages.py capture")
 
 
 def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_them():
     message = KombuMessage(body=b"{}", channel=None)
     message._state = "ACK"
-    relies_on(message.acknowledged, "kombu Message._state 'ACK'", "taskq/fetch.py acknowledge")
+    relies_on(message.acknowledged, "kombu Message._state 'ACK'",
+              "taskq/broker/fetch/consumer.py acknowledge")
     message._state = "REJECTED"
-    relies_on(message.acknowledged, "kombu Message._state 'REJECTED'", "taskq/fetch.py reject")
+    relies_on(message.acknowledged, "kombu Message._state 'REJECTED'",
+              "taskq/broker/fetch/redis.py reject")
     try:
         raise ValueError("bad body")
     except ValueError:
@@ -202,22 +209,25 @@ def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_th
     seen: list[Any] = []
     message._reraise_error(lambda m, exc: seen.append((m, exc)))
     relies_on(len(seen) == 1 and seen[0][0] is message and isinstance(seen[0][1], ValueError),
-              "kombu Message.errors/_reraise_error(callback)", "taskq/fetch.py deliver")
+              "kombu Message.errors/_reraise_error(callback)",
+              "taskq/broker/fetch/consumer.py deliver")
 
 
-# py-amqp and kombu's pyamqp channel (taskq/fetch.py, taskq/amqp_frames.py, taskq/publish.py)
+# py-amqp and kombu's pyamqp channel (taskq/broker/fetch/amqp.py, taskq/broker/amqp_frames.py,
+# taskq/broker/publish/__init__.py)
 
 def test_py_amqp_fills_a_get_ok_reply_as_the_batched_fetch_expects():
     relies_on("returns_tuple" in parameters(AbstractChannel.wait),
-              "py-amqp Channel.wait(returns_tuple=)", "taskq/fetch.py _get_each")
+              "py-amqp Channel.wait(returns_tuple=)", "taskq/broker/fetch/amqp.py _get_each")
     msg = SimpleNamespace()
     found = amqp.Channel._on_get_ok(SimpleNamespace(), 7, False, "ex", "q", 3, msg)
     relies_on(found is msg and msg.delivery_info == {
         "delivery_tag": 7, "redelivered": False, "exchange": "ex", "routing_key": "q",
         "message_count": 3}, "py-amqp Channel._on_get_ok(delivery_tag, redelivered, "
-        "exchange, routing_key, message_count, msg)", "taskq/fetch.py _get_each")
+        "exchange, routing_key, message_count, msg)", "taskq/broker/fetch/amqp.py _get_each")
     relies_on("self.callbacks = {}" in inspect.getsource(amqp.Channel.__init__),
-              "py-amqp Channel.callbacks (consumer tag -> callback)", "taskq/fetch.py Standby")
+              "py-amqp Channel.callbacks (consumer tag -> callback)",
+              "taskq/broker/fetch/amqp.py Standby")
 
 
 def test_py_amqp_counts_a_write_in_bytes_sent_as_taskqs_own_writes_do():
@@ -226,22 +236,23 @@ def test_py_amqp_counts_a_write_in_bytes_sent_as_taskqs_own_writes_do():
     write(1, 1, amqp.spec.Basic.Ack, b"", None)
     relies_on(connection.bytes_sent == 1 and "bytes_sent" in inspect.getsource(
         amqp.Connection.heartbeat_tick), "py-amqp Connection.bytes_sent (heartbeats)",
-        "taskq/amqp_frames.py send")
+        "taskq/broker/amqp_frames.py send")
     relies_on(callable(getattr(amqp.Message(b""), "_serialize_properties", None)) and all(
         len(p) == 2 for p in amqp.Message.PROPERTIES),
-        "py-amqp Message._serialize_properties/PROPERTIES", "taskq/amqp_frames.py")
+        "py-amqp Message._serialize_properties/PROPERTIES", "taskq/broker/amqp_frames.py")
 
 
 def test_kombus_pyamqp_channel_prepares_and_converts_messages_as_taskq_calls_it():
     relies_on(parameters(PyamqpChannel.prepare_message)[:7] == [
         "self", "body", "priority", "content_type", "content_encoding", "headers",
         "properties"], "kombu pyamqp Channel.prepare_message argument order",
-        "taskq/publish.py AmqpPublisher")
+        "taskq/broker/publish/__init__.py AmqpPublisher")
     relies_on(callable(PyamqpChannel.message_to_python), "kombu pyamqp "
-              "Channel.message_to_python", "taskq/fetch.py")
+              "Channel.message_to_python", "taskq/broker/fetch/amqp.py")
 
 
-# celery: the worker's state and pool (taskq/fetch.py), its AMQP helper and current task
+# celery: the worker's state and pool (taskq/broker/fetch/__init__.py), its AMQP helper and
+# current task
 
 def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
     class Request:  # what the worker reserves: weakly referenced, by id
@@ -251,7 +262,8 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
     state.task_reserved(request)
     try:
         relies_on(request in state.reserved_requests, "celery.worker.state."
-                  "reserved_requests (the requests taken)", "taskq/fetch.py _free_processes")
+                  "reserved_requests (the requests taken)",
+                  "taskq/broker/fetch/__init__.py _free_processes")
     finally:
         state.task_ready(request)
     relies_on(hasattr(state, "active_requests") and
@@ -259,26 +271,28 @@ def test_celery_worker_state_and_pool_are_where_the_fetch_reads_them():
               "self._message = message" in inspect.getsource(CeleryRequest.__init__) and
               isinstance(inspect.getattr_static(CeleryRequest, "message"), property),
               "celery.worker.state.active_requests (the requests a pool process accepted) and "
-              "Request.message", "taskq/holding.py handing_over")
+              "Request.message", "taskq/broker/holding.py handing_over")
     relies_on(isinstance(inspect.getattr_static(prefork.TaskPool, "num_processes"), property),
-              "celery prefork TaskPool.num_processes", "taskq/fetch.py _free_processes")
+              "celery prefork TaskPool.num_processes",
+              "taskq/broker/fetch/__init__.py _free_processes")
     relies_on("self._pool = " in inspect.getsource(prefork.TaskPool.on_start) and
               "self.outbound_buffer = " in inspect.getsource(asynpool.AsynPool.__init__),
               "celery TaskPool._pool and AsynPool.outbound_buffer",
-              "taskq/fetch.py _handing_over")
+              "taskq/broker/fetch/__init__.py _handing_over")
 
 
 def test_celery_s_pool_flush_drops_the_handed_over_jobs_that_taskq_s_pool_keeps():
     flush = inspect.getsource(asynpool.AsynPool.flush)
     relies_on("if not job._accepted" in flush and "job.discard()" in flush,
-              "celery AsynPool.flush (drops the jobs no process has accepted)", "taskq/pool.py")
+              "celery AsynPool.flush (drops the jobs no process has accepted)",
+              "taskq/broker/pool.py")
     relies_on(prefork.TaskPool.Pool is asynpool.AsynPool,
-              "celery prefork TaskPool.Pool (the process pool it builds)", "taskq/pool.py")
+              "celery prefork TaskPool.Pool (the process pool it builds)", "taskq/broker/pool.py")
     pool = inspect.getsource(asynpool.AsynPool)
     relies_on(all(name in pool for name in ("job._write_to", "self._busy_workers",
                                              "inqW_fd", "_is_alive()")),
               "celery AsynPool's job._write_to, _busy_workers and process inqW_fd/_is_alive",
-              "taskq/pool.py")
+              "taskq/broker/pool.py")
 
 
 def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
@@ -287,7 +301,7 @@ def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
     from celery.worker.consumer.consumer import Consumer
     from celery.worker.worker import WorkController
 
-    used_by = "taskq/poison_hooks.py HandOverGuard"
+    used_by = "taskq/broker/poison_hooks.py HandOverGuard"
     relies_on("self._quick_acquire(self._process_task, req)"
               in inspect.getsource(WorkController._process_task_sem),
               "WorkController._process_task_sem calling self._process_task", used_by)
@@ -303,14 +317,14 @@ def test_celery_hands_a_request_to_the_pool_where_the_poison_guard_wraps_it():
     handler = inspect.getsource(Consumer.create_task_handler)
     for name in ("on_unknown_message", "on_unknown_task", "on_invalid_task"):
         relies_on(f"{name} = self.{name}" in handler, f"celery Consumer.{name} read when "
-                  "the task handler is built", "taskq/poison_hooks.py DecodeGuard")
+                  "the task handler is built", "taskq/broker/poison_hooks.py DecodeGuard")
     relies_on(parameters(Consumer.on_decode_error) == ["self", "message", "exc"],
               "celery Consumer.on_decode_error(message, exc)",
-              "taskq/poison_hooks.py DecodeGuard")
+              "taskq/broker/poison_hooks.py DecodeGuard")
 
 
 def test_kombu_gives_back_what_a_redis_channel_holds_through_the_method_taskq_wraps():
-    used_by = "taskq/recovery.py spare_running_at_close"
+    used_by = "taskq/broker/recovery.py spare_running_at_close"
     relies_on("self.restore_unacked()" in inspect.getsource(
         virtual.QoS.restore_unacked_once), "kombu QoS.restore_unacked_once calling "
         "self.restore_unacked()", used_by)
@@ -325,7 +339,7 @@ def test_kombu_gives_back_what_a_redis_channel_holds_through_the_method_taskq_wr
 def test_celery_tells_a_request_of_its_time_limits_as_taskq_overrides_it():
     from celery.worker.request import Request
 
-    used_by = "taskq/time_limits.py"
+    used_by = "taskq/broker/time_limits.py"
     relies_on(parameters(Request.on_timeout) == ["self", "soft", "timeout"],
               "celery Request.on_timeout(soft, timeout)", used_by)
     relies_on(isinstance(inspect.getattr_static(Request, "request_dict"), property) and
@@ -338,7 +352,7 @@ def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them(
     from celery.worker.request import Request
     from kombu.utils.limits import TokenBucket
 
-    used_by = "taskq/holding.py"
+    used_by = "taskq/broker/holding.py"
     relies_on(hasattr(state, "scheduled_requests") and callable(state.task_ready),
               "celery.worker.state.scheduled_requests and task_ready", used_by)
     relies_on("self.task_buckets = " in inspect.getsource(Consumer.__init__) and
@@ -359,10 +373,11 @@ def test_celery_holds_delayed_and_rate_limited_requests_where_taskq_counts_them(
 def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
     relies_on(parameters(AMQP.TaskConsumer)[:4] == ["self", "channel", "queues", "accept"],
               "celery AMQP.TaskConsumer(channel, queues, accept)",
-              "taskq/fetch.py PriorityAMQP")
+              "taskq/broker/fetch/__init__.py PriorityAMQP")
     from celery.worker.consumer.tasks import Tasks  # the step PriorityFetch requires
 
-    relies_on(callable(Tasks), "celery.worker.consumer.tasks:Tasks", "taskq/fetch.py")
+    relies_on(callable(Tasks), "celery.worker.consumer.tasks:Tasks",
+              "taskq/broker/fetch/__init__.py")
     from celery._state import get_current_task
 
     relies_on(callable(get_current_task), "celery._state.get_current_task", "taskq/logs.py")
@@ -375,16 +390,16 @@ def test_celery_send_task_is_captured_without_io():
               template.headers.get("task") == "taskq.data_processing" and
               template.serializer == "json" and template.kwargsrepr_maxsize > 0,
               "celery send_task's producer.publish(...) call and amqp.kwargsrepr_maxsize",
-              "taskq/messages.py capture")
+              "taskq/broker/messages.py capture")
 
 
-# redis-py (taskq/fetch.py's script, taskq/runtime.py's connection set-up)
+# redis-py (taskq/broker/fetch/redis.py's script, taskq/runtime.py's connection set-up)
 
 def test_redis_py_runs_a_script_made_without_a_client_on_the_one_given():
     script = Script(None, b"return 1")  # type: ignore[arg-type]
     relies_on(len(script.sha) == 40 and parameters(script.__call__)[:3] == [
         "keys", "args", "client"], "redis-py Script(None, body) and __call__(keys, args, "
-        "client)", "taskq/fetch.py _POP_SCRIPT")
+        "client)", "taskq/broker/fetch/redis.py _POP_SCRIPT")
 
 
 def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
@@ -392,10 +407,10 @@ def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
     connection = client.connection_pool.make_connection()
     relies_on(client.connection_pool.connection_kwargs.get("db") == 7 and connection.db == 7,
               "redis-py connection_kwargs['db'] / Connection.db",
-              "taskq/publish.py RedisPublisher, taskq/runtime.py")
+              "taskq/broker/publish/__init__.py RedisPublisher, taskq/runtime.py")
     relies_on(connection.redis_connect_func is not None and callable(connection.on_connect),
               "redis-py redis_connect_func and Connection.on_connect",
-              "taskq/runtime.py redis_client")
+              "taskq/urls.py redis_client")
     client.close()
 
 
@@ -403,7 +418,7 @@ def test_celery_gives_a_request_s_dict_to_the_pool_and_its_failures_to_the_main_
     from celery.app import trace
     from celery.worker.request import Request
 
-    used_by = "taskq/delivery.py and taskq/running.py"
+    used_by = "taskq/broker/delivery.py and taskq/broker/running.py"
     relies_on(parameters(Request.on_failure) == ["self", "exc_info", "send_failed_event",
                                                  "return_ok"] and
               "self._request_dict" in inspect.getsource(Request.execute_using_pool),
@@ -424,4 +439,4 @@ def test_celery_s_event_loop_waits_for_a_first_frame_through_the_function_taskq_
     relies_on("hub.call_soon(_quick_drain, connection)" in inspect.getsource(loops.asynloop)
               and "timeout" in inspect.signature(loops._quick_drain).parameters,
               "celery.worker.loops._quick_drain(connection, timeout), called by asynloop on "
-              "RabbitMQ", "taskq/fetch.py _no_first_wait")
+              "RabbitMQ", "taskq/broker/fetch/__init__.py _no_first_wait")

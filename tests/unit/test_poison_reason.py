@@ -1,12 +1,12 @@
-"""taskq/poison.py without a server: what a poison message's reason says, and what can be read
-of a Redis message that cannot be parsed."""
+"""taskq/broker/poison.py without a server: what a poison message's reason says, and what can
+be read of a Redis message that cannot be parsed."""
 
 from __future__ import annotations
 
 import json
 
-from taskq import poison
-from taskq.poison import Poison
+from taskq.broker import poison
+from taskq.broker.poison import Poison
 
 TASK_ID = "0b5c3a52-4f7e-4d1e-9a55-3b1f4c2d9e10"
 

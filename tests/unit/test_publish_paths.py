@@ -9,11 +9,13 @@ import uuid
 import pytest
 from celery.utils.saferepr import saferepr
 
-from taskq import bulk, publish
+from taskq import bulk
+from taskq.broker import publish
+from taskq.broker.messages import RedisEncoder, Template, kwargs_repr, redis_payload
+from taskq.broker.publish import base
 from taskq.errors import NotQueued
-from taskq.messages import RedisEncoder, Template, kwargs_repr, redis_payload
 from taskq.records import TaskRecord, hash_pairs, new_id, to_hash
-from taskq.runtime import redis_client_url
+from taskq.urls import redis_client_url
 
 TEMPLATE = Template(exchange="", routing_key="q", priority=0, headers={},
                     properties={}, embed={}, serializer="json", declare=(),
@@ -92,7 +94,7 @@ def _records(n: int) -> list[TaskRecord]:
                        submitted_at=1.0) for _ in range(n)]
 
 
-class _FailingSecondBatch(publish.Publisher):
+class _FailingSecondBatch(base.Publisher):
     """A publisher whose broker takes every batch but the second, of which it takes the
     first 30 tasks."""
 
@@ -104,7 +106,7 @@ class _FailingSecondBatch(publish.Publisher):
         self.batches += 1
         if self.batches == 2:
             def fail() -> None:
-                raise publish.Unsent("broker unreachable at amqp://h//", batch[30:])
+                raise base.Unsent("broker unreachable at amqp://h//", batch[30:])
             return fail
         return lambda: None
 
@@ -130,10 +132,10 @@ def test_when_a_batchs_first_step_fails_the_tasks_of_its_later_steps_are_unsent_
     fast, slow = _records(3), _records(2)
 
     def fail() -> None:
-        raise publish.Unsent("refused", fast[1:])
+        raise base.Unsent("refused", fast[1:])
 
-    with pytest.raises(publish.Unsent) as raised:
-        publish._run_each([(fast, fail), (slow, lambda: None)])
+    with pytest.raises(base.Unsent) as raised:
+        base._run_each([(fast, fail), (slow, lambda: None)])
     assert raised.value.records == fast[1:] + slow
 
 
@@ -153,7 +155,7 @@ def test_the_lines_not_queued_are_named_as_ranges(numbers, text):
 
 def test_submitted_at_is_stamped_in_order_across_batches_and_eta_keeps_its_delay():
     # Given two batches prepared a while ago, one task delayed by 30 s
-    sender = publish.Publisher(runtime=None)
+    sender = base.Publisher(runtime=None)
     first, second = _records(3), _records(2)
     second[1].eta = second[1].submitted_at + 30
     # When they are stamped as they are written, one after the other

@@ -9,16 +9,18 @@ import pytest
 from rich.console import Console
 from test_config import load_with, problems_of
 
-from taskq import rate_limits, tables
-from taskq.queues import QueueInfo
+from taskq.broker.queues import QueueInfo
+from taskq.config.schema import per_second
+from taskq.store import rate_limits
+from taskq.term import tables
 
 PATH = "task_types.email_sending.rate_limit"
 
 
-@pytest.mark.parametrize(("text", "per_second"), [
+@pytest.mark.parametrize(("text", "rate"), [
     ("10/s", 10.0), ("120/m", 2.0), ("1800/h", 0.5), ("0.5/s", 0.5), ("10000/s", 10000.0)])
-def test_a_rate_is_read_as_tasks_a_second(text, per_second):
-    assert rate_limits.per_second(text) == per_second
+def test_a_rate_is_read_as_tasks_a_second(text, rate):
+    assert per_second(text) == rate
 
 
 @pytest.mark.parametrize(("rate", "problem"), [

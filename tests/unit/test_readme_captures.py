@@ -10,11 +10,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from taskq import columns, tables
-from taskq.queues import QueueInfo
+from taskq.broker.queues import QueueInfo
 from taskq.records import TaskRecord
-from taskq.watch_view import PROMPT_LINES, Screen, Snapshot, render
-from taskq.workers_view import CurrentTask, WorkerInfo
+from taskq.store.workers import CurrentTask, WorkerInfo
+from taskq.term import columns, tables
+from taskq.term.watch_view import PROMPT_LINES, Screen, Snapshot, render
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 NOW = 1_767_225_600.0 + 9 * 3600 + 41 * 60 + 7  # 2026-01-01 09:41:07 UTC

@@ -8,9 +8,10 @@ import json
 import pytest
 from rich.console import Console
 
-from taskq import render, tables
 from taskq.records import READ_DEPTH, TaskRecord
 from taskq.store import record_from_fields
+from taskq.task import record_json
+from taskq.term import render, tables
 
 GOOD = {"id": "t1", "type": "data_processing", "priority": "high",
         "queue": "taskq.data_processing.high", "state": "SUCCESS", "attempts": "1",
@@ -27,7 +28,7 @@ def shown(record: TaskRecord) -> str:
     console = Console(width=120, record=True, file=io.StringIO())
     console.print(render.record_panel(record))
     console.print(tables.tasks_table([record]))
-    json.dumps(render.record_json(record))
+    json.dumps(record_json(record))
     return console.export_text()
 
 

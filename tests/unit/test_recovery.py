@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taskq import config, recovery
-from taskq.app import celery_config
-from taskq.config_schema import MAX_SECONDS
+from taskq import config
+from taskq.broker import recovery
+from taskq.broker.app import celery_config
+from taskq.config.schema import MAX_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskq import resp
+from taskq.store import resp
 
 
 @pytest.mark.parametrize("url", ["rediss://host:6380/0", "redis://host/0?ssl_cert_reqs=none",

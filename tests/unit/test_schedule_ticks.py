@@ -165,7 +165,7 @@ def test_schedules_in_the_config_are_loaded_and_their_problems_listed(tmp_path: 
 def test_a_name_no_schedule_can_have_is_not_found_without_asking_redis(
         settings: config.Settings, name: str) -> None:
     from taskq.errors import NotFound
-    from taskq.schedule_store import ScheduleStore
+    from taskq.store.schedules import ScheduleStore
 
     class NoRedis:
         prefix, client = "t", None  # any call to Redis would fail with an AttributeError

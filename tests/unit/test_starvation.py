@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pytest
 from test_config import load_with, problems_of
 
-from taskq import starvation, topology
+from taskq import topology
+from taskq.broker import starvation
 
 
 @dataclass

@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from taskq import columns, render, tables
 from taskq.records import TaskRecord
-from taskq.workers_view import CurrentTask, WorkerInfo
+from taskq.store.workers import CurrentTask, WorkerInfo
+from taskq.term import columns, render, tables
 
 NOW = 1_700_000_000.0
 LONG_ERROR = "550 5.1.1 <someone@example.org>: recipient address rejected " * 3

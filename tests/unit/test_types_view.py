@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from taskq import config, tables, types_view
+from taskq import config
+from taskq.term import tables, types_view
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "celery.yaml"
 

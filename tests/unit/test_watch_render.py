@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from taskq.flow_figures import FlowFigures
-from taskq.queues import QueueInfo
+from taskq.broker.queues import QueueInfo
 from taskq.records import TaskRecord
-from taskq.watch_view import Screen, Snapshot, render
-from taskq.workers_view import CurrentTask, WorkerInfo
+from taskq.store.flow import FlowFigures
+from taskq.store.workers import CurrentTask, WorkerInfo
+from taskq.term.watch_view import Screen, Snapshot, render
 
 NOW = 1_700_000_000.0
 SECTIONS = ("Queues", "Workers", "Retrying", "Latest tasks")

@@ -14,9 +14,9 @@ PROBE = """
 import gc, sys
 from taskq import worker
 worker._import_frozen()
-import taskq.app
+import taskq.broker.app
 frozen = gc.get_freeze_count()
-tracked = any(o is taskq.app.create_app for o in gc.get_objects())
+tracked = any(o is taskq.broker.app.create_app for o in gc.get_objects())
 print(gc.isenabled(), frozen > 10_000, tracked)
 """
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from taskq.workers_view import GONE_AFTER, STALLED_AFTER, _info
+from taskq.store.heartbeats import GONE_AFTER, STALLED_AFTER
+from taskq.store.workers import _info
 
 NOW = 1_000_000.0
 

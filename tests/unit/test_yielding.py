@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from taskq.yielding import YieldMemory, at_or_above
+from taskq.broker.yielding import YieldMemory, at_or_above
 
 QUEUES = [SimpleNamespace(name=name) for name in ("t.high", "t.normal", "t.low")]
 

@@ -1,0 +1,1 @@
+"""Terminal views: rich tables that fit the screen, progress, the live watch."""
