@@ -1,4 +1,8 @@
-"""Celery task messages built once per batch from what send_task itself would publish."""
+"""Celery task messages built once per batch from what send_task itself would publish.
+
+Checked against Celery 5.7 (send_task's producer.publish call, amqp.kwargsrepr_maxsize) and
+kombu 5.7 (the Redis transport's message format); tests/unit/test_library_internals.py fails
+when one changes shape."""
 
 from __future__ import annotations
 

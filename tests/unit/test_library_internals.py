@@ -214,7 +214,7 @@ def test_kombu_message_state_and_decode_errors_are_where_taskq_sets_and_reads_th
 
 
 # py-amqp and kombu's pyamqp channel (taskq/broker/fetch/amqp.py, taskq/broker/amqp_frames.py,
-# taskq/broker/publish/__init__.py)
+# taskq/broker/publish/amqp.py)
 
 def test_py_amqp_fills_a_get_ok_reply_as_the_batched_fetch_expects():
     relies_on("returns_tuple" in parameters(AbstractChannel.wait),
@@ -246,7 +246,7 @@ def test_kombus_pyamqp_channel_prepares_and_converts_messages_as_taskq_calls_it(
     relies_on(parameters(PyamqpChannel.prepare_message)[:7] == [
         "self", "body", "priority", "content_type", "content_encoding", "headers",
         "properties"], "kombu pyamqp Channel.prepare_message argument order",
-        "taskq/broker/publish/__init__.py AmqpPublisher")
+        "taskq/broker/publish/amqp.py AmqpPublisher")
     relies_on(callable(PyamqpChannel.message_to_python), "kombu pyamqp "
               "Channel.message_to_python", "taskq/broker/fetch/amqp.py")
 
@@ -378,9 +378,10 @@ def test_celery_builds_its_task_consumer_through_the_helper_taskq_replaces():
 
     relies_on(callable(Tasks), "celery.worker.consumer.tasks:Tasks",
               "taskq/broker/fetch/__init__.py")
-    from celery._state import get_current_task
+    from celery import current_task
 
-    relies_on(callable(get_current_task), "celery._state.get_current_task", "taskq/logs.py")
+    relies_on(not current_task, "celery.current_task, a proxy that is false outside a task",
+              "taskq/logs.py")
 
 
 def test_celery_send_task_is_captured_without_io():
@@ -393,7 +394,7 @@ def test_celery_send_task_is_captured_without_io():
               "taskq/broker/messages.py capture")
 
 
-# redis-py (taskq/broker/fetch/redis.py's script, taskq/runtime.py's connection set-up)
+# redis-py (taskq/broker/fetch/redis.py's script, taskq/urls.py's connection set-up)
 
 def test_redis_py_runs_a_script_made_without_a_client_on_the_one_given():
     script = Script(None, b"return 1")  # type: ignore[arg-type]
@@ -407,7 +408,7 @@ def test_redis_py_takes_the_connection_set_up_taskq_gives_it():
     connection = client.connection_pool.make_connection()
     relies_on(client.connection_pool.connection_kwargs.get("db") == 7 and connection.db == 7,
               "redis-py connection_kwargs['db'] / Connection.db",
-              "taskq/broker/publish/__init__.py RedisPublisher, taskq/runtime.py")
+              "taskq/broker/publish/redis.py RedisPublisher, taskq/urls.py")
     relies_on(connection.redis_connect_func is not None and callable(connection.on_connect),
               "redis-py redis_connect_func and Connection.on_connect",
               "taskq/urls.py redis_client")
