@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # taskq modules imported inside functions are loaded when first used, for start-up time
 # (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
+
 class Runtime:
     """One deployment as seen by a process; nothing connects until first asked for."""
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # taskq modules imported inside functions are loaded when first used, for start-up time
 # (.ci/cycles.py counts those imports too: none of them hides a cycle).
 
+
 def prepare(settings: Settings, request: SubmitRequest) -> TaskRecord:
     """Validate a request completely and build its record; touches no server."""
     task_type = resolve_type(settings, request.type)
