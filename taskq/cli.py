@@ -103,12 +103,10 @@ def submit(
         return _submit_from(from_, json_)
     if type_ is None:
         raise UsageError("--type is required (or --from FILE)")
-    from taskq.request import parse_after
-
     timeout = request.wait_timeout(timeout)
     rt = runtime()
     record = submitting.submit(rt, request.from_cli(
-        type_, priority, param or [], params, delay, key, parse_after(after), after_any))
+        type_, priority, param or [], params, delay, key, request.parse_after(after), after_any))
     if wait:
         _finish_wait(rt, record.id, timeout, json_)
     elif json_:
@@ -312,13 +310,10 @@ def types(json_: JsonOpt = False) -> None:
 
 
 def _register_command_groups() -> None:
-    # Each group lives in its own module (cli_<group>.py) and adds its commands here.
-    from taskq.commands import bench as cli_bench
-    from taskq.commands import ops as cli_ops
-    from taskq.commands import schedule as cli_schedule
-    from taskq.commands import serve as cli_serve
+    # Each group lives in its own module (taskq/commands/<group>.py) and adds its commands.
+    from taskq.commands import bench, ops, schedule, serve
 
-    for group in (cli_ops, cli_serve, cli_bench, cli_schedule):
+    for group in (ops, serve, bench, schedule):
         group.register(app)
 
 

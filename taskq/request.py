@@ -148,7 +148,7 @@ def _seconds(value: Any) -> float | None:
 
 
 def after_from_body(body: Mapping[str, Any], path: str, problems: list[str]
-              ) -> tuple[tuple[str, ...], bool]:
+                    ) -> tuple[tuple[str, ...], bool]:
     """(after, after_any) of an API body or a `--from` line; what is wrong joins `problems`."""
     after = body.get("after")
     after = () if after is None else after

@@ -6,13 +6,13 @@ No wake-up is lost: registering a waiter and a dependency's final write are each
 script. The first checks each dependency's state and joins its set of waiters only while it
 is open; the second (the store's state write, with store.RELEASE_WAITERS) empties that set in the
 same step as the final state. A waiter whose fate is decided is pushed on one list of
-released tasks, drained by whoever made the write (a worker, `cancel`, the poison guard) and
-by every worker's heartbeat once a minute (a process killed between the two). Dependencies
+released tasks, drained (taskq/broker/released.py) by whoever made the write (a worker,
+`cancel`, the poison guard) and by every worker's heartbeat once a minute (a process killed
+between the two). Dependencies
 must exist when the task is submitted, so no cycle can be made."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 # taskq modules imported inside functions are loaded when first used, for start-up time
 # (.ci/cycles.py counts those imports too: none of them hides a cycle).
-
-log = logging.getLogger(__name__)
 
 MAX_AFTER = 100  # tasks one task may wait for
 MAX_ID_LENGTH = 200  # as a caller's task id may be (submit.MAX_ID_LENGTH)

@@ -201,12 +201,10 @@ SCHEDULE_COLUMNS_SPEC = (("name", 0), ("every", 1), ("type", 2), ("next run", 0)
                          ("state", 3), ("runs", 4), ("last task", 5), ("catch up", 6))
 
 
-
 def schedules_grid(found: list[Stored], now: float) -> Grid:
     """The schedules as rows: name, when, type, next run (in how long), state, runs."""
-    columns = [Column(name, rank, "right" if name == "runs" else "left")
-               for name, rank in SCHEDULE_COLUMNS_SPEC]
-    out = Grid(columns)
+    out = Grid([Column(name, rank, "right" if name == "runs" else "left")
+                for name, rank in SCHEDULE_COLUMNS_SPEC])
     for s in found:
         left = float(s.next_run) - now
         when = "-" if s.paused else f"in {ago(left)}" if left > 0 else "due"

@@ -29,7 +29,6 @@ pool's outbound buffer); tests/unit/test_library_internals.py fails when one cha
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any
 
 from celery import bootsteps
@@ -48,8 +47,6 @@ FIRST_IDLE_POLL = 0.001  # seconds before asking empty queues again; doubles whi
 IDLE_POLL_MAX = 0.1  # the longest a new task waits on an idle worker
 BUSY_RECHECK = 0.5  # safety re-check while every process is busy (acks wake it sooner)
 AFTER_TAKE = 0.0001  # seconds before the next look after taking a message
-
-log = logging.getLogger(__name__)
 
 
 class PriorityAMQP(AMQP):  # type: ignore[misc]
